@@ -1,0 +1,5 @@
+"""``python -m signalfire``."""
+
+from signalfire.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,25 @@
+"""Storage interfaces: Appender, Querier, SeriesSet, annotations."""
+
+from signalfire.storage.annotations import Annotations
+from signalfire.storage.interface import (
+    Appendable,
+    Appender,
+    AppendStats,
+    Querier,
+    Queryable,
+    SelectHints,
+)
+from signalfire.storage.series_set import SeriesSet, empty_series_set, series_set_from_lists
+
+__all__ = [
+    "Annotations",
+    "AppendStats",
+    "Appendable",
+    "Appender",
+    "Querier",
+    "Queryable",
+    "SelectHints",
+    "SeriesSet",
+    "empty_series_set",
+    "series_set_from_lists",
+]
