@@ -13,7 +13,7 @@ from signalfire.labels.labels import (
     is_legacy_metric_name,
     quote,
 )
-from signalfire.labels.matcher import MatchType, Matcher, compile_regex, matches_all
+from signalfire.labels.matcher import Matcher, MatchType, compile_regex, matches_all
 
 __all__ = [
     "BUCKET_LABEL",

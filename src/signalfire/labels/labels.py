@@ -107,10 +107,7 @@ def _is_legacy_name(s: str, metric: bool) -> bool:
     first = s[0]
     if not (first.isascii() and (first.isalpha() or first == "_" or (metric and first == ":"))):
         return False
-    for c in s[1:]:
-        if not (c.isascii() and (c.isalnum() or c == "_" or (metric and c == ":"))):
-            return False
-    return True
+    return all(c.isascii() and (c.isalnum() or c == "_" or (metric and c == ":")) for c in s[1:])
 
 
 def is_legacy_metric_name(s: str) -> bool:

@@ -218,7 +218,7 @@ def eval_duration(d: Duration | float, step_ms: int, range_ms: int) -> int:
     Plain numbers in duration arithmetic are seconds, as in Prometheus.
     """
     v = _eval_seconds(d, step_ms, range_ms)
-    return int(round(v * 1000))
+    return round(v * 1000)
 
 
 def _eval_seconds(d: Duration | float, step_ms: int, range_ms: int) -> float:
