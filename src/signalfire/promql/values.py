@@ -14,15 +14,15 @@ An instant query is a range query with T = 1.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from signalfire._types import F64, I64, Bool
-from signalfire.labels import Labels
-from signalfire.storage import Annotations
+from signalfire.labels import Labels, Matcher
+from signalfire.storage import Annotations, SeriesSet
 
 if TYPE_CHECKING:
     from signalfire.promql import ast
@@ -41,6 +41,9 @@ class StepMatrix:
     values: F64  # float64[S, T]
     present: Bool  # bool[S, T]
     drop_name: Bool | None = None  # bool[S] or None (= all False)
+    #: For the direct result of an instant selector: the timestamp (ms) of the sample
+    #: picked at each step, so ``timestamp(x)`` can return it. None elsewhere.
+    sample_ts: I64 | None = None  # int64[S, T] or None
 
     @property
     def num_series(self) -> int:
@@ -130,6 +133,9 @@ class EvalContext:
     annotations: Annotations = field(default_factory=Annotations)
     features: frozenset[str] = frozenset()
     delayed_name_removal: bool = False
+    #: Reads raw series from storage for functions that need it (``info()``):
+    #: ``select(matchers, mint, maxt) -> SeriesSet``. Set by the engine.
+    select: Callable[[Sequence[Matcher], int, int], SeriesSet] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
