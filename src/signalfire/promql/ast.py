@@ -76,7 +76,10 @@ class Node:
 
 @dataclass(eq=False, slots=True)
 class NumberLiteral(Node):
+    """A float literal; ``duration`` is True when it was written as a duration (``5m`` = 300)."""
+
     value: float
+    duration: bool = False
 
 
 @dataclass(eq=False, slots=True)

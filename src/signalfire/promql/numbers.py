@@ -1,0 +1,92 @@
+"""PromQL number literals and float formatting, with Go's rules.
+
+Prometheus reads a number token with ``strconv.ParseInt(s, 0, 64)`` and falls back to
+``strconv.ParseFloat``: so ``0x1F``, ``0o17``, ``0b101``, ``017`` (octal), ``1_000``,
+``.5``, ``5.``, ``1e3`` and ``Inf``/``NaN`` in any case are all numbers. It prints them
+with ``strconv.FormatFloat(v, 'f', -1, 64)``: the shortest text that reads back the same
+value, never in exponent form.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+__all__ = ["format_float", "format_go_g", "parse_number", "round_half_away"]
+
+_OCTAL = re.compile(r"0(_?[0-7])+")
+_UNDERSCORES = re.compile(r"^[+-]?(0[xXoObB]_?)?[0-9a-fA-F]+(_[0-9a-fA-F]+)*$")
+
+
+def parse_number(text: str) -> float:
+    """The value of a number token; raises ValueError when Go would reject it."""
+    low = text.lower()
+    if low in ("inf", "+inf"):
+        return math.inf
+    if low == "-inf":
+        return -math.inf
+    if low == "nan":
+        return math.nan
+    if _OCTAL.fullmatch(text):
+        return float(int(text.replace("_", ""), 8))
+    try:
+        return float(int(text, 0))
+    except ValueError:
+        pass
+    if low.startswith(("0x", "0o", "0b")):
+        raise ValueError(f"invalid number {text!r}")
+    if "_" in text and not _underscores_ok(text):
+        raise ValueError(f"invalid number {text!r}")
+    return float(text)
+
+
+def _underscores_ok(text: str) -> bool:
+    """Go allows ``_`` only between digits (or after a base prefix)."""
+    prev = "^"
+    for c in text:
+        if c == "_":
+            if not prev.isdigit():
+                return False
+        elif prev == "_" and not c.isdigit():
+            return False
+        prev = c
+    return prev != "_"
+
+
+def format_float(v: float) -> str:
+    """Go's ``strconv.FormatFloat(v, 'f', -1, 64)``: ``1``, ``0.5``, ``+Inf``, ``NaN``."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    if v == int(v) and abs(v) < 1e16:
+        return str(int(v)) if not (v == 0 and math.copysign(1, v) < 0) else "-0"
+    return np.format_float_positional(v, trim="-")
+
+
+def format_go_g(v: float) -> str:
+    """Go's ``%g`` for a float64 (shortest repr, exponent for large/small magnitudes)."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    r = repr(float(v))
+    if "e" in r or "E" in r:
+        mant, exp = r.split("e")
+        e = int(exp)
+        if mant.endswith(".0"):
+            mant = mant[:-2]
+        return f"{mant}e{'+' if e >= 0 else '-'}{abs(e):02d}"
+    if r.endswith(".0"):
+        r = r[:-2]
+    # Go switches to exponent form when the exponent is < -4 or >= 21 digits of precision.
+    if v != 0 and (abs(v) >= 1e21 or abs(v) < 1e-4):
+        return np.format_float_scientific(v, trim="-", exp_digits=2).replace("e", "e")
+    return r
+
+
+def round_half_away(x: float) -> int:
+    """Go's ``math.Round``: halves round away from zero (Python's round() goes to even)."""
+    return math.floor(x + 0.5) if x >= 0 else -math.floor(-x + 0.5)

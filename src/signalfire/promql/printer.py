@@ -1,0 +1,208 @@
+"""Print a PromQL syntax tree back to text, as Prometheus does.
+
+:func:`to_string` is the canonical one-line form of Prometheus's ``String()`` methods
+(``promql/parser/printer.go``): label matchers sorted, durations in canonical units,
+``@`` as seconds with three decimals, aggregations as ``sum by (job) (x)``. The conformance
+runner uses it to reprint a query after adding ``@`` modifiers, so
+``parse(to_string(parse(q)))`` must give the same tree.
+
+:func:`prettify` is ``/api/v1/format_query``'s multi-line form (``Pretty()`` in
+``promql/parser/prettier.go``): a node whose one-line form is longer than 100 characters
+is split, one operand or argument per line, two spaces of indent per level.
+"""
+
+from __future__ import annotations
+
+from signalfire.labels import METRIC_NAME, MatchType, is_legacy_label_name, is_legacy_metric_name
+from signalfire.promql import ast
+from signalfire.promql.durations import format_duration
+from signalfire.promql.lexer import go_quote
+from signalfire.promql.numbers import format_float
+
+__all__ = ["duration_to_string", "prettify", "to_string"]
+
+MAX_LINE = 100
+_DUR_PREC = {"+": 4, "-": 4, "*": 5, "/": 5, "%": 5, "^": 6}
+
+
+def _label(name: str) -> str:
+    return name if is_legacy_label_name(name) else go_quote(name)
+
+
+def _grouping(names: list[str]) -> str:
+    return ", ".join(_label(n) for n in names)
+
+
+def duration_to_string(d: ast.Duration | float, parent_prec: int = 0, right: bool = False) -> str:
+    """A duration tree as text: ``5m``, ``step() + 1m``, ``min_of(step(), 1s)``."""
+    if isinstance(d, int | float | ast.DurLit):
+        # A negative literal reads back as a unary minus, which binds like "*".
+        neg = (d.ms if isinstance(d, ast.DurLit) else d) < 0
+        text = format_duration(d.ms) if isinstance(d, ast.DurLit) else format_float(float(d))
+        return f"({text})" if neg and parent_prec > 5 else text
+    if isinstance(d, ast.DurStep):
+        return "step()"
+    if isinstance(d, ast.DurRange):
+        return "range()"
+    if isinstance(d, ast.DurCall):
+        return f"{d.func}({', '.join(duration_to_string(a) for a in d.args)})"
+    if isinstance(d, ast.DurUnary):
+        text = d.op + duration_to_string(d.arg, 6)
+        return f"({text})" if parent_prec > 5 else text
+    prec = _DUR_PREC[d.op]
+    # "^" is right-associative: its left operand needs parentheses at equal precedence.
+    lhs = duration_to_string(d.lhs, prec + 1 if d.op == "^" else prec)
+    rhs = duration_to_string(d.rhs, prec if d.op == "^" else prec + 1, right=True)
+    text = f"{lhs} {d.op} {rhs}"
+    return f"({text})" if prec < parent_prec else text
+
+
+def _dur_atom(d: ast.Duration) -> str:
+    """A duration where the grammar takes one atom (after ``offset``)."""
+    if isinstance(d, ast.DurLit | ast.DurStep | ast.DurRange | ast.DurCall):
+        return duration_to_string(d)
+    return f"({duration_to_string(d)})"
+
+
+def _offset(d: ast.Duration) -> str:
+    if isinstance(d, ast.DurLit):
+        if d.ms == 0:
+            return ""
+        return f" offset {format_duration(d.ms)}"
+    if isinstance(d, ast.DurUnary):
+        return f" offset {d.op}{_dur_atom(d.arg)}"
+    return f" offset {_dur_atom(d)}"
+
+
+def _at(kind: ast.AtKind, at_ms: int) -> str:
+    if kind is ast.AtKind.TIMESTAMP:
+        return f" @ {at_ms / 1000:.3f}"
+    if kind is ast.AtKind.START:
+        return " @ start()"
+    if kind is ast.AtKind.END:
+        return " @ end()"
+    return ""
+
+
+def _selector_body(vs: ast.VectorSelector) -> str:
+    parts = []
+    name = vs.name
+    for m in vs.matchers:
+        if m.name == METRIC_NAME and m.type is MatchType.EQUAL and m.value == vs.name and m.value != "":
+            continue
+        parts.append(f"{_label(m.name)}{m.type.value}{go_quote(m.value)}")
+    parts.sort()
+    if name and not is_legacy_metric_name(name):
+        parts.insert(0, go_quote(name))
+        name = ""
+    if not parts:
+        return name
+    return f"{name}{{{', '.join(parts)}}}"
+
+
+def _extended(vs: ast.VectorSelector) -> str:
+    if vs.anchored:
+        return " anchored"
+    if vs.smoothed:
+        return " smoothed"
+    return ""
+
+
+def _fill(vm: ast.VectorMatching) -> str:
+    if vm.fill_left is None and vm.fill_right is None:
+        return ""
+    if vm.fill_left is not None and vm.fill_left == vm.fill_right:
+        return f" fill({format_float(vm.fill_left)})"
+    out = ""
+    if vm.fill_left is not None:
+        out += f" fill_left({format_float(vm.fill_left)})"
+    if vm.fill_right is not None:
+        out += f" fill_right({format_float(vm.fill_right)})"
+    return out
+
+
+def _matching(node: ast.BinaryExpr) -> str:
+    out = " bool" if node.return_bool else ""
+    vm = node.matching
+    if vm is None:
+        return out
+    if vm.labels or vm.on:
+        out += f" {'on' if vm.on else 'ignoring'} ({_grouping(vm.labels)})"
+        if vm.card in (ast.Cardinality.MANY_TO_ONE, ast.Cardinality.ONE_TO_MANY):
+            side = "left" if vm.card is ast.Cardinality.MANY_TO_ONE else "right"
+            out += f" group_{side} ({_grouping(vm.include)})"
+    return out + _fill(vm)
+
+
+def _agg_head(node: ast.AggregateExpr) -> str:
+    if node.without:
+        return f"{node.op} without ({_grouping(node.grouping)}) "
+    if node.grouping:
+        return f"{node.op} by ({_grouping(node.grouping)}) "
+    return node.op
+
+
+def to_string(node: ast.Expr) -> str:
+    """The canonical one-line text of ``node`` (Prometheus's ``String()``)."""
+    if isinstance(node, ast.NumberLiteral):
+        if node.duration and node.value == node.value and abs(node.value) != float("inf"):
+            return format_duration(round(node.value * 1000))
+        return format_float(node.value)
+    if isinstance(node, ast.StringLiteral):
+        return go_quote(node.value)
+    if isinstance(node, ast.VectorSelector):
+        suffix = "@st" if node.start_timestamp else ""
+        return (
+            _selector_body(node) + suffix + _extended(node) + _at(node.at, node.at_ms) + _offset(node.offset)
+        )
+    if isinstance(node, ast.MatrixSelector):
+        vs = node.vector
+        body = _selector_body(vs) + ("@st" if vs.start_timestamp else "")
+        rng = duration_to_string(node.range)
+        return f"{body}[{rng}]{_extended(vs)}{_at(vs.at, vs.at_ms)}{_offset(vs.offset)}"
+    if isinstance(node, ast.SubqueryExpr):
+        step = duration_to_string(node.step) if node.step is not None else ""
+        rng = duration_to_string(node.range)
+        return f"{to_string(node.expr)}[{rng}:{step}]{_at(node.at, node.at_ms)}{_offset(node.offset)}"
+    if isinstance(node, ast.ParenExpr):
+        return f"({to_string(node.expr)})"
+    if isinstance(node, ast.UnaryExpr):
+        return f"{node.op}{to_string(node.expr)}"
+    if isinstance(node, ast.BinaryExpr):
+        return f"{to_string(node.lhs)} {node.op}{_matching(node)} {to_string(node.rhs)}"
+    if isinstance(node, ast.AggregateExpr):
+        param = f"{to_string(node.param)}, " if node.param is not None else ""
+        return f"{_agg_head(node)}({param}{to_string(node.expr)})"
+    if isinstance(node, ast.Call):
+        return f"{node.func}({', '.join(to_string(a) for a in node.args)})"
+    if isinstance(node, ast.DurationExpr):
+        return duration_to_string(node.duration)
+    raise AssertionError(f"BUG: cannot print {type(node).__name__}")
+
+
+def prettify(node: ast.Expr, level: int = 0) -> str:
+    """The multi-line form of ``/api/v1/format_query`` (Prometheus's ``Pretty()``)."""
+    indent = "  " * level
+    flat = to_string(node)
+    if len(flat) <= MAX_LINE:
+        return indent + flat
+    if isinstance(node, ast.AggregateExpr):
+        out = f"{indent}{_agg_head(node)}(\n"
+        if node.param is not None:
+            out += prettify(node.param, level + 1) + ",\n"
+        return out + prettify(node.expr, level + 1) + f"\n{indent})"
+    if isinstance(node, ast.BinaryExpr):
+        lhs, rhs = prettify(node.lhs, level + 1), prettify(node.rhs, level + 1)
+        return f"{lhs}\n{indent}{node.op}{_matching(node)}\n{rhs}"
+    if isinstance(node, ast.Call):
+        args = ",\n".join(prettify(a, level + 1) for a in node.args)
+        return f"{indent}{node.func}(\n{args}\n{indent})"
+    if isinstance(node, ast.ParenExpr):
+        return f"{indent}(\n{prettify(node.expr, level + 1)}\n{indent})"
+    if isinstance(node, ast.UnaryExpr):
+        return f"{indent}{node.op}{prettify(node.expr, level).strip()}"
+    if isinstance(node, ast.SubqueryExpr):
+        step = duration_to_string(node.step) if node.step is not None else ""
+        suffix = f"[{duration_to_string(node.range)}:{step}]{_at(node.at, node.at_ms)}{_offset(node.offset)}"
+        return prettify(node.expr, level) + suffix
+    return indent + flat
