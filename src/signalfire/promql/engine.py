@@ -1,0 +1,290 @@
+"""The query engine: parse, evaluate at all steps at once, shape the result.
+
+Instant and range queries share one code path: an instant query is a range query
+with a single step. The engine never owns storage; it takes a ``Queryable`` per
+query (as Prometheus's ``NewInstantQuery``/``NewRangeQuery``) and closes every
+querier it opened before returning.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from signalfire.errors import QueryError
+from signalfire.labels import EMPTY_LABELS, Labels, Matcher
+from signalfire.promql import ast
+from signalfire.promql.evaluator import EvalSettings, Evaluator
+from signalfire.promql.features import DELAYED_NAME_REMOVAL
+from signalfire.promql.limits import QueryLimits
+from signalfire.promql.names import check_unique, merge_same_labels
+from signalfire.promql.result import QueryResult
+from signalfire.promql.stats import QueryStats
+from signalfire.promql.values import EvalContext, RangeWindows, ScalarSeries, StepMatrix, StringValue, Value
+from signalfire.storage import SeriesSet
+from signalfire.storage.interface import Querier, Queryable, SelectHints
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """Engine settings; flag names in comments.
+
+    ``lookback_delta_ms`` (``--query.lookback-delta``), ``max_samples``
+    (``--query.max-samples``), ``timeout_s`` (``--query.timeout``), ``features``
+    (``--enable-feature``), ``query_log_file`` (``query_log_file`` in the global config),
+    ``default_eval_interval_ms`` (the subquery step when ``[d:]`` omits it).
+    """
+
+    lookback_delta_ms: int = 300_000
+    max_samples: int = 50_000_000
+    timeout_s: float = 120
+    features: frozenset[str] = frozenset()
+    enable_at_modifier: bool = True
+    enable_negative_offset: bool = True
+    query_log_file: str | None = None
+    default_eval_interval_ms: int = 60_000
+
+
+class _Selector:
+    """Opens queriers on demand and closes them all when the query ends."""
+
+    def __init__(self, queryable: Queryable):
+        self.queryable = queryable
+        self.queriers: list[Querier] = []
+
+    def __call__(self, matchers: Sequence[Matcher], hints: SelectHints) -> SeriesSet:
+        mint = hints.start if hints.start is not None else 0
+        maxt = hints.end if hints.end is not None else mint
+        q = self.queryable.querier(mint, maxt)
+        self.queriers.append(q)
+        return q.select(matchers, hints)
+
+    def close(self) -> None:
+        for q in self.queriers:
+            q.close()
+        self.queriers.clear()
+
+
+class Engine:
+    """Evaluates PromQL over any ``Queryable``. Thread-safe: each query has its own state."""
+
+    def __init__(self, options: EngineOptions | None = None):
+        self.options = options or EngineOptions()
+        self._log_lock = threading.Lock()
+
+    # ------------------------------------------------------------ public API
+
+    def parse(self, expr: str) -> ast.Expr:
+        """Parse ``expr`` with this engine's enabled features (raises PromQLParseError)."""
+        from signalfire.promql.parser import parse_expr
+
+        return parse_expr(expr, features=self.options.features)
+
+    def instant_query(self, queryable: Queryable, expr: str, t_ms: int) -> QueryResult:
+        """Evaluate ``expr`` at ``t_ms``: a vector, scalar, string, or (for a range-vector
+        expression) a matrix with the raw samples of each series' window."""
+        t0 = time.perf_counter()
+        node = self.parse(expr)
+        parse_s = time.perf_counter() - t0
+        return self._run(queryable, node, expr, int(t_ms), int(t_ms), 0, instant=True, parse_s=parse_s)
+
+    def range_query(
+        self, queryable: Queryable, expr: str, start_ms: int, end_ms: int, step_ms: int
+    ) -> QueryResult:
+        """Evaluate ``expr`` at ``start, start+step, ..., <= end``; always a matrix."""
+        if step_ms <= 0:
+            raise QueryError(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer"
+            )
+        if end_ms < start_ms:
+            raise QueryError("end timestamp must not be before start time")
+        t0 = time.perf_counter()
+        node = self.parse(expr)
+        parse_s = time.perf_counter() - t0
+        return self._run(queryable, node, expr, int(start_ms), int(end_ms), int(step_ms), False, parse_s)
+
+    def query_ast(
+        self,
+        queryable: Queryable,
+        node: ast.Expr,
+        start_ms: int,
+        end_ms: int,
+        step_ms: int = 0,
+        text: str = "",
+    ) -> QueryResult:
+        """Evaluate an already-parsed tree (instant when ``start_ms == end_ms`` and step 0)."""
+        instant = step_ms == 0
+        return self._run(queryable, node, text, int(start_ms), int(end_ms), int(step_ms), instant, 0.0)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _run(
+        self,
+        queryable: Queryable,
+        node: ast.Expr,
+        text: str,
+        start: int,
+        end: int,
+        step: int,
+        instant: bool,
+        parse_s: float,
+    ) -> QueryResult:
+        opts = self.options
+        t_begin = time.perf_counter()
+        ts = np.array([start], np.int64) if instant else np.arange(start, end + 1, step, dtype=np.int64)
+        delayed = DELAYED_NAME_REMOVAL in opts.features
+        settings = EvalSettings(
+            start=start,
+            end=end,
+            step=step,
+            lookback_ms=opts.lookback_delta_ms,
+            default_step_ms=opts.default_eval_interval_ms,
+            delayed_name_removal=delayed,
+            enable_at_modifier=opts.enable_at_modifier,
+            enable_negative_offset=opts.enable_negative_offset,
+        )
+        ctx = EvalContext(
+            ts=ts,
+            start=start,
+            end=end,
+            step=step,
+            query=text,
+            lookback_ms=opts.lookback_delta_ms,
+            features=opts.features,
+            delayed_name_removal=delayed,
+        )
+        stats = QueryStats(timestamps=ts, samples_per_step=np.zeros(len(ts), np.int64))
+        stats.parse_s = parse_s
+        limits = QueryLimits(max_samples=opts.max_samples, timeout_s=opts.timeout_s)
+        selector = _Selector(queryable)
+        ev = Evaluator(selector, settings, limits, stats)
+        try:
+            t_eval = time.perf_counter()
+            value = ev.evaluate(node, ctx)
+            stats.eval_s = time.perf_counter() - t_eval
+            result = _shape(value, ts, instant, delayed)
+        finally:
+            selector.close()
+        stats.peak_samples = max(stats.peak_samples, limits.peak)
+        stats.total_s = time.perf_counter() - t_begin + parse_s
+        result.stats = stats
+        result.warnings = ctx.annotations.warning_list()
+        result.infos = ctx.annotations.info_list()
+        if opts.query_log_file:
+            self._log(text, start, end, step, instant, stats)
+        return result
+
+    def _log(self, text: str, start: int, end: int, step: int, instant: bool, stats: QueryStats) -> None:
+        """Append one JSON line in Prometheus's query-log shape."""
+
+        def iso(t_ms: int) -> str:
+            return _dt.datetime.fromtimestamp(t_ms / 1000, _dt.UTC).isoformat().replace("+00:00", "Z")
+
+        params: dict[str, Any] = {"query": text, "start": iso(start), "end": iso(end), "step": step // 1000}
+        if instant:
+            params = {"query": text, "start": iso(start), "end": iso(end), "step": 0}
+        entry = {
+            "params": params,
+            "stats": {"timings": stats.to_json()["timings"], "samples": stats.to_json()["samples"]},
+            "ts": _dt.datetime.now(_dt.UTC).isoformat().replace("+00:00", "Z"),
+        }
+        line = json.dumps(entry, separators=(",", ":"))
+        assert self.options.query_log_file is not None
+        with self._log_lock, open(self.options.query_log_file, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
+# ---------------------------------------------------------------- result shaping
+
+
+def _shape(value: Value, ts: np.ndarray, instant: bool, delayed: bool) -> QueryResult:
+    """Turn the root value into a QueryResult, finishing delayed ``__name__`` removal."""
+    T = len(ts)
+    if isinstance(value, ScalarSeries):
+        vals = np.asarray(value.values, np.float64).reshape(1, T)
+        if instant:
+            return QueryResult("scalar", [EMPTY_LABELS], vals, np.ones((1, T), np.bool_), ts)
+        return QueryResult("matrix", [EMPTY_LABELS], vals, np.ones((1, T), np.bool_), ts)
+    if isinstance(value, StringValue):
+        if not instant:
+            raise QueryError(
+                'invalid expression type "string" for range query, must be Scalar or instant Vector'
+            )
+        return QueryResult(
+            "string", [], np.empty((0, T)), np.zeros((0, T), np.bool_), ts, string_value=value.value
+        )
+    if isinstance(value, RangeWindows):
+        if not instant:
+            raise QueryError(
+                'invalid expression type "range vector" for range query, must be Scalar or instant Vector'
+            )
+        return _matrix_of_windows(value, ts, delayed)
+    assert isinstance(value, StepMatrix)
+    sm = value
+    if delayed and sm.drop_name is not None and sm.drop_name.any():
+        labels = [ls.without_metric_name() if d else ls for ls, d in zip(sm.labels, sm.drop_name.tolist())]
+        sm = StepMatrix(labels, sm.values, sm.present, None)
+        if not instant:
+            sm = merge_same_labels(sm)
+    rows = np.flatnonzero(sm.present.any(axis=1))
+    labels = [sm.labels[i] for i in rows.tolist()]
+    values, present = sm.values[rows], sm.present[rows]
+    if instant:
+        check_unique(labels)
+        return QueryResult("vector", labels, values, present, ts)
+    order = sorted(range(len(labels)), key=labels.__getitem__)
+    idx = np.asarray(order, np.int64)
+    return QueryResult("matrix", [labels[i] for i in order], values[idx], present[idx], ts)
+
+
+def _matrix_of_windows(rw: RangeWindows, ts: np.ndarray, delayed: bool) -> QueryResult:
+    """An instant query of a range vector: each series' samples in its (single) window."""
+    lo, hi = rw.lo[:, 0], rw.hi[:, 0]
+    n = hi - lo
+    keep = np.flatnonzero(n > 0)
+    labels: list[Labels] = []
+    for i in keep.tolist():
+        ls = rw.labels[i]
+        if rw.drop_name is not None and rw.drop_name[i]:
+            ls = ls.without_metric_name()
+        labels.append(ls)
+    check_unique(labels)
+    counts = n[keep]
+    offsets = np.zeros(len(keep) + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    within = np.arange(int(offsets[-1]), dtype=np.int64) - np.repeat(offsets[:-1], counts)
+    idx = np.repeat(lo[keep], counts) + within
+    order = sorted(range(len(labels)), key=labels.__getitem__)
+    if order != list(range(len(labels))):
+        return _matrix_of_windows_sorted(labels, offsets, rw.ts[idx], rw.values[idx], order, ts)
+    ss = SeriesSet(labels, offsets, rw.ts[idx], rw.values[idx])
+    T = len(ts)
+    return QueryResult(
+        "matrix", labels, np.empty((len(labels), 0)), np.zeros((len(labels), T), np.bool_), ts, ss
+    )
+
+
+def _matrix_of_windows_sorted(
+    labels: list[Labels],
+    offsets: np.ndarray,
+    sts: np.ndarray,
+    svs: np.ndarray,
+    order: list[int],
+    ts: np.ndarray,
+) -> QueryResult:
+    from signalfire.storage.series_set import series_set_from_lists
+
+    per_ts = [sts[offsets[i] : offsets[i + 1]] for i in range(len(labels))]
+    per_vs = [svs[offsets[i] : offsets[i + 1]] for i in range(len(labels))]
+    ss = series_set_from_lists(labels, per_ts, per_vs)
+    T = len(ts)
+    return QueryResult(
+        "matrix", list(ss.labels), np.empty((len(labels), 0)), np.zeros((len(labels), T), np.bool_), ts, ss
+    )

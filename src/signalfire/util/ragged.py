@@ -1,0 +1,166 @@
+"""Ragged-array primitives shared by the query engine and its kernels.
+
+Many series' samples live in three flat arrays, as in a SeriesSet: ``offsets[S+1]``,
+``ts[N]`` and ``values[N]`` (series i owns ``[offsets[i], offsets[i+1])``, timestamps
+strictly increasing inside a series). The functions here answer, for all series and
+all evaluation steps at once, "where does step j fall inside series i" and "what is
+the sum / count / min of each window", without a Python loop over samples or steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import numpy as np
+
+from signalfire._types import F64, I64, Bool
+
+#: Above this many series × distinct times the shifted-key trick could overflow int64;
+#: :func:`searchsorted_ragged` then falls back to one searchsorted per series.
+_INT64_SAFE = 2**62
+
+
+def lengths(offsets: I64) -> I64:
+    """Samples per series: ``offsets[1:] - offsets[:-1]``."""
+    return np.diff(offsets)
+
+
+def series_index(offsets: I64) -> I64:
+    """For each of the N samples, the series it belongs to (int64[N])."""
+    return np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
+
+
+def searchsorted_ragged(offsets: I64, ts: I64, queries: I64, side: str = "right") -> I64:
+    """``np.searchsorted`` of every query time in every series, as absolute indices.
+
+    ``queries`` is int64[T] (the same times for all series) or int64[S, T]. The result
+    is int64[S, T]: for series i and step j the index into ``ts`` where ``queries[j]``
+    would be inserted inside series i's own slice (so it lies in
+    ``[offsets[i], offsets[i+1]]``).
+
+    One searchsorted over ``clip(ts) + series_idx * span`` does all series at once: the
+    per-series shift keeps each series' slice sorted and separate. Sample times are first
+    clipped to just outside the queried span, which keeps the shift small and does not
+    change any comparison with a query.
+    """
+    S = len(offsets) - 1
+    q = np.asarray(queries, dtype=np.int64)
+    T = q.shape[-1]
+    if S == 0 or T == 0:
+        return np.zeros((S, T), np.int64)
+    lo_b = int(q.min()) - 1
+    hi_b = int(q.max()) + 1
+    span = hi_b - lo_b + 1
+    if span * S >= _INT64_SAFE or lo_b < -(2**62) or hi_b > 2**62:
+        return _searchsorted_per_series(offsets, ts, q, side)
+    sidx = series_index(offsets)
+    shift = np.arange(S, dtype=np.int64) * span
+    keys = np.clip(ts, lo_b, hi_b) - lo_b + shift[sidx]
+    if q.ndim == 1:
+        qk = (q - lo_b)[None, :] + shift[:, None]
+    else:
+        qk = (q - lo_b) + shift[:, None]
+    return np.searchsorted(keys, qk, side=side).astype(np.int64, copy=False)  # type: ignore[call-overload]
+
+
+def _searchsorted_per_series(offsets: I64, ts: I64, q: I64, side: str) -> I64:
+    """Fallback of :func:`searchsorted_ragged` for extreme time spans: a loop over series,
+    each iteration one vectorised searchsorted."""
+    S = len(offsets) - 1
+    out = np.empty((S, q.shape[-1]), np.int64)
+    for i in range(S):
+        a, b = int(offsets[i]), int(offsets[i + 1])
+        qi = q if q.ndim == 1 else q[i]
+        out[i] = np.searchsorted(ts[a:b], qi, side=side) + a  # type: ignore[call-overload]
+    return out
+
+
+def window_bounds(offsets: I64, ts: I64, eval_ts: I64, range_ms: int) -> tuple[I64, I64]:
+    """Left-open windows ``(t - range, t]`` for every series and step.
+
+    Returns ``lo, hi`` int64[S, T]: the window of series i at step j is
+    ``ts[lo[i, j]:hi[i, j]]`` (empty when ``lo == hi``).
+    """
+    hi = searchsorted_ragged(offsets, ts, eval_ts, "right")
+    lo = searchsorted_ragged(offsets, ts, np.asarray(eval_ts, np.int64) - range_ms, "right")
+    return lo, hi
+
+
+def compress(offsets: I64, keep: Bool) -> I64:
+    """New offsets after keeping only the samples where ``keep`` (bool[N]) is True."""
+    csum = np.zeros(len(keep) + 1, np.int64)
+    np.cumsum(keep, out=csum[1:])
+    return csum[offsets]
+
+
+def prefix_sum(values: F64) -> F64:
+    """``[0, v0, v0+v1, ...]`` (float64[N+1]) for window sums ``p[hi] - p[lo]``.
+
+    Only exact for finite values; use :func:`window_reduce` when NaN/Inf may occur.
+    """
+    p = np.zeros(len(values) + 1, np.float64)
+    np.cumsum(values, out=p[1:])
+    return p
+
+
+def window_count(lo: I64, hi: I64) -> I64:
+    """Samples per window."""
+    return hi - lo
+
+
+def window_reduce(ufunc: np.ufunc, values: F64, lo: I64, hi: I64, empty: float = np.nan) -> F64:
+    """``ufunc.reduce(values[lo:hi])`` for every window (any shape of ``lo``/``hi``).
+
+    Uses ``ufunc.reduceat`` over interleaved ``[lo0, hi0, lo1, hi1, ...]`` indices: the even
+    results are the windows, the odd ones are discarded. Empty windows (``lo == hi``) give
+    ``empty``. Exact for NaN and Inf, unlike prefix sums.
+    """
+    shape = np.shape(lo)
+    lo_f = np.ravel(lo)
+    hi_f = np.ravel(hi)
+    out = np.full(lo_f.shape, empty, np.float64)
+    nonempty = hi_f > lo_f
+    if not nonempty.any():
+        return out.reshape(shape)
+    padded = np.append(np.asarray(values, np.float64), 0.0)
+    idx = np.empty(2 * int(nonempty.sum()), np.int64)
+    idx[0::2] = lo_f[nonempty]
+    idx[1::2] = hi_f[nonempty]
+    red = ufunc.reduceat(padded, idx)
+    out[nonempty] = red[0::2]
+    return out.reshape(shape)
+
+
+def group_ids(keys: Sequence[Hashable]) -> tuple[I64, list[Any]]:
+    """Dense ids for hashable keys in order of first appearance.
+
+    Returns ``ids`` int64[len(keys)] and the list of distinct keys (``uniq[ids[i]] == keys[i]``).
+    A dict over the keys (series, never samples), so it is a short Python loop.
+    """
+    index: dict[Hashable, int] = {}
+    ids = np.fromiter((index.setdefault(k, len(index)) for k in keys), dtype=np.int64, count=len(keys))
+    return ids, list(index)
+
+
+def group_reduce_sum(ids: I64, G: int, values: F64, mask: Bool) -> F64:
+    """Per-group sums over the series axis: ``values[S, T]`` → float64[G, T], masked cells skipped."""
+    T = values.shape[1]
+    out = np.zeros((G, T), np.float64)
+    np.add.at(out, ids, np.where(mask, values, 0.0))
+    return out
+
+
+def group_count(ids: I64, G: int, mask: Bool) -> I64:
+    """Per-group number of present cells: ``mask[S, T]`` → int64[G, T]."""
+    T = mask.shape[1]
+    out = np.zeros((G, T), np.int64)
+    np.add.at(out, ids, mask.astype(np.int64))
+    return out
+
+
+def first_true(mask: Bool, axis: int = 0) -> I64:
+    """Index of the first True along ``axis`` (``-1`` where none)."""
+    any_ = mask.any(axis=axis)
+    idx = np.argmax(mask, axis=axis).astype(np.int64)
+    return np.where(any_, idx, -1)
