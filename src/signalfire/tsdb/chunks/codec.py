@@ -1,0 +1,322 @@
+"""Column codecs: many series' samples encoded at once, losslessly, with numpy.
+
+A *column* here is the ragged concatenation of several series' samples (``counts[m]``
+samples each, in order). Every transform below works on the whole column with
+segment-aware numpy operations; no Python loop touches single samples.
+
+Integer columns (timestamps, start timestamps, and values that are exact decimals):
+  per series choose the cheaper of two predictors, both after dividing by the GCD of
+  the series' deltas (multiples of 4096 bytes become small numbers):
+
+  * ``MODE_DELTA``: residual = delta - bias, bias = the series' mean delta (a counter
+    that grows by ~300 per scrape leaves residuals of its noise, not of its rate);
+  * ``MODE_DOD``: residual = delta-of-delta (smooth series, e.g. regular timestamps).
+
+  Residuals are zigzagged and written as byte planes (all low bytes, then all second
+  bytes, ...), trailing all-zero planes dropped.
+
+Float columns: a value is stored as a decimal integer ``k / 10**e`` when that
+reproduces its float64 bit pattern exactly (counters, bytes, "2 decimal" gauges); the
+few samples that do not (the staleness NaN, -0.0, ±Inf) are kept verbatim as
+*exceptions*. Series where that fails too often fall back to XOR with the previous
+sample's bits (Gorilla's idea without the bit packing), again as byte planes.
+
+Everything is lossless: every float64 bit pattern (NaN payloads included) comes back
+identical. The byte stream is later compressed with a general codec (see
+:mod:`signalfire.tsdb.chunks.chunk_file`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from signalfire._types import F64, I64, U64
+
+MODE_DELTA = 0
+MODE_DOD = 1
+MODE_XOR = 2
+
+#: Largest decimal exponent tried (values with up to 6 decimals become integers).
+MAX_SCALE = 6
+#: A series stays in integer mode while at most this share of its samples are exceptions.
+MAX_EXCEPTION_SHARE = 0.125
+
+_POW10 = 10.0 ** np.arange(MAX_SCALE + 1)
+_I64_LIMIT = float(2**62)
+
+
+# ---------------------------------------------------------------- segment helpers
+
+
+def _starts(counts: I64) -> I64:
+    starts = np.zeros(len(counts), np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    return starts
+
+
+def _seg_ids(counts: I64) -> I64:
+    return np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+
+
+def _seg_cumsum(x: I64, counts: I64) -> I64:
+    """Cumulative sum restarting at every segment (int64, wrapping modulo 2**64)."""
+    cs = np.cumsum(x.view(np.uint64), dtype=np.uint64)
+    starts = _starts(counts)
+    base = np.zeros(len(counts), np.uint64)
+    nz = starts > 0
+    base[nz] = cs[starts[nz] - 1]
+    out: U64 = cs - np.repeat(base, counts)
+    return out.view(np.int64)
+
+
+def _seg_xor_accumulate(x: U64, counts: I64) -> U64:
+    """Prefix XOR restarting at every segment."""
+    acc = np.bitwise_xor.accumulate(x) if len(x) else x.copy()
+    starts = _starts(counts)
+    base = np.zeros(len(counts), np.uint64)
+    nz = starts > 0
+    base[nz] = acc[starts[nz] - 1]
+    out: U64 = acc ^ np.repeat(base, counts)
+    return out
+
+
+def _seg_gcd(x: I64, counts: I64) -> I64:
+    """GCD of each segment's absolute values; 1 for empty or all-zero segments."""
+    out = np.ones(len(counts), np.int64)
+    keep = counts > 0
+    if not keep.any():
+        return out
+    a = np.abs(x)
+    a[a < 0] = 1  # abs(INT64_MIN) stays negative: forces gcd 1
+    g = np.gcd.reduceat(a, _starts(counts)[keep])
+    g[g == 0] = 1
+    out[keep] = g
+    return out
+
+
+def zigzag(x: I64) -> U64:
+    """Signed to unsigned so that small magnitudes give small numbers."""
+    out: U64 = ((x << 1) ^ (x >> 63)).view(np.uint64)
+    return out
+
+
+def unzigzag(z: U64) -> I64:
+    out: I64 = ((z >> np.uint64(1)) ^ (np.uint64(0) - (z & np.uint64(1)))).view(np.int64)
+    return out
+
+
+# ---------------------------------------------------------------- byte planes
+
+
+def to_planes(z: U64) -> tuple[int, bytes]:
+    """(number of planes kept, plane-major bytes); planes above the largest value are dropped."""
+    if len(z) == 0:
+        return 0, b""
+    top = int(z.max())
+    nplanes = (top.bit_length() + 7) // 8
+    if nplanes == 0:
+        return 0, b""
+    b = z.astype("<u8", copy=False).view(np.uint8).reshape(-1, 8)[:, :nplanes]
+    return nplanes, np.ascontiguousarray(b.T).tobytes()
+
+
+def from_planes(nplanes: int, n: int, buf: bytes | memoryview) -> U64:
+    out = np.zeros((n, 8), np.uint8)
+    if nplanes:
+        planes = np.frombuffer(buf, np.uint8, count=nplanes * n).reshape(nplanes, n)
+        out[:, :nplanes] = planes.T
+    res: U64 = out.view("<u8").reshape(n).astype(np.uint64, copy=False)
+    return res
+
+
+# ---------------------------------------------------------------- integer segments
+
+
+def encode_int_segments(x: I64, counts: I64) -> tuple[dict[str, np.ndarray], U64]:
+    """Predict each segment of ``x`` and return (per-series params, zigzag residuals).
+
+    The residual stream has one entry for every sample that is not the first of its
+    series. Params: ``mode`` (uint8), ``first``, ``gcd``, ``bias`` (int64 each).
+    """
+    m = len(counts)
+    x = np.ascontiguousarray(x, np.int64)
+    starts = _starts(counts)
+    has = counts > 0
+    first = np.zeros(m, np.int64)
+    first[has] = x[starts[has]]
+    # Deltas at every non-first position (wrapping arithmetic keeps this exact).
+    is_first = np.zeros(len(x), np.bool_)
+    is_first[starts[has]] = True
+    d_full = np.empty(len(x), np.int64)
+    if len(x):
+        d_full[0] = 0
+        np.subtract(x[1:], x[:-1], out=d_full[1:])
+    d_full[is_first] = 0
+    dcounts = np.maximum(counts - 1, 0)
+    d = d_full[~is_first]
+    gcd = _seg_gcd(d, dcounts)
+    d = d // np.repeat(gcd, dcounts)
+    # Delta mode: subtract the rounded mean delta of the series.
+    seg = _seg_ids(dcounts)
+    sums = np.bincount(seg, weights=d.astype(np.float64), minlength=m)
+    mean = np.clip(np.rint(sums / np.maximum(dcounts, 1)), -_I64_LIMIT, _I64_LIMIT)
+    bias_delta = mean.astype(np.int64)
+    r_delta = d - np.repeat(bias_delta, dcounts)
+    # Dod mode: the first delta is the bias; then differences of deltas.
+    dstarts = _starts(dcounts)
+    dhas = dcounts > 0
+    bias_dod = np.zeros(m, np.int64)
+    bias_dod[dhas] = d[dstarts[dhas]]
+    r_dod = np.empty(len(d), np.int64)
+    if len(d):
+        r_dod[0] = 0
+        np.subtract(d[1:], d[:-1], out=r_dod[1:])
+    r_dod[dstarts[dhas]] = 0
+    # Pick per series by the total bit length of its residuals.
+    cost_delta = np.bincount(seg, weights=_bitlen(zigzag(r_delta)), minlength=m)
+    cost_dod = np.bincount(seg, weights=_bitlen(zigzag(r_dod)), minlength=m)
+    use_dod = cost_dod < cost_delta
+    mode = np.where(use_dod, MODE_DOD, MODE_DELTA).astype(np.uint8)
+    bias = np.where(use_dod, bias_dod, bias_delta)
+    r = np.where(np.repeat(use_dod, dcounts), r_dod, r_delta)
+    params = {"mode": mode, "first": first, "gcd": gcd, "bias": bias}
+    return params, zigzag(r)
+
+
+def decode_int_segments(params: dict[str, np.ndarray], counts: I64, z: U64) -> I64:
+    """Inverse of :func:`encode_int_segments`."""
+    r = unzigzag(z)
+    dcounts = np.maximum(counts - 1, 0)
+    use_dod = np.repeat(params["mode"] == MODE_DOD, dcounts)
+    # Dod residuals accumulate into deltas; delta residuals are deltas already.
+    acc = _seg_cumsum(r, dcounts)
+    d = np.where(use_dod, acc, r) + np.repeat(params["bias"].astype(np.int64), dcounts)
+    d = d * np.repeat(params["gcd"].astype(np.int64), dcounts)
+    # Re-insert the first value of each series, then accumulate deltas into values.
+    out = np.empty(int(counts.sum()), np.int64)
+    starts = _starts(counts)
+    has = counts > 0
+    is_first = np.zeros(len(out), np.bool_)
+    is_first[starts[has]] = True
+    out[is_first] = params["first"][has]
+    out[~is_first] = d
+    return _seg_cumsum(out, counts)
+
+
+def _bitlen(z: U64) -> F64:
+    """Approximate bit length of each value (cost model only)."""
+    return np.log2(z.astype(np.float64) + 1.0)
+
+
+# ---------------------------------------------------------------- float segments
+
+
+def decimal_scale(values: F64, counts: I64) -> tuple[I64, I64, np.ndarray]:
+    """Find, per series, the decimal exponent that turns its values into integers.
+
+    Returns (ints, per-series scale, exception mask). ``ints[i] / 10**scale`` reproduces
+    ``values[i]``'s bits exactly wherever the exception mask is False.
+    """
+    m = len(counts)
+    v = np.ascontiguousarray(values, np.float64)
+    vbits = v.view(np.uint64)
+    seg = _seg_ids(counts)
+    n = len(v)
+    # Smallest exponent at which each sample round-trips (MAX_SCALE + 1 = never).
+    best = np.full(n, MAX_SCALE + 1, np.int64)
+    with np.errstate(all="ignore"):
+        for e in range(MAX_SCALE, -1, -1):
+            ok = _roundtrips(v, vbits, _POW10[e])
+            best[ok] = e
+    finite = best <= MAX_SCALE
+    scale = np.zeros(m, np.int64)
+    if n:
+        np.maximum.at(scale, seg[finite], best[finite])
+    # Re-check every sample at its series' exponent; failures are exceptions.
+    p = _POW10[np.repeat(scale, counts)]
+    with np.errstate(all="ignore"):
+        ok = _roundtrips(v, vbits, p)
+        k = np.where(ok, np.rint(v * p), 0.0).astype(np.int64)
+    return k, scale, ~ok
+
+
+def _roundtrips(v: F64, vbits: U64, p: F64 | float) -> np.ndarray:
+    """Samples where ``rint(v * p) / p`` gives back the same bits (and fits int64)."""
+    k = np.rint(v * p)
+    fits = np.abs(k) < _I64_LIMIT  # False for NaN and ±Inf
+    kk = np.where(fits, k, 0.0).astype(np.int64).astype(np.float64)
+    back = kk / p
+    result: np.ndarray = fits & (back.view(np.uint64) == vbits)
+    return result
+
+
+def encode_float_segments(values: F64, counts: I64) -> dict[str, np.ndarray | int | bytes]:
+    """Encode a float64 column; returns the named arrays the chunk writer stores."""
+    m = len(counts)
+    v = np.ascontiguousarray(values, np.float64)
+    bits = v.view(np.uint64)
+    k, scale, exc = decimal_scale(v, counts)
+    seg = _seg_ids(counts)
+    n_exc = np.bincount(seg[exc], minlength=m)
+    is_int = n_exc <= MAX_EXCEPTION_SHARE * counts
+    per_sample_int = np.repeat(is_int, counts)
+    # Integer series: exceptions take the previous good integer so they cost ~nothing.
+    exc_int = exc & per_sample_int
+    if exc_int.any():
+        idx = np.where(exc_int, -1, np.arange(len(k)))
+        np.maximum.accumulate(idx, out=idx)
+        k = np.where(idx >= 0, k[np.maximum(idx, 0)], 0)
+    int_counts = np.where(is_int, counts, 0)
+    iparams, iz = encode_int_segments(k[per_sample_int], int_counts[is_int])
+    # Float series: XOR with the previous sample's bits.
+    fcounts = counts[~is_int]
+    fbits = bits[~per_sample_int]
+    fstarts = _starts(fcounts)
+    fhas = fcounts > 0
+    xfirst = np.zeros(len(fcounts), np.uint64)
+    xfirst[fhas] = fbits[fstarts[fhas]]
+    x = np.empty(len(fbits), np.uint64)
+    if len(fbits):
+        x[0] = 0
+        np.bitwise_xor(fbits[1:], fbits[:-1], out=x[1:])
+    isf = np.zeros(len(fbits), np.bool_)
+    isf[fstarts[fhas]] = True
+    x = x[~isf]
+    exc_pos = np.flatnonzero(exc_int).astype(np.int64)
+    return {
+        "is_int": is_int.astype(np.uint8),
+        "scale": scale[is_int].astype(np.uint8),
+        "imode": iparams["mode"],
+        "ifirst": iparams["first"],
+        "igcd": iparams["gcd"],
+        "ibias": iparams["bias"],
+        "iresid": iz,
+        "xfirst": xfirst,
+        "xresid": x,
+        "exc_pos": exc_pos,
+        "exc_bits": bits[exc_pos],
+    }
+
+
+def decode_float_segments(parts: dict[str, np.ndarray], counts: I64) -> F64:
+    is_int = parts["is_int"].astype(np.bool_)
+    per_sample_int = np.repeat(is_int, counts)
+    out = np.empty(int(counts.sum()), np.uint64)
+    icounts = counts[is_int]
+    iparams = {"mode": parts["imode"], "first": parts["ifirst"], "gcd": parts["igcd"], "bias": parts["ibias"]}
+    ints = decode_int_segments(iparams, icounts, parts["iresid"])
+    p = _POW10[np.repeat(parts["scale"].astype(np.int64), icounts)]
+    out[per_sample_int] = (ints.astype(np.float64) / p).view(np.uint64)
+    # XOR series: put the first bits back, then prefix-XOR within each series.
+    fcounts = counts[~is_int]
+    x = np.empty(int(fcounts.sum()), np.uint64)
+    fstarts = _starts(fcounts)
+    fhas = fcounts > 0
+    isf = np.zeros(len(x), np.bool_)
+    isf[fstarts[fhas]] = True
+    x[isf] = parts["xfirst"][fhas]
+    x[~isf] = parts["xresid"]
+    out[~per_sample_int] = _seg_xor_accumulate(x, fcounts)
+    out[parts["exc_pos"]] = parts["exc_bits"]
+    res: F64 = out.view(np.float64)
+    return res

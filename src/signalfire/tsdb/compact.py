@@ -1,0 +1,178 @@
+"""Compaction: which blocks to merge (the planner) and merging them (the compactor).
+
+The planner follows Prometheus's ``LeveledCompactor.Plan``: overlapping blocks are
+merged first; otherwise the newest block is left alone and, for each range after the
+first (6h, 18h, ... by default), blocks inside one aligned range are merged once the
+range is complete or lies before the newest block; finally a large enough block with
+more than 5% of its series tombstoned is rewritten alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from signalfire.labels import Labels
+from signalfire.storage import SeriesSet
+from signalfire.tsdb.block import Block
+from signalfire.tsdb.block_meta import BlockMeta
+from signalfire.tsdb.block_write import write_block
+
+HOUR_MS = 3_600_000
+#: Prometheus's default ranges for a 2h minimum block: 2h, 6h, 18h.
+DEFAULT_RANGES = [2 * HOUR_MS * 3**i for i in range(3)]
+
+
+def plan_compaction(metas: Sequence[BlockMeta], ranges: Sequence[int] | None = None) -> list[list[BlockMeta]]:
+    """Groups of blocks to compact, in order; today at most one group.
+
+    Compact the group, reopen the block list and plan again until nothing is left
+    (as Prometheus's compaction loop). Each group is sorted by ``min_time``.
+    """
+    ranges = list(ranges) if ranges is not None else DEFAULT_RANGES
+    blocks = sorted(metas, key=lambda m: (m.min_time, m.max_time, m.ulid))
+    overlapping = _overlapping(blocks)
+    if overlapping:
+        return [overlapping]
+    # The newest block stays out, giving a full block range for piecewise backups.
+    candidates = blocks[:-1]
+    group = _select_ranges(candidates, ranges)
+    if group:
+        return [group]
+    # Blocks with many tombstones are rewritten alone once they are big enough.
+    mid = ranges[len(ranges) // 2] if ranges else 0
+    for m in reversed(candidates):
+        if m.max_time - m.min_time < mid:
+            if m.num_tombstones > 0 and m.num_tombstones >= m.num_series:
+                return [[m]]
+            break
+        if m.num_tombstones / (m.num_series + 1) > 0.05:
+            return [[m]]
+    return []
+
+
+def _overlapping(blocks: list[BlockMeta]) -> list[BlockMeta]:
+    """The first run of blocks whose time ranges overlap (blocks sorted by min_time)."""
+    if len(blocks) < 2:
+        return []
+    run: list[BlockMeta] = []
+    global_maxt = blocks[0].max_time
+    for prev, cur in itertools.pairwise(blocks):
+        if cur.min_time < global_maxt:
+            if not run:
+                run.append(prev)
+            run.append(cur)
+        elif run:
+            break
+        global_maxt = max(global_maxt, cur.max_time)
+    return run
+
+
+def _split_by_range(blocks: list[BlockMeta], tr: int) -> list[list[BlockMeta]]:
+    """Consecutive blocks that fall inside one aligned range ``[k*tr, (k+1)*tr)``."""
+    parts: list[list[BlockMeta]] = []
+    i = 0
+    while i < len(blocks):
+        t0 = (blocks[i].min_time // tr) * tr  # floor division aligns negative times too
+        if blocks[i].max_time > t0 + tr:  # spans past its range: never grouped at this size
+            i += 1
+            continue
+        group = []
+        while i < len(blocks) and blocks[i].max_time <= t0 + tr:
+            group.append(blocks[i])
+            i += 1
+        parts.append(group)
+    return parts
+
+
+def _select_ranges(blocks: list[BlockMeta], ranges: list[int]) -> list[BlockMeta]:
+    if len(ranges) < 2 or not blocks:
+        return []
+    high_time = blocks[-1].min_time
+    for tr in ranges[1:]:
+        for part in _split_by_range(blocks, tr):
+            mint, maxt = part[0].min_time, part[-1].max_time
+            # A complete range, or one entirely before the newest candidate block.
+            if len(part) > 1 and (maxt - mint == tr or maxt <= high_time):
+                return part
+    return []
+
+
+def merge_series_sets(sets: Sequence[SeriesSet], *, overlapping: bool) -> SeriesSet:
+    """Merge series by label set; at equal timestamps the sample of the earliest set wins.
+
+    Without ``overlapping`` the sets must be in time order with disjoint time ranges,
+    so a stable sort by series is enough; otherwise samples are sorted by (series,
+    time, set) and duplicates dropped. Loops over series only to map label sets.
+    """
+    all_labels = sorted({ls for s in sets for ls in s.labels})
+    gid_of: dict[Labels, int] = {ls: i for i, ls in enumerate(all_labels)}
+    gids, ts, vals, sts, prio = [], [], [], [], []
+    any_st = any(s.st is not None for s in sets)
+    for k, s in enumerate(sets):
+        sg = np.fromiter((gid_of[ls] for ls in s.labels), np.int64, count=len(s.labels))
+        gids.append(np.repeat(sg, np.diff(s.offsets)))
+        ts.append(np.asarray(s.ts, np.int64))
+        vals.append(np.asarray(s.values, np.float64))
+        if any_st:
+            sts.append(np.asarray(s.st, np.int64) if s.st is not None else np.zeros(len(s.ts), np.int64))
+        prio.append(np.full(len(s.ts), k, np.int64))
+    g = np.concatenate(gids) if gids else np.empty(0, np.int64)
+    t = np.concatenate(ts) if ts else np.empty(0, np.int64)
+    if overlapping:
+        p = np.concatenate(prio) if prio else np.empty(0, np.int64)
+        order = np.lexsort((p, t, g))
+        g, t = g[order], t[order]
+        keep = np.ones(len(t), np.bool_)
+        keep[1:] = (g[1:] != g[:-1]) | (t[1:] != t[:-1])
+        order = order[keep]
+        g, t = g[keep], t[keep]
+    else:
+        order = np.argsort(g, kind="stable")
+        g, t = g[order], t[order]
+    v = np.concatenate(vals)[order] if vals else np.empty(0, np.float64)
+    st = np.concatenate(sts)[order] if any_st else None
+    offsets = np.zeros(len(all_labels) + 1, np.int64)
+    np.cumsum(np.bincount(g, minlength=len(all_labels)), out=offsets[1:])
+    return SeriesSet(all_labels, offsets, t, v, st=st)
+
+
+def compact_blocks(parent_dir: Path, blocks: Sequence[Block]) -> BlockMeta | None:
+    """Merge ``blocks`` into one new block under ``parent_dir``; None when nothing is left.
+
+    Tombstoned samples are dropped; at equal timestamps the block listed first wins.
+    The new block spans all inputs, has level ``max + 1``, the union of their sources
+    and the inputs as parents. The inputs are left in place: the caller deletes them
+    (also when None is returned, since then all their data was deleted).
+    """
+    if not blocks:
+        return None
+    metas = [b.meta for b in blocks]
+    mint = min(m.min_time for m in metas)
+    maxt = max(m.max_time for m in metas)
+    by_time = sorted(range(len(blocks)), key=lambda i: metas[i].min_time)
+    disjoint = all(metas[a].max_time <= metas[b].min_time for a, b in itertools.pairwise(by_time))
+    read_order = by_time if disjoint else list(range(len(blocks)))
+    sets = []
+    for i in read_order:
+        q = blocks[i].querier(metas[i].min_time, metas[i].max_time - 1)
+        try:
+            sets.append(q.select([]))
+        finally:
+            q.close()
+    merged = merge_series_sets(sets, overlapping=not disjoint)
+    if merged.num_samples == 0:
+        return None
+    sources = sorted({s for m in metas for s in m.sources})
+    return write_block(
+        Path(parent_dir),
+        merged,
+        min_time=mint,
+        max_time=maxt,
+        level=max(m.level for m in metas) + 1,
+        sources=sources,
+        parents=[m.ulid for m in metas],
+    )

@@ -1,0 +1,167 @@
+"""Reading a block: matchers to postings to pieces to decoded chunks to a SeriesSet.
+
+Everything after the postings is whole-array work: the pieces of all selected series
+are gathered with one ragged arange, each needed chunk is decoded once (a loop over
+chunks), and samples are cut to the time range and tombstones with masks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from signalfire._types import I64
+from signalfire.errors import CorruptionError
+from signalfire.labels import Matcher
+from signalfire.storage import SelectHints, SeriesSet
+from signalfire.tsdb.block_write import ragged_arange
+from signalfire.tsdb.index.postings import select_postings
+
+if TYPE_CHECKING:
+    from signalfire.tsdb.block import Block
+
+
+class BlockQuerier:
+    """A :class:`signalfire.storage.Querier` over one block and ``[mint, maxt]`` (ms, inclusive).
+
+    Returned arrays are fresh copies (decoded from compressed chunks), so they stay
+    valid after :meth:`close`. Label names and values come from the index and are not
+    narrowed by the time range (as Prometheus's block querier). Not thread-safe; open
+    one querier per thread.
+    """
+
+    def __init__(self, block: Block, mint: int, maxt: int) -> None:
+        self.block = block
+        self.mint = mint
+        self.maxt = maxt
+        self._closed = False
+
+    def select(self, matchers: Sequence[Matcher], hints: SelectHints | None = None) -> SeriesSet:
+        """Series matching every matcher with their samples in ``[mint, maxt]``, sorted by labels.
+
+        Tombstoned samples are left out; series left without samples are dropped. With
+        ``hints.func == "series"`` only label sets are returned (no samples are decoded).
+        """
+        self._check_open()
+        mint, maxt = self.mint, self.maxt
+        if hints is not None:
+            mint = max(mint, hints.start) if hints.start is not None else mint
+            maxt = min(maxt, hints.end) if hints.end is not None else maxt
+        index = self.block.index
+        ids = select_postings(index, matchers)
+        t = index.t
+        # Pieces of the selected series that overlap the range, in (series, time) order.
+        p_first = t["piece_off"][ids]
+        p_count = t["piece_off"][ids + 1] - p_first
+        pieces = ragged_arange(p_first, p_count)
+        owner = np.repeat(np.arange(len(ids), dtype=np.int64), p_count)
+        live = (t["piece_mint"][pieces] <= maxt) & (t["piece_maxt"][pieces] >= mint)
+        pieces, owner = pieces[live], owner[live]
+        if hints is not None and hints.func == "series":
+            keep = np.unique(owner)
+            zero = np.zeros(len(keep) + 1, np.int64)
+            return SeriesSet(
+                index.series_labels(ids[keep]), zero, np.empty(0, np.int64), np.empty(0, np.float64)
+            )
+        ts, values, st, lens = self._load(pieces)
+        sample_owner = np.repeat(owner, lens)
+        keep_sample = (ts >= mint) & (ts <= maxt)
+        tomb = self.block.tombstones
+        if tomb:
+            off = np.zeros(len(ids) + 1, np.int64)
+            np.cumsum(np.bincount(sample_owner, minlength=len(ids)), out=off[1:])
+            keep_sample &= ~tomb.deleted_mask(ids, off, ts)
+        counts = np.bincount(sample_owner[keep_sample], minlength=len(ids))
+        alive = np.flatnonzero(counts > 0)
+        offsets = np.zeros(len(alive) + 1, np.int64)
+        np.cumsum(counts[alive], out=offsets[1:])
+        return SeriesSet(
+            index.series_labels(ids[alive]),
+            offsets,
+            ts[keep_sample],
+            values[keep_sample],
+            st=st[keep_sample] if st is not None else None,
+        )
+
+    def _load(self, pieces: I64) -> tuple[I64, np.ndarray, I64 | None, I64]:
+        """Samples of ``pieces`` concatenated in order: (ts, values, st or None, piece lengths)."""
+        t = self.block.index.t
+        v_chunk = t["piece_chunk"][pieces]
+        v_pos = t["piece_pos"][pieces]
+        cols = t["piece_tscol"][pieces]
+        t_chunk = t["tscol_chunk"][cols]
+        t_pos = t["tscol_pos"][cols]
+        vals_parts, st_parts, ts_parts = [], [], []
+        v_start = np.zeros(len(pieces), np.int64)
+        t_start = np.zeros(len(pieces), np.int64)
+        lens = np.zeros(len(pieces), np.int64)
+        base = 0
+        any_st = False
+        # Loop over the distinct chunks: each is decoded once, as whole columns.
+        for c in np.unique(v_chunk).tolist():
+            dec = self.block.chunk(c)
+            starts = np.cumsum(dec.counts) - dec.counts
+            sel = v_chunk == c
+            v_start[sel] = base + starts[v_pos[sel]]
+            lens[sel] = dec.counts[v_pos[sel]]
+            vals_parts.append(dec.values)
+            st_parts.append(dec.st)
+            any_st |= dec.st is not None
+            base += len(dec.values)  # type: ignore[arg-type]
+        base = 0
+        for c in np.unique(t_chunk).tolist():
+            dec = self.block.chunk(c)
+            starts = np.cumsum(dec.counts) - dec.counts
+            sel = t_chunk == c
+            t_start[sel] = base + starts[t_pos[sel]]
+            if np.any(dec.counts[t_pos[sel]] != lens[sel]):
+                ref = int(t["chunk_ref"][c])
+                raise CorruptionError(str(self.block.chunks.path), ref, "ts column length mismatch")
+            ts_parts.append(dec.ts)
+            base += int(dec.counts.sum())
+        all_vals = np.concatenate(vals_parts) if vals_parts else np.empty(0, np.float64)
+        all_ts = np.concatenate(ts_parts) if ts_parts else np.empty(0, np.int64)
+        vi = ragged_arange(v_start, lens)
+        ti = ragged_arange(t_start, lens)
+        st = None
+        if any_st:
+            full = [s if s is not None else np.zeros(len(v), np.int64) for s, v in zip(st_parts, vals_parts)]
+            st = np.concatenate(full)[vi]
+        return all_ts[ti], all_vals[vi], st, lens
+
+    def label_names(self, matchers: Sequence[Matcher] = ()) -> list[str]:
+        """Label names of the series matching ``matchers`` (all names without matchers), sorted."""
+        self._check_open()
+        index = self.block.index
+        if not matchers:
+            return index.label_names()
+        ids = select_postings(index, matchers)
+        syms = np.unique(index.pair_names(ids))
+        return sorted(index.symbol(int(s)) for s in syms)
+
+    def label_values(self, name: str, matchers: Sequence[Matcher] = ()) -> list[str]:
+        """Sorted distinct values of ``name`` among the series matching ``matchers``."""
+        self._check_open()
+        index = self.block.index
+        values = index.label_value_list(name)
+        if not matchers:
+            return list(values)
+        ids = select_postings(index, matchers)
+        pids, vidx = index.value_postings(name)
+        hit = np.unique(vidx[np.isin(pids, ids)])
+        return [values[int(i)] for i in hit]
+
+    def close(self) -> None:
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise AssertionError("BUG: querier used after close()")
+
+    def __enter__(self) -> BlockQuerier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
