@@ -1,0 +1,266 @@
+"""PromQL bench: signalfire in process beside Prometheus 2.42 over HTTP, same data, same queries.
+
+    python bench/promql.py                     # 10,000 series x 24 h at 15 s
+    python bench/promql.py --quick             # 500 series x 3 h, a smoke run
+    python bench/promql.py --profile rate_all_range   # pyinstrument profile of one query
+
+Loads one generated data set (gen.py's families, timestamps off whole seconds, ``le`` in
+float form) into signalfire through ``append_batch`` and into Prometheus by backfilling
+one OpenMetrics file per 2-hour window with Debian's promtool, then starts Prometheus on
+that folder (compaction off, so it does not run during timings). Every query of
+``shared/bench/queries.toml`` runs as an instant query and as 1 h, 6 h and 24 h range
+queries at Grafana's steps (15 s, 20 s, 1 m); answers are compared with a float tolerance
+and each row prints Prometheus ms, signalfire ms and their ratio, then the median ratio of
+the range queries.
+
+Queries are issued at whole seconds, so no sample sits on a step or window boundary, where
+Prometheus 2.x (left-closed windows) and 3.x (left-open) differ by design; a subquery's
+inner steps do land on its window start, so a subquery disagreement is reported as that
+documented change rather than counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import datagen
+from _prom import Prometheus, promtool_backfill
+
+QUERIES = Path(datagen._SHARED) / "queries.toml"
+RANGES = (("1h", 3600, 15), ("6h", 6 * 3600, 20), ("24h", 24 * 3600, 60))  # span s, Grafana step s
+WINDOW_MS = 2 * 3_600_000
+REPEAT = 3
+DOC_CHANGES = {
+    "subquery": "3.0: range and subquery windows are left-open; 2.x includes the sample at t-range",
+}
+
+
+def load_queries() -> list[dict[str, str]]:
+    return tomllib.loads(QUERIES.read_text())["query"]
+
+
+def load_prometheus(ds: datagen.Dataset, out: Path) -> float:
+    """Backfill with one OpenMetrics file per block window, so promtool reads each line once."""
+    prom_dir = out / "prom"
+    prom_dir.mkdir(parents=True, exist_ok=True)
+    total = 0.0
+    lo = ds.min_ts // WINDOW_MS * WINDOW_MS
+    for w0 in range(lo, ds.max_ts + 1, WINDOW_MS):
+        om = out / "window.om"
+        datagen.write_openmetrics(ds, om, w0, w0 + WINDOW_MS)
+        total += promtool_backfill(om, prom_dir)
+        om.unlink()
+    return total
+
+
+def load_signalfire(ds: datagen.Dataset, out: Path) -> tuple[Any, float]:
+    import signalfire
+    from signalfire.labels import Labels
+
+    db = signalfire.open(out / "sf", retention_ms=0)  # type: ignore[attr-defined]
+    t0 = time.perf_counter()
+    with db.appender() as app:
+        refs = np.asarray(app.refs([Labels.from_pairs(ls) for ls in ds.labels]), np.int64)
+    ts_all = ds.ts(0, ds.n_series, 0, ds.n_steps)
+    step_block = 40  # 10 minutes of scrapes per batch, series-major
+    for t0_ in range(0, ds.n_steps, step_block):
+        t1_ = min(ds.n_steps, t0_ + step_block)
+        with db.appender() as app:
+            app.append_batch(
+                np.repeat(refs, t1_ - t0_),
+                np.ascontiguousarray(ts_all[:, t0_:t1_]).ravel(),
+                np.ascontiguousarray(ds.values[:, t0_:t1_]).ravel(),
+            )
+    db.compact()
+    return db, time.perf_counter() - t0
+
+
+def _key(metric: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(metric.items()))
+
+
+def _points(data: dict[str, Any]) -> dict[tuple[tuple[str, str], ...], dict[float, float]]:
+    """Prometheus-shaped JSON data -> {labels: {t: value}}."""
+    rt, result = data["resultType"], data["result"]
+    if rt == "scalar":
+        return {(): {float(result[0]): float(result[1])}}
+    out: dict[tuple[tuple[str, str], ...], dict[float, float]] = {}
+    for r in result:
+        pts = r.get("values") or [r["value"]]
+        out[_key(r["metric"])] = {float(t): float(v) for t, v in pts}
+    return out
+
+
+def compare(a: dict[str, Any], b: dict[str, Any], rel: float = 1e-6) -> str:
+    """'' when both answers agree within ``rel``, else a short reason."""
+    pa, pb = _points(a), _points(b)
+    if pa.keys() != pb.keys():
+        only_a, only_b = len(pa.keys() - pb.keys()), len(pb.keys() - pa.keys())
+        return f"series differ ({only_a} only in Prometheus, {only_b} only in signalfire)"
+    for k, sa in pa.items():
+        sb = pb[k]
+        if sa.keys() != sb.keys():
+            return f"timestamps differ for {dict(k)}"
+        for t, va in sa.items():
+            vb = sb[t]
+            if math.isnan(va) and math.isnan(vb):
+                continue
+            if not math.isclose(va, vb, rel_tol=rel, abs_tol=1e-9):
+                return f"value differs for {dict(k)} at {t}: {va} vs {vb}"
+    return ""
+
+
+def median_time(fn: Any) -> tuple[Any, float]:
+    times, out = [], None
+    for _ in range(REPEAT):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return out, statistics.median(times)
+
+
+def run_query(
+    db: Any, prom: Prometheus, q: dict[str, str], mode: str, end_s: int, span_s: int, step_s: int
+) -> dict:
+    expr = q["expr"]
+    if db is None:
+        end = end_s // max(step_s, 1) * max(step_s, 1)
+        if mode == "instant":
+            _, p_s = median_time(lambda: prom.query(expr, end_s))
+        else:
+            _, p_s = median_time(lambda: prom.query_range(expr, end - span_s, end, step_s))
+        return {
+            "name": q["name"],
+            "mode": mode,
+            "prom_ms": p_s * 1e3,
+            "sf_ms": math.nan,
+            "verdict": "signalfire n/a",
+        }
+    if mode == "instant":
+        pdata, p_s = median_time(lambda: prom.query(expr, end_s)[0])
+        sres, s_s = median_time(lambda: db.query(expr, end_s))
+    else:
+        end = end_s // step_s * step_s
+        start = end - span_s
+        pdata, p_s = median_time(lambda: prom.query_range(expr, start, end, step_s)[0])
+        sres, s_s = median_time(lambda: db.query_range(expr, start, end, step_s))
+    why = compare(pdata, sres.to_json())
+    verdict = "ok"
+    if why:
+        verdict = f"DIFFERENT: {why}"
+        if "[" in expr and ":" in expr.split("[", 1)[1].split("]", 1)[0]:
+            verdict = f"documented change ({DOC_CHANGES['subquery']}): {why}"
+    return {"name": q["name"], "mode": mode, "prom_ms": p_s * 1e3, "sf_ms": s_s * 1e3, "verdict": verdict}
+
+
+def _range_vector(prom: Prometheus, expr: str, t_s: int) -> bool:
+    return prom.query(expr, t_s)[0]["resultType"] == "matrix"
+
+
+def profile(db: Any, q: dict[str, str], end_s: int, span_s: int, step_s: int) -> None:
+    from pyinstrument import Profiler
+
+    end = end_s // step_s * step_s
+    prof = Profiler()
+    prof.start()
+    db.query_range(q["expr"], end - span_s, end, step_s)
+    prof.stop()
+    print(prof.output_text(unicode=True, color=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--series", type=int, default=10_000)
+    ap.add_argument("--hours", type=float, default=24.0)
+    ap.add_argument("--quick", action="store_true", help="500 series x 3 h")
+    ap.add_argument(
+        "--profile", default="", metavar="QUERY", help="profile one query (by name) in signalfire"
+    )
+    ap.add_argument("--out", default="", help="working folder (default: a temp dir, removed at the end)")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.series, args.hours = 500, 3.0
+    out = Path(args.out or tempfile.mkdtemp(prefix="sf-promql-bench-"))
+    out.mkdir(parents=True, exist_ok=True)
+    queries = load_queries()
+    try:
+        ds = datagen.dataset(args.series, args.hours)
+        end_s = ds.max_ts // 1000  # a whole second just after the newest sample of most instances
+        print(
+            f"data: {ds.n_series:,} series x {ds.n_steps} steps = {ds.n_samples:,} samples", file=sys.stderr
+        )
+        prom_load = load_prometheus(ds, out)
+        try:
+            db, sf_load = load_signalfire(ds, out)
+        except Exception as err:  # report Prometheus's side even when signalfire cannot load yet
+            print(f"signalfire could not load the data: {err.__class__.__name__}: {err}", file=sys.stderr)
+            db, sf_load = None, math.nan
+        print(
+            f"load: promtool backfill {prom_load:.1f}s, signalfire append+compact {sf_load:.1f}s",
+            file=sys.stderr,
+        )
+        span_max = int(args.hours * 3600)
+        if args.profile:
+            q = next(q for q in queries if q["name"] == args.profile)
+            profile(db, q, end_s, min(span_max, 24 * 3600), 60)
+            return 0
+        rows = []
+        print(f"{'query':<26}{'mode':>8}{'Prom ms':>12}{'signalfire ms':>14}{'ratio':>9}  (sf/Prom)")
+        with Prometheus(out / "prom") as prom:
+            for q in queries:
+                modes = [("instant", 0, 0)] + [(n, s, st) for n, s, st in RANGES if s <= span_max]
+                for mode, span, step in modes:
+                    if mode != "instant" and _range_vector(prom, q["expr"], end_s):
+                        break  # a range-vector expression has no range-query form
+                    try:
+                        rows.append(run_query(db, prom, q, mode, end_s, span, step))
+                    except Exception as err:  # a failing query is a row, not the end of the bench
+                        rows.append(
+                            {
+                                "name": q["name"],
+                                "mode": mode,
+                                "prom_ms": math.nan,
+                                "sf_ms": math.nan,
+                                "verdict": f"ERROR {err.__class__.__name__}: {str(err)[:80]}",
+                            }
+                        )
+                    r = rows[-1]
+                    print(
+                        f"{r['name']:<26}{r['mode']:>8}{r['prom_ms']:>12.1f}{r['sf_ms']:>14.1f}"
+                        f"{r['sf_ms'] / r['prom_ms'] if r['prom_ms'] else math.nan:>9.2f}  {r['verdict']}",
+                        flush=True,
+                    )
+        if db is not None:
+            db.close()
+        ratios = [
+            r["sf_ms"] / r["prom_ms"]
+            for r in rows
+            if r["mode"] != "instant" and r["prom_ms"] > 0 and math.isfinite(r["sf_ms"])
+        ]
+        bad = [r for r in rows if r["verdict"].startswith(("DIFFERENT", "ERROR"))]
+        if ratios:
+            print(
+                f"median range-query ratio: {statistics.median(ratios):.2f} over {len(ratios)} range queries"
+            )
+        print(f"answers: {len(rows) - len(bad)} agree (incl. documented changes), {len(bad)} differ or fail")
+    finally:
+        if not args.out:
+            shutil.rmtree(out, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
