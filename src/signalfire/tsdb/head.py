@@ -1,0 +1,484 @@
+"""The head: recent samples in memory, in per-series slabs of one big pool.
+
+Series registry: ``Labels -> ref`` (refs are dense ints, never reused while the DB is open,
+and kept across restarts by the WAL), with an in-memory postings index for matchers.
+
+Samples: every series owns a contiguous slab ``[start, start + cap)`` of three pooled
+columns (``pool_ts``, ``pool_v`` and, once a start timestamp was seen, ``pool_st``);
+``n[ref]`` says how many are filled. Slabs are always sorted by time. A batch is written
+with one scatter (``np.argsort`` by ref, per-ref counts, fancy indexing); a series whose
+slab is full moves to a slab twice as large at the end of the pool, and the pool is
+repacked when abandoned slabs outweigh live ones. Out-of-order samples (admitted by the
+out-of-order window) are appended too and the few series that received them are re-sorted.
+
+Thread-safety: the owner (``DB``) holds ``Head.lock`` around every mutation and every read
+that copies data out; the head itself takes no locks.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from signalfire._types import F64, I64, MAX_TIME, MIN_TIME, Bool
+from signalfire.errors import BadDataError
+from signalfire.labels import Labels, Matcher, MatchType
+from signalfire.storage import AppendStats
+
+_MIN_CAP = 16
+
+
+def ragged_index(starts: I64, lens: I64) -> I64:
+    """Concatenated ``arange(starts[i], starts[i] + lens[i])`` for all i (int64[sum(lens)])."""
+    total = int(lens.sum())
+    if total == 0:
+        return np.empty(0, np.int64)
+    ends = np.cumsum(lens)
+    return np.repeat(starts - (ends - lens), lens) + np.arange(total, dtype=np.int64)
+
+
+def _round_cap(need: I64) -> I64:
+    """Next power of two at or above ``need`` (at least _MIN_CAP): amortised O(1) growth."""
+    x = np.maximum(need, _MIN_CAP).astype(np.float64)
+    return np.left_shift(np.int64(1), np.ceil(np.log2(x)).astype(np.int64))
+
+
+class MemPostings:
+    """Label name -> value -> refs, for the head's matchers.
+
+    Refs are appended in increasing order, so every list stays sorted without sorting.
+    """
+
+    def __init__(self) -> None:
+        self._index: dict[str, dict[str, list[int]]] = {}
+
+    def add(self, ref: int, labels: Labels) -> None:
+        for name, value in labels:
+            self._index.setdefault(name, {}).setdefault(value, []).append(ref)
+
+    def remove(self, dead: set[int], labels: Sequence[Labels]) -> None:
+        """Drop ``dead`` refs; ``labels`` are their label sets (to visit only their lists)."""
+        touched = {(n, v) for ls in labels for n, v in ls}
+        for name, value in touched:
+            values = self._index.get(name)
+            if values is None or value not in values:
+                continue
+            kept = [r for r in values[value] if r not in dead]
+            if kept:
+                values[value] = kept
+            else:
+                del values[value]
+                if not values:
+                    del self._index[name]
+
+    def label_names(self) -> list[str]:
+        return sorted(self._index)
+
+    def label_values(self, name: str) -> list[str]:
+        return sorted(self._index.get(name, ()))
+
+    def _union(self, name: str, values: Sequence[str]) -> I64:
+        lists = self._index.get(name, {})
+        arrays = [np.asarray(lists[v], np.int64) for v in values if v in lists]
+        if not arrays:
+            return np.empty(0, np.int64)
+        if len(arrays) == 1:
+            return arrays[0]
+        return np.unique(np.concatenate(arrays))
+
+    def _matching(self, m: Matcher, want: bool) -> I64:
+        """Refs having label ``m.name`` with a value for which ``m.matches`` equals ``want``."""
+        values = self._index.get(m.name)
+        if not values:
+            return np.empty(0, np.int64)
+        if m.type is MatchType.EQUAL and want:
+            return self._union(m.name, [m.value])
+        names = list(values)
+        hit = m.matches_values(names)
+        keep = hit if want else ~hit
+        return self._union(m.name, [v for v, k in zip(names, keep) if k])
+
+    def select(self, matchers: Sequence[Matcher], all_refs: I64) -> I64:
+        """Sorted refs whose labels satisfy every matcher (Prometheus PostingsForMatchers).
+
+        A matcher that accepts the empty string also selects series without the label, so
+        it is evaluated as "all series minus those whose value fails it".
+        """
+        result: I64 | None = None
+        excluded: list[I64] = []
+        for m in matchers:
+            if m.matches(""):
+                excluded.append(self._matching(m, want=False))
+                continue
+            refs = self._matching(m, want=True)
+            result = refs if result is None else np.intersect1d(result, refs, assume_unique=True)
+            if len(result) == 0:
+                return result
+        if result is None:
+            result = all_refs
+        for ex in excluded:
+            if len(ex):
+                result = np.setdiff1d(result, ex, assume_unique=True)
+        return result
+
+
+class Head:
+    """Series registry plus sample slabs. See the module docstring for the layout."""
+
+    def __init__(self, chunk_range: int) -> None:
+        self.chunk_range = chunk_range
+        self.lock = threading.RLock()
+        self.postings = MemPostings()
+        self._by_labels: dict[Labels, int] = {}
+        self._labels: list[Labels | None] = []  # by ref; kept after GC so stale refs revive
+        self._sorted_refs: I64 | None = None  # live refs sorted by labels, rebuilt lazily
+        self._rank: I64 = np.empty(0, np.int64)
+        cap = 1024
+        self.alive = np.zeros(cap, np.bool_)
+        self.logged = np.zeros(cap, np.bool_)  # series record is in the WAL
+        self.start = np.zeros(cap, np.int64)
+        self.cap = np.zeros(cap, np.int64)
+        self.n = np.zeros(cap, np.int64)
+        self.last_t = np.full(cap, MIN_TIME, np.int64)
+        self.last_v = np.zeros(cap, np.float64)
+        self.pool_ts = np.empty(1 << 16, np.int64)
+        self.pool_v = np.empty(1 << 16, np.float64)
+        self.pool_st: I64 | None = None
+        self.pool_end = 0
+        self.wasted = 0
+        self.min_time = MAX_TIME
+        self.max_time = MIN_TIME
+        #: No sample below this is appendable in order (the end of the newest block).
+        self.min_valid_time = MIN_TIME
+        #: Outcome of every committed (or rolled back) sample, for self-metrics.
+        self.counters = AppendStats()
+        #: Bumped by every mutation, so an appender knows whether its checks are stale.
+        self.generation = 0
+
+    # ---------------------------------------------------------------- registry
+
+    @property
+    def num_series(self) -> int:
+        return len(self._by_labels)
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.n[: len(self._labels)].sum())
+
+    def labels_of(self, ref: int) -> Labels:
+        ls = self._labels[ref]
+        if ls is None:
+            raise AssertionError(f"BUG: unknown series ref {ref}")
+        return ls
+
+    def live_refs(self) -> I64:
+        return np.flatnonzero(self.alive[: len(self._labels)]).astype(np.int64)
+
+    def _grow_series(self, need: int) -> None:
+        old = len(self.alive)
+        if need <= old:
+            return
+        new = max(need, old * 2)
+        for name, fill in (
+            ("alive", False),
+            ("logged", False),
+            ("start", 0),
+            ("cap", 0),
+            ("n", 0),
+            ("last_t", MIN_TIME),
+            ("last_v", 0.0),
+        ):
+            arr = getattr(self, name)
+            grown = np.full(new, fill, arr.dtype)
+            grown[:old] = arr
+            setattr(self, name, grown)
+
+    def _register(self, ref: int, labels: Labels) -> None:
+        if ref >= len(self._labels):
+            self._grow_series(ref + 1)
+            self._labels.extend([None] * (ref + 1 - len(self._labels)))
+        self._labels[ref] = labels
+        self._by_labels[labels] = ref
+        self.alive[ref] = True
+        self.postings.add(ref, labels)
+        self._sorted_refs = None
+
+    def get_or_create(self, series: Sequence[Labels]) -> I64:
+        """Refs for ``series``, creating the missing ones (not yet logged to the WAL)."""
+        out = np.empty(len(series), np.int64)
+        by_labels = self._by_labels
+        for i, ls in enumerate(series):
+            ref = by_labels.get(ls)
+            if ref is None:
+                if not ls:
+                    raise BadDataError(f"series {i}: empty label set")
+                ref = len(self._labels)
+                self._register(ref, ls)
+            out[i] = ref
+        return out
+
+    def set_series(self, refs: Sequence[int], labels: Sequence[Labels]) -> None:
+        """Recreate series with their WAL refs (replay); a ref already alive is left alone."""
+        for ref, ls in zip(refs, labels):
+            if ref < len(self._labels) and self._labels[ref] is not None and self.alive[ref]:
+                continue
+            other = self._by_labels.get(ls)
+            if other is not None and other != ref:
+                raise AssertionError(f"BUG: WAL defines {ls} twice (refs {other} and {ref})")
+            self._register(ref, ls)
+            self.logged[ref] = True
+
+    def revive(self, refs: I64) -> I64:
+        """Map refs of series removed by GC back to live refs (re-registering if needed)."""
+        dead = ~self.alive[refs]
+        if not dead.any():
+            return refs
+        refs = refs.copy()
+        for ref in np.unique(refs[dead]).tolist():
+            ls = self.labels_of(ref)
+            now = self._by_labels.get(ls)
+            if now is None:
+                self._register(ref, ls)
+                self.logged[ref] = False
+                now = ref
+            refs[refs == ref] = now
+        return refs
+
+    def sort_by_labels(self, refs: I64) -> I64:
+        """``refs`` ordered by their label sets (one Python sort per batch of new series)."""
+        if self._sorted_refs is None:
+            live = self.live_refs()
+            self._sorted_refs = np.array(sorted(live.tolist(), key=self._labels.__getitem__), np.int64)
+            self._rank = np.zeros(len(self._labels), np.int64)
+            self._rank[self._sorted_refs] = np.arange(len(self._sorted_refs))
+        return refs[np.argsort(self._rank[refs], kind="stable")]
+
+    def select_refs(self, matchers: Sequence[Matcher]) -> I64:
+        return self.postings.select(matchers, self.live_refs())
+
+    # ---------------------------------------------------------------- slabs
+
+    def _reserve_pool(self, extra: int) -> None:
+        """Make room for ``extra`` more pooled samples, repacking or growing the pool."""
+        if self.pool_end + extra <= len(self.pool_ts):
+            return
+        if self.wasted > self.pool_end // 2:
+            self.repack()
+            if self.pool_end + extra <= len(self.pool_ts):
+                return
+        size = max(len(self.pool_ts) * 2, self.pool_end + extra)
+        for name in ("pool_ts", "pool_v", "pool_st"):
+            arr = getattr(self, name)
+            if arr is None:
+                continue
+            grown = np.zeros(size, arr.dtype) if name == "pool_st" else np.empty(size, arr.dtype)
+            grown[: self.pool_end] = arr[: self.pool_end]
+            setattr(self, name, grown)
+
+    def _columns(self) -> list[np.ndarray]:
+        return [a for a in (self.pool_ts, self.pool_v, self.pool_st) if a is not None]
+
+    def repack(self) -> None:
+        """Copy every live slab into a fresh, dense pool (drops abandoned slabs)."""
+        refs = np.flatnonzero(self.cap[: len(self._labels)] > 0)
+        caps = _round_cap(self.n[refs] + 1)
+        caps[self.n[refs] == 0] = 0
+        new_start = np.cumsum(caps) - caps
+        src = ragged_index(self.start[refs], self.n[refs])
+        dst = ragged_index(new_start, self.n[refs])
+        size = max(int(caps.sum()) * 2, 1 << 16)
+        for name in ("pool_ts", "pool_v", "pool_st"):
+            arr = getattr(self, name)
+            if arr is None:
+                continue
+            fresh = np.zeros(size, arr.dtype)
+            fresh[dst] = arr[src]
+            setattr(self, name, fresh)
+        self.start[refs] = new_start
+        self.cap[refs] = caps
+        self.pool_end = int(caps.sum())
+        self.wasted = 0
+
+    def _ensure_room(self, refs: I64, counts: I64) -> None:
+        """Give every series in ``refs`` (unique) room for ``counts`` more samples."""
+        need = self.n[refs] + counts
+        grow = need > self.cap[refs]
+        if not grow.any():
+            return
+        g = refs[grow]
+        new_cap = _round_cap(need[grow])
+        self._reserve_pool(int(new_cap.sum()))
+        new_start = self.pool_end + np.cumsum(new_cap) - new_cap
+        old_n = self.n[g]
+        if old_n.any():
+            src = ragged_index(self.start[g], old_n)
+            dst = ragged_index(new_start, old_n)
+            for col in self._columns():
+                col[dst] = col[src]
+        self.wasted += int(self.cap[g].sum())
+        self.start[g] = new_start
+        self.cap[g] = new_cap
+        self.pool_end += int(new_cap.sum())
+
+    def apply(self, refs: I64, ts: I64, values: F64, st: I64 | None = None) -> None:
+        """Store accepted samples (commit order) with one scatter; re-sort series that got
+        out-of-order samples. Exact duplicates of stored timestamps keep the stored sample."""
+        n = len(refs)
+        if n == 0:
+            return
+        self.generation += 1
+        order = np.argsort(refs, kind="stable")
+        r, t, v = refs[order], ts[order], values[order]
+        first = np.empty(n, np.bool_)
+        first[0] = True
+        np.not_equal(r[1:], r[:-1], out=first[1:])
+        gstart = np.flatnonzero(first)
+        uref = r[gstart]
+        counts = np.diff(np.append(gstart, n))
+        prev = np.empty(n, np.int64)
+        prev[1:] = t[:-1]
+        prev[gstart] = self.last_t[uref]
+        unsorted = t <= prev
+        self._ensure_room(uref, counts)
+        if st is not None and self.pool_st is None:
+            self.pool_st = np.zeros(len(self.pool_ts), np.int64)
+        pos = np.repeat(self.start[uref] + self.n[uref] - gstart, counts) + np.arange(n, dtype=np.int64)
+        self.pool_ts[pos] = t
+        self.pool_v[pos] = v
+        if self.pool_st is not None:
+            self.pool_st[pos] = st[order] if st is not None else 0
+        self.n[uref] += counts
+        if unsorted.any():
+            self._resort(np.unique(r[unsorted]))
+        tail = self.start[uref] + self.n[uref] - 1
+        self.last_t[uref] = self.pool_ts[tail]
+        self.last_v[uref] = self.pool_v[tail]
+        self.min_time = min(self.min_time, int(t.min()))
+        self.max_time = max(self.max_time, int(t.max()))
+
+    def _resort(self, refs: I64) -> None:
+        """Sort the slabs of ``refs`` by time and drop repeated timestamps (first one wins)."""
+        lens = self.n[refs]
+        idx = ragged_index(self.start[refs], lens)
+        owner = np.repeat(np.arange(len(refs)), lens)
+        t = self.pool_ts[idx]
+        order = np.lexsort((t, owner))  # stable: stored samples precede new ones at equal t
+        t, owner = t[order], owner[order]
+        keep = np.ones(len(t), np.bool_)
+        keep[1:] = (t[1:] != t[:-1]) | (owner[1:] != owner[:-1])
+        new_lens = np.bincount(owner[keep], minlength=len(refs)).astype(np.int64)
+        dst = ragged_index(self.start[refs], new_lens)
+        for col in self._columns():
+            col[dst] = col[idx[order[keep]]]
+        self.n[refs] = new_lens
+
+    def _rewrite(self, refs: I64, keep: Bool, idx: I64, lens: I64) -> None:
+        """Keep only the samples ``keep`` of ``refs`` (gathered at ``idx``), compacting slabs."""
+        owner = np.repeat(np.arange(len(refs)), lens)
+        new_lens = np.bincount(owner[keep], minlength=len(refs)).astype(np.int64)
+        dst = ragged_index(self.start[refs], new_lens)
+        for col in self._columns():
+            col[dst] = col[idx[keep]]
+        self.n[refs] = new_lens
+        self.generation += 1
+
+    def delete(self, refs: I64, mint: int, maxt: int) -> int:
+        """Remove samples in ``[mint, maxt]`` of ``refs``; returns how many were removed.
+
+        The in-order limit (``last_t``) is kept, as Prometheus's tombstones leave the head
+        chunk's max time: deleting recent data does not reopen the past for appends.
+        """
+        refs = refs[self.n[refs] > 0]
+        lens = self.n[refs]
+        idx = ragged_index(self.start[refs], lens)
+        t = self.pool_ts[idx]
+        keep = (t < mint) | (t > maxt)
+        removed = int(len(keep) - keep.sum())
+        if removed:
+            self._rewrite(refs, keep, idx, lens)
+            self._recompute_bounds()
+        return removed
+
+    def truncate(self, mint: int) -> int:
+        """Drop samples older than ``mint`` and garbage-collect series left empty.
+
+        Returns the number of series removed. ``min_valid_time`` becomes ``mint``.
+        """
+        refs = np.flatnonzero(self.n[: len(self._labels)] > 0).astype(np.int64)
+        lens = self.n[refs]
+        idx = ragged_index(self.start[refs], lens)
+        keep = self.pool_ts[idx] >= mint
+        if not keep.all():
+            self._rewrite(refs, keep, idx, lens)
+        self.min_valid_time = max(self.min_valid_time, mint)
+        dead = np.flatnonzero(self.alive & (self.n == 0) & self.logged)
+        if len(dead):
+            dead_labels = [self.labels_of(r) for r in dead.tolist()]
+            self.postings.remove(set(dead.tolist()), dead_labels)
+            for ls in dead_labels:
+                del self._by_labels[ls]
+            self.alive[dead] = False
+            self.logged[dead] = False
+            self.wasted += int(self.cap[dead].sum())
+            self.cap[dead] = 0
+            self.last_t[dead] = MIN_TIME
+            self._sorted_refs = None
+        if self.wasted > self.pool_end // 2:
+            self.repack()
+        self._recompute_bounds()
+        self.generation += 1
+        return len(dead)
+
+    def _recompute_bounds(self) -> None:
+        refs = np.flatnonzero(self.n[: len(self._labels)] > 0)
+        if len(refs) == 0:
+            self.min_time, self.max_time = MAX_TIME, MIN_TIME
+            return
+        self.min_time = int(self.pool_ts[self.start[refs]].min())
+        self.max_time = int(self.pool_ts[self.start[refs] + self.n[refs] - 1].max())
+
+    def slab_search(self, refs: I64, x: I64, right: bool = False) -> I64:
+        """Per-element ``np.searchsorted(slab(refs[i]), x[i], side)``, vectorised over i.
+
+        A binary search over all slabs at once: ~log2(longest slab) whole-array steps.
+        """
+        start = self.start[refs]
+        lo = np.zeros(len(refs), np.int64)
+        hi = self.n[refs].copy()
+        while True:
+            active = lo < hi
+            if not active.any():
+                return lo
+            mid = (lo + hi) >> 1
+            vals = self.pool_ts[np.where(active, start + mid, 0)]
+            go = active & ((vals <= x) if right else (vals < x))
+            lo = np.where(go, mid + 1, lo)
+            hi = np.where(active & ~go, mid, hi)
+
+    def appendable_min_valid_time(self) -> int:
+        """Oldest in-order timestamp accepted (Prometheus ``appendableMinValidTime``):
+        half a chunk range behind the newest sample, and never inside a persisted block."""
+        if self.max_time == MIN_TIME:
+            return self.min_valid_time
+        return max(self.min_valid_time, self.max_time - self.chunk_range // 2)
+
+    def memory_bytes(self) -> int:
+        """Rough resident size: pooled columns, per-series arrays, and ~200 B per label set."""
+        cols = sum(c.nbytes for c in self._columns())
+        per_series = sum(
+            a.nbytes
+            for a in (self.alive, self.logged, self.start, self.cap, self.n, self.last_t, self.last_v)
+        )
+        return cols + per_series + 200 * self.num_series
+
+    def stats(self) -> dict[str, int]:
+        """Head figures for ``/api/v1/status/tsdb`` and self-metrics."""
+        return {
+            "num_series": self.num_series,
+            "num_samples": self.num_samples,
+            "min_time": self.min_time,
+            "max_time": self.max_time,
+            "memory_bytes": self.memory_bytes(),
+        }

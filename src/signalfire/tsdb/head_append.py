@@ -1,0 +1,301 @@
+"""Appending to the head: classify a batch, log it to the WAL, scatter it into slabs.
+
+Every sample of a batch gets one code, decided with whole-array operations and exactly the
+rules of Prometheus's ``memSeries.appendable`` applied in batch order:
+
+* ``t >= minValidTime`` and (a fresh series or ``t`` > the series' newest timestamp):
+  appended in order;
+* ``t`` equal to the newest timestamp: a bit-identical value is an accepted *duplicate*
+  (stored once, counted in ``AppendStats.duplicate``), another value is a
+  ``duplicate_conflict`` ("duplicate sample for timestamp");
+* otherwise, with an out-of-order window ``w > 0``: admitted when ``t >= headMaxt - w``
+  (checked against every stored timestamp for duplicates), else *too old*;
+* otherwise: *out of bounds* when ``t < minValidTime``, else *out of order*.
+
+"Newest timestamp" includes earlier samples of the same batch, so a batch behaves exactly
+like the same samples appended one by one. ``minValidTime`` is
+``Head.appendable_min_valid_time()``; ``headMaxt`` is the head's max time before the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from signalfire._types import F64, I64, MIN_TIME
+from signalfire.errors import BadDataError
+from signalfire.labels import Labels
+from signalfire.storage import AppendStats
+from signalfire.tsdb.head import Head
+from signalfire.tsdb.wal import records
+from signalfire.tsdb.wal.segment import WAL
+
+APPEND, DUPLICATE, CONFLICT, OOO_OK, OUT_OF_ORDER, OUT_OF_BOUNDS, TOO_OLD = range(7)
+ACCEPTED = (APPEND, OOO_OK)
+
+
+def _group_prev_max(r: I64, t: I64, gstart_mask: np.ndarray) -> tuple[I64, np.ndarray]:
+    """For samples grouped by ref (contiguous, batch order kept inside a group): index of the
+    earliest earlier sample of the group holding the group's running max time, or -1."""
+    n = len(t)
+    idx = np.arange(n, dtype=np.int64)
+    same = ~gstart_mask
+    if not same.any() or np.all(t[1:][same[1:]] > t[:-1][same[1:]]):
+        # Common case (each ref once, or increasing): the previous sample holds the max.
+        prev = idx - 1
+        prev[gstart_mask] = -1
+        return prev, prev >= 0
+    # Rank by (ref, t, -position): the running max of ranks inside a group points at the
+    # largest earlier time, and among equal times at the earliest sample, the one that
+    # was accepted (later equal ones were duplicates or conflicts).
+    order = np.lexsort((-idx, t, r))
+    rank = np.empty(n, np.int64)
+    rank[order] = idx
+    cm = np.maximum.accumulate(rank)
+    prev_rank = np.empty(n, np.int64)
+    prev_rank[0] = -1
+    prev_rank[1:] = cm[:-1]
+    prev_rank[gstart_mask] = -1
+    has = prev_rank >= 0
+    prev = np.where(has, order[np.maximum(prev_rank, 0)], -1)
+    return prev, has
+
+
+def _slab_contains(head: Head, refs: I64, t: I64) -> tuple[np.ndarray, I64]:
+    """Whether each ``(ref, t)`` is stored in the head, and the pool position when it is."""
+    lo = head.slab_search(refs, t)
+    pos = head.start[refs] + lo
+    found = lo < head.n[refs]
+    found[found] = head.pool_ts[pos[found]] == t[found]
+    return found, pos
+
+
+def classify(
+    head: Head,
+    refs: I64,
+    ts: I64,
+    values: F64,
+    base_t: I64,
+    base_v: F64,
+    ooo_window: int,
+) -> np.ndarray:
+    """Codes (int8[n], batch order) for one batch. ``base_t``/``base_v`` are each sample's
+    series newest time and value before the batch (``MIN_TIME`` for an empty series)."""
+    n = len(refs)
+    codes = np.empty(n, np.int8)
+    if n == 0:
+        return codes
+    order = np.argsort(refs, kind="stable")
+    r, t, v = refs[order], ts[order], values[order]
+    bt, bv = base_t[order], base_v[order]
+    gstart = np.empty(n, np.bool_)
+    gstart[0] = True
+    np.not_equal(r[1:], r[:-1], out=gstart[1:])
+    prev, has_prev = _group_prev_max(r, t, gstart)
+    pt = np.where(has_prev, t[prev], MIN_TIME)
+    eff_max = np.maximum(bt, pt)
+    ref_v = np.where(has_prev & (pt > bt), v[prev], bv)
+    fresh = (bt == MIN_TIME) & ~has_prev
+
+    min_valid = head.appendable_min_valid_time()
+    valid = t >= min_valid
+    inorder = valid & (fresh | (t > eff_max))
+    equal = valid & ~fresh & (t == eff_max)
+    same_bits = v.view(np.uint64) == ref_v.view(np.uint64)
+    c = np.full(n, OUT_OF_ORDER, np.int8)
+    c[inorder] = APPEND
+    c[equal & same_bits] = DUPLICATE
+    c[equal & ~same_bits] = CONFLICT
+    rest = ~(inorder | equal)
+    if ooo_window > 0:
+        floor = MIN_TIME if head.max_time == MIN_TIME else head.max_time - ooo_window
+        c[rest & (t >= floor)] = OOO_OK
+        c[rest & (t < floor)] = TOO_OLD
+    else:
+        c[rest & (t < min_valid)] = OUT_OF_BOUNDS
+    if ooo_window > 0 and (c == OOO_OK).any():
+        _ooo_duplicates(head, r, t, v, c)
+    codes[order] = c
+    return codes
+
+
+def _ooo_duplicates(head: Head, r: I64, t: I64, v: F64, c: np.ndarray) -> None:
+    """Turn admitted out-of-order samples that hit an existing timestamp into duplicates
+    (same bits) or conflicts: first against the head's slabs, then against earlier
+    accepted samples of the batch."""
+    cand = np.flatnonzero(c == OOO_OK)
+    found, pos = _slab_contains(head, r[cand], t[cand])
+    if found.any():
+        hit = cand[found]
+        same = v[hit].view(np.uint64) == head.pool_v[pos[found]].view(np.uint64)
+        c[hit[same]] = DUPLICATE
+        c[hit[~same]] = CONFLICT
+    acc = np.flatnonzero((c == APPEND) | (c == OOO_OK))
+    o = np.lexsort((acc, t[acc], r[acc]))
+    a = acc[o]
+    rep = np.zeros(len(a), np.bool_)
+    rep[1:] = (r[a[1:]] == r[a[:-1]]) & (t[a[1:]] == t[a[:-1]])
+    if rep.any():
+        first = a[np.maximum.accumulate(np.where(rep, 0, np.arange(len(a))))]
+        later, orig = a[rep], first[rep]
+        same = v[later].view(np.uint64) == v[orig].view(np.uint64)
+        c[later[same]] = DUPLICATE
+        c[later[~same]] = CONFLICT
+
+
+def count(codes: np.ndarray) -> AppendStats:
+    bc = np.bincount(codes.astype(np.int64), minlength=7)
+    return AppendStats(
+        appended=int(bc[APPEND] + bc[OOO_OK]),
+        out_of_order=int(bc[OUT_OF_ORDER]),
+        out_of_bounds=int(bc[OUT_OF_BOUNDS]),
+        too_old=int(bc[TOO_OLD]),
+        duplicate=int(bc[DUPLICATE]),
+        duplicate_conflict=int(bc[CONFLICT]),
+    )
+
+
+class HeadAppender:
+    """Stages batches for the head; ``commit`` logs them to the WAL, then applies them.
+
+    Not thread-safe; use once. ``append_batch`` judges samples against the head as it is
+    plus this appender's earlier batches; ``commit`` judges again under the head lock
+    (other appenders may have committed meanwhile) and only what passes is logged and
+    stored. ``Head.counters`` adds up the final outcome of every committed sample.
+    """
+
+    def __init__(self, head: Head, wal: WAL | None, ooo_window: Callable[[], int]) -> None:
+        self._head = head
+        self._wal = wal
+        self._ooo_window = ooo_window
+        self._batches: list[tuple[I64, I64, F64, I64 | None, np.ndarray]] = []
+        self._generation = -1
+        self._ov_refs = np.empty(0, np.int64)  # newest staged in-order sample per ref
+        self._ov_t = np.empty(0, np.int64)
+        self._ov_v = np.empty(0, np.float64)
+        self._done = False
+
+    def refs(self, series: Sequence[Labels]) -> I64:
+        """Refs for ``series``, creating new series in the head (slow path, per series)."""
+        with self._head.lock:
+            return self._head.get_or_create(series)
+
+    def _check(
+        self, refs: I64, ts: I64 | int, values: F64, st: I64 | None
+    ) -> tuple[I64, I64, F64, I64 | None]:
+        if self._done:
+            raise BadDataError("append to an appender that was already committed or rolled back")
+        refs = np.asarray(refs, np.int64)
+        values = np.asarray(values, np.float64)
+        ts_arr = np.full(len(refs), ts, np.int64) if np.ndim(ts) == 0 else np.asarray(ts, np.int64)
+        if refs.ndim != 1 or len(ts_arr) != len(refs) or len(values) != len(refs):
+            raise BadDataError(
+                f"append_batch: refs, ts and values must be equal-length 1-D arrays "
+                f"(got {len(refs)}, {len(ts_arr)}, {len(values)})"
+            )
+        if st is not None:
+            st = np.asarray(st, np.int64)
+            if len(st) != len(refs):
+                raise BadDataError(f"append_batch: st has {len(st)} entries, want {len(refs)}")
+        if len(refs) and (refs.min() < 0 or refs.max() >= len(self._head._labels)):
+            bad = int(np.flatnonzero((refs < 0) | (refs >= len(self._head._labels)))[0])
+            raise BadDataError(f"append_batch: sample {bad}: unknown series ref {int(refs[bad])}")
+        return refs, ts_arr, values, st
+
+    def append_batch(self, refs: I64, ts: I64 | int, values: F64, st: I64 | None = None) -> AppendStats:
+        refs, ts_arr, values, st = self._check(refs, ts, values, st)
+        head = self._head
+        with head.lock:
+            self._generation = head.generation
+            base_t = head.last_t[refs]
+            base_v = head.last_v[refs]
+            if len(self._ov_refs):
+                i = np.minimum(np.searchsorted(self._ov_refs, refs), len(self._ov_refs) - 1)
+                hit = (self._ov_refs[i] == refs) & (self._ov_t[i] > base_t)
+                base_t = np.where(hit, self._ov_t[i], base_t)
+                base_v = np.where(hit, self._ov_v[i], base_v)
+            codes = classify(head, refs, ts_arr, values, base_t, base_v, self._ooo_window())
+        self._batches.append((refs, ts_arr, values, st, codes))
+        self._update_overlay(refs, ts_arr, values, codes)
+        return count(codes)
+
+    def _update_overlay(self, refs: I64, ts: I64, values: F64, codes: np.ndarray) -> None:
+        ok = codes == APPEND
+        r = np.concatenate([self._ov_refs, refs[ok]])
+        t = np.concatenate([self._ov_t, ts[ok]])
+        v = np.concatenate([self._ov_v, values[ok]])
+        o = np.lexsort((t, r))
+        r, t, v = r[o], t[o], v[o]
+        last = np.ones(len(r), np.bool_)
+        last[:-1] = r[1:] != r[:-1]
+        self._ov_refs, self._ov_t, self._ov_v = r[last], t[last], v[last]
+
+    def _staged(self) -> tuple[I64, I64, F64, I64 | None, np.ndarray]:
+        b = self._batches
+        if len(b) == 1:
+            return b[0]
+        refs = np.concatenate([x[0] for x in b])
+        ts = np.concatenate([x[1] for x in b])
+        values = np.concatenate([x[2] for x in b])
+        st = None
+        if any(x[3] is not None for x in b):
+            st = np.concatenate([x[3] if x[3] is not None else np.zeros(len(x[0]), np.int64) for x in b])
+        return refs, ts, values, st, np.concatenate([x[4] for x in b])
+
+    def commit(self) -> None:
+        """Log accepted samples (and series first seen in them) as one WAL record, then
+        apply them. When this returns, a process crash cannot lose the batch."""
+        if self._done:
+            return
+        self._done = True
+        if not self._batches:
+            return
+        refs, ts, values, st, codes = self._staged()
+        head = self._head
+        with head.lock:
+            revived = head.revive(refs)
+            stale = self._generation != head.generation or len(self._batches) > 1 or revived is not refs
+            refs = revived
+            if stale:
+                codes = classify(
+                    head, refs, ts, values, head.last_t[refs], head.last_v[refs], self._ooo_window()
+                )
+            head.counters.add(count(codes))
+            acc = (codes == APPEND) | (codes == OOO_OK)
+            if not acc.all():
+                refs, ts, values = refs[acc], ts[acc], values[acc]
+                st = st[acc] if st is not None else None
+            if len(refs) == 0:
+                return
+            if self._wal is not None:
+                new = np.unique(refs[~head.logged[refs]])
+                series = records.encode_series(new.tolist(), [head.labels_of(r) for r in new.tolist()])
+                payload = records.encode_commit(
+                    series if len(new) else b"", records.encode_samples(refs, ts, values, st)
+                )
+                self._wal.log(records.REC_COMMIT, payload)
+                head.logged[new] = True
+            else:
+                head.logged[refs] = True
+            head.apply(refs, ts, values, st)
+        self._batches = []
+
+    def rollback(self) -> None:
+        """Drop the staged batches; their rejections still count (as in Prometheus)."""
+        if not self._done and self._batches:
+            rejected = count(self._staged()[4])
+            rejected.appended = rejected.duplicate = 0
+            with self._head.lock:
+                self._head.counters.add(rejected)
+        self._done = True
+        self._batches = []
+
+    def __enter__(self) -> HeadAppender:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.rollback()

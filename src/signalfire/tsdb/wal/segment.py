@@ -1,0 +1,190 @@
+"""The write-ahead log: numbered segment files of framed, checksummed records.
+
+Layout (``docs/format/wal.md``)::
+
+    <data>/wal/00000000  00000001  ...            segments, append-only
+    <data>/wal/checkpoint.00000003/00000000       state of the head as of segment 3
+
+A record is ``type:u8, 0:u8*3, length:u32le, crc32:u32le`` followed by ``length`` payload
+bytes; the CRC (zlib's CRC-32) covers the first eight header bytes and the payload, so a
+torn header is caught as surely as a torn payload. A record is written with one ``write``
+call and never split across segments: a segment is rotated *before* a record that would
+overflow it, and a record larger than a whole segment gets a segment of its own.
+
+Durability: ``write`` returns only after the bytes are in the kernel's page cache, which a
+``kill -9`` of this process cannot lose. What a power failure can lose depends on the fsync
+policy (see ``DBOptions.fsync``).
+
+Not thread-safe: the DB serialises writers under its commit lock.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from signalfire.errors import CorruptionError
+from signalfire.tsdb.options import FsyncPolicy
+
+HEADER = struct.Struct("<B3xII")  # type, length, crc
+_SEGMENT_RE = re.compile(r"^\d{8}$")
+#: Largest payload accepted on read; a length beyond it is a corrupt header, not a huge record.
+MAX_RECORD = 1 << 31
+
+
+def segment_name(index: int) -> str:
+    return f"{index:08d}"
+
+
+def list_segments(wal_dir: str) -> list[int]:
+    """Indexes of the segment files in ``wal_dir``, ascending."""
+    try:
+        names = os.listdir(wal_dir)
+    except FileNotFoundError:
+        return []
+    return sorted(int(n) for n in names if _SEGMENT_RE.match(n))
+
+
+def frame(rec_type: int, payload: bytes) -> bytes:
+    """Header + payload of one record."""
+    head = struct.pack("<B3xI", rec_type, len(payload))
+    crc = zlib.crc32(payload, zlib.crc32(head))
+    return head + struct.pack("<I", crc) + payload
+
+
+def fsync_dir(path: str) -> None:
+    """Make a rename or a new file in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    type: int
+    payload: memoryview
+    segment: int
+    offset: int  # byte offset of the record header in its segment
+
+
+def read_records(path: str, segment: int = 0) -> Iterator[Record]:
+    """Records of one segment file, in order.
+
+    Raises CorruptionError(path, offset, reason) at the first record that is torn or whose
+    checksum does not match; every record yielded before it is intact.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    mv = memoryview(data)
+    pos, end = 0, len(data)
+    while pos < end:
+        if end - pos < HEADER.size:
+            raise CorruptionError(path, pos, f"torn record header ({end - pos} of {HEADER.size} bytes)")
+        rec_type, length, crc = HEADER.unpack_from(mv, pos)
+        if rec_type == 0 or length > MAX_RECORD:
+            raise CorruptionError(path, pos, f"invalid record header (type {rec_type}, length {length})")
+        body = pos + HEADER.size
+        if body + length > end:
+            raise CorruptionError(path, pos, f"torn record: {end - body} of {length} payload bytes")
+        payload = mv[body : body + length]
+        if zlib.crc32(payload, zlib.crc32(mv[pos : pos + 8])) != crc:
+            raise CorruptionError(path, pos, "record checksum mismatch")
+        yield Record(rec_type, payload, segment, pos)
+        pos = body + length
+
+
+class WAL:
+    """Appends framed records to the newest segment of ``wal_dir``; rotates by size."""
+
+    def __init__(self, wal_dir: str, segment_size: int, fsync: FsyncPolicy = "segment") -> None:
+        self.dir = wal_dir
+        self.segment_size = segment_size
+        self.fsync_policy = fsync
+        os.makedirs(wal_dir, exist_ok=True)
+        segs = list_segments(wal_dir)
+        self._index = segs[-1] if segs else 0
+        self._fd = -1
+        self._size = 0
+        self._open_segment(self._index)
+
+    @property
+    def current_segment(self) -> int:
+        return self._index
+
+    def _open_segment(self, index: int) -> None:
+        path = os.path.join(self.dir, segment_name(index))
+        created = not os.path.exists(path)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._index = index
+        self._size = os.fstat(self._fd).st_size
+        if created and self.fsync_policy != "never":
+            fsync_dir(self.dir)
+
+    def _close_segment(self) -> None:
+        if self._fd >= 0:
+            if self.fsync_policy != "never":
+                os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+
+    def next_segment(self) -> int:
+        """Close the current segment and start a new one; returns the new segment's index."""
+        self._close_segment()
+        self._open_segment(self._index + 1)
+        return self._index
+
+    def log(self, rec_type: int, payload: bytes) -> None:
+        """Append one record, rotating first when it would overflow the current segment."""
+        data = frame(rec_type, payload)
+        if self._size > 0 and self._size + len(data) > self.segment_size:
+            self.next_segment()
+        self._write_all(data)
+        if self.fsync_policy == "commit":
+            os.fdatasync(self._fd)
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            self._size += n
+            view = view[n:]
+
+    def sync(self) -> None:
+        if self._fd >= 0:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        self._close_segment()
+
+    def delete_segments_before(self, index: int) -> None:
+        """Remove every segment numbered below ``index`` (they are covered by a checkpoint)."""
+        for seg in list_segments(self.dir):
+            if seg < index:
+                os.remove(os.path.join(self.dir, segment_name(seg)))
+
+
+def repair_segment(wal_dir: str, err: CorruptionError) -> int:
+    """Cut the damaged segment at the corrupt offset and delete every later segment.
+
+    Returns the number of bytes dropped. This loses only what could not be read: the
+    corrupt record and whatever follows it (as Prometheus's ``wlog.Repair``).
+    """
+    seg = int(os.path.basename(err.path))
+    dropped = 0
+    for later in list_segments(wal_dir):
+        if later > seg:
+            p = os.path.join(wal_dir, segment_name(later))
+            dropped += os.path.getsize(p)
+            os.remove(p)
+    dropped += os.path.getsize(err.path) - err.offset
+    with open(err.path, "r+b") as f:
+        f.truncate(err.offset)
+        f.flush()
+        os.fsync(f.fileno())
+    return dropped

@@ -1,0 +1,146 @@
+"""Head registry, postings, slabs, truncation, deletion and reads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from signalfire.labels import Labels, Matcher
+from signalfire.tsdb.head import Head, ragged_index
+from signalfire.tsdb.head_append import HeadAppender
+from signalfire.tsdb.head_read import HeadQuerier
+
+H = 3_600_000
+
+
+def _mk(head, window=0):
+    return HeadAppender(head, None, lambda: window)
+
+
+def _fill(head, labels, ts, per_series=1):
+    app = _mk(head)
+    refs = app.refs(labels)
+    for t in ts:
+        app.append_batch(refs, t, np.arange(len(refs), dtype=np.float64) + t)
+    app.commit()
+    return refs
+
+
+def _labels(n, **extra):
+    return [
+        Labels.from_dict({"__name__": "m", "i": str(i), "even": str(i % 2 == 0), **extra}) for i in range(n)
+    ]
+
+
+def test_ragged_index():
+    assert ragged_index(np.array([10, 0, 5]), np.array([2, 0, 3])).tolist() == [10, 11, 5, 6, 7]
+    assert ragged_index(np.array([], np.int64), np.array([], np.int64)).tolist() == []
+
+
+def test_refs_are_stable_and_interned():
+    head = Head(2 * H)
+    a = _mk(head).refs(_labels(3))
+    b = _mk(head).refs(list(reversed(_labels(3))))
+    assert a.tolist() == [0, 1, 2] and b.tolist() == [2, 1, 0]
+    assert head.num_series == 3
+
+
+@pytest.mark.parametrize(
+    ("matchers", "want"),
+    [
+        ([Matcher.equal("i", "3")], ["3"]),
+        ([Matcher.parse_type("=~", "i", "1|3|7")], ["1", "3"]),
+        ([Matcher.parse_type("!=", "i", "0")], ["1", "2", "3", "4"]),
+        ([Matcher.parse_type("!~", "i", "[0-2]")], ["3", "4"]),
+        ([Matcher.equal("even", "True"), Matcher.parse_type("!=", "i", "2")], ["0", "4"]),
+        ([Matcher.equal("missing", "")], ["0", "1", "2", "3", "4"]),
+        ([Matcher.parse_type("=~", "missing", ".+")], []),
+        ([Matcher.parse_type("=~", "i", ".*"), Matcher.equal("i", "9")], []),
+    ],
+    ids=[
+        "eq",
+        "regex-literals",
+        "neq",
+        "not-regex",
+        "and",
+        "absent-eq-empty",
+        "absent-regex-nonempty",
+        "empty",
+    ],
+)
+def test_select_matchers(matchers, want):
+    head = Head(2 * H)
+    _fill(head, _labels(5), [1000])
+    ss = HeadQuerier(head, 0, 5000).select(matchers)
+    assert sorted(ls.get("i") for ls in ss.labels) == want
+
+
+def test_select_sorts_by_labels_and_clips_range():
+    head = Head(2 * H)
+    _fill(head, list(reversed(_labels(12))), [1000, 2000, 3000])
+    ss = HeadQuerier(head, 1500, 3000).select([Matcher.equal("__name__", "m")])
+    ss.validate()
+    assert list(ss.labels) == sorted(_labels(12))
+    assert ss.offsets.tolist() == list(range(0, 25, 2))
+    assert set(ss.ts.tolist()) == {2000, 3000}
+    assert len(HeadQuerier(head, 3001, 9000).select([Matcher.equal("__name__", "m")])) == 0
+
+
+def test_growth_relocates_and_repacks_without_losing_samples():
+    head = Head(1 << 40)
+    refs = _mk(head).refs(_labels(50))
+    rng = np.random.default_rng(0)
+    want = {int(r): [] for r in refs}
+    for t in range(1, 300):
+        sel = refs[rng.random(len(refs)) < 0.3]
+        with _mk(head) as app:
+            app.append_batch(sel, t, np.full(len(sel), float(t)))
+        for r in sel.tolist():
+            want[r].append(t)
+    head.repack()
+    ss = HeadQuerier(head, 0, 10**6).select([])
+    got = {ls.get("i"): ss.ts[a:b].tolist() for ls, a, b in zip(ss.labels, ss.offsets[:-1], ss.offsets[1:])}
+    assert got == {str(r): ts for r, ts in want.items() if ts}
+
+
+def test_truncate_drops_old_samples_and_gcs_empty_series():
+    head = Head(2 * H)
+    refs = _fill(head, _labels(4), [1000, 2000])
+    with _mk(head) as app:
+        app.append_batch(refs[:2], 3000, np.array([1.0, 2.0]))
+    assert head.truncate(2500) == 2
+    assert head.num_series == 2 and head.min_time == 3000 and head.min_valid_time == 2500
+    assert head.postings.label_values("i") == ["0", "1"]
+    # A stale ref from before GC revives the series on commit.
+    with _mk(head) as app:
+        assert app.append_batch(refs[2:3], 4000, np.array([5.0])).appended == 1
+    ss = HeadQuerier(head, 0, 10**6).select([Matcher.equal("i", "2")])
+    assert ss.ts.tolist() == [4000]
+
+
+def test_delete_removes_range_and_keeps_in_order_limit():
+    head = Head(2 * H)
+    refs = _fill(head, _labels(2), [1000, 2000, 3000])
+    assert head.delete(refs[:1], 1500, 3000) == 2
+    ss = HeadQuerier(head, 0, 10**6).select([Matcher.equal("i", "0")])
+    assert ss.ts.tolist() == [1000]
+    with _mk(head) as app:
+        assert app.append_batch(refs[:1], 2500, np.array([1.0])).out_of_order == 1
+
+
+def test_label_names_and_values_respect_range_and_matchers():
+    head = Head(2 * H)
+    _fill(head, _labels(3), [1000])
+    _fill(head, [Labels.from_strings("__name__", "other", "zone", "a")], [5000])
+    q = HeadQuerier(head, 0, 2000)
+    assert q.label_names() == ["__name__", "even", "i"]
+    assert q.label_values("__name__") == ["m"]
+    assert HeadQuerier(head, 0, 9000).label_values("zone", [Matcher.equal("__name__", "other")]) == ["a"]
+
+
+def test_stats():
+    head = Head(2 * H)
+    _fill(head, _labels(3), [1000, 2000])
+    s = head.stats()
+    assert (s["num_series"], s["num_samples"], s["min_time"], s["max_time"]) == (3, 6, 1000, 2000)
+    assert s["memory_bytes"] > 0
