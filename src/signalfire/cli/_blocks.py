@@ -8,7 +8,6 @@ names (``Block``, ``BlockMeta``, ``open_db``); nothing parses index or chunk fil
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -19,7 +18,7 @@ import numpy as np
 
 from signalfire.errors import NotFoundError, SignalfireError, StorageError
 from signalfire.labels import Labels, Matcher
-from signalfire.storage import SeriesSet
+from signalfire.storage import SeriesSet, empty_series_set
 
 _CROCKFORD = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
@@ -43,46 +42,25 @@ class BlockInfo:
     path: Path
 
 
-def _dir_size(path: Path) -> int:
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.path.getsize(os.path.join(root, f))
-            except OSError:
-                continue
-    return total
-
-
-def _meta_of(path: Path) -> Any:
-    from signalfire.tsdb.block import Block
-
-    return Block.open(path).meta
-
-
-def _stat(meta: Any, name: str) -> int:
-    stats = getattr(meta, "stats", None)
-    if stats is not None and hasattr(stats, name):
-        return int(getattr(stats, name))
-    return int(getattr(meta, name, 0))
-
-
 def block_info(path: Path) -> BlockInfo:
     """Meta and on-disk size of the block in ``path``; raises StorageError if it is unreadable."""
+    from signalfire.tsdb.block import Block
+
     try:
-        meta = _meta_of(path)
+        with Block.open(path) as block:
+            meta, size = block.meta, block.size_bytes()
     except SignalfireError:
         raise
     except Exception as err:  # a damaged block must name itself, not crash the listing
         raise StorageError(f"open block {path}: {err}") from err
     return BlockInfo(
-        ulid=str(getattr(meta, "ulid", path.name)),
-        min_time=int(meta.min_time),
-        max_time=int(meta.max_time),
-        num_samples=_stat(meta, "num_samples"),
-        num_chunks=_stat(meta, "num_chunks"),
-        num_series=_stat(meta, "num_series"),
-        size=_dir_size(path),
+        ulid=meta.ulid,
+        min_time=meta.min_time,
+        max_time=meta.max_time,
+        num_samples=meta.num_samples,
+        num_chunks=meta.num_chunks,
+        num_series=meta.num_series,
+        size=size,
         path=path,
     )
 
@@ -119,15 +97,12 @@ def block_querier(info: BlockInfo) -> Iterator[Any]:
     """A querier over one block's whole range; closed on exit."""
     from signalfire.tsdb.block import Block
 
-    block = Block.open(info.path)
-    q = block.querier(info.min_time, info.max_time)
-    try:
-        yield q
-    finally:
-        q.close()
-        close = getattr(block, "close", None)
-        if close is not None:
-            close()
+    with Block.open(info.path) as block:
+        q = block.querier(info.min_time, info.max_time - 1)  # meta's end is exclusive
+        try:
+            yield q
+        finally:
+            q.close()
 
 
 @contextmanager
@@ -162,33 +137,68 @@ def copy_series_set(ss: SeriesSet) -> SeriesSet:
     )
 
 
-def union_series_sets(sets: Sequence[SeriesSet]) -> SeriesSet:
-    """Series of every set, sorted by labels; a series selected twice appears once.
+def merge_series_sets(sets: Sequence[SeriesSet]) -> SeriesSet:
+    """One SeriesSet with every series of ``sets``, sorted by labels, samples merged by time.
 
-    This is what promtool's merge of several ``--match`` selections gives: the same
-    series selected by two selectors carries the same samples, so the first copy is kept.
+    This is Prometheus's chained series merge: a series present in several sets (two
+    blocks, or two ``--match`` selections) gets the union of its samples, and a timestamp
+    present twice is kept once (the first set's sample). Steps: rank label sets, one
+    lexsort of all samples by (rank, ts), drop repeated (rank, ts), offsets by bincount.
     """
     if len(sets) == 1:
         return sets[0]
-    seen: dict[Labels, tuple[int, int]] = {}
-    for k, ss in enumerate(sets):  # loop over series: label bookkeeping only, no samples
-        for i, ls in enumerate(ss.labels):
-            seen.setdefault(ls, (k, i))
-    order = sorted(seen)
-    parts_ts, parts_v, lens = [], [], []
-    for ls in order:
-        k, i = seen[ls]
-        _, ts, vs = sets[k].series(i)
-        parts_ts.append(ts)
-        parts_v.append(vs)
-        lens.append(len(ts))
+    if not sets:
+        return empty_series_set()
+    ranks: dict[Labels, int] = {}
+    for ss in sets:  # loop over series: label bookkeeping only
+        for ls in ss.labels:
+            ranks.setdefault(ls, 0)
+    order = sorted(ranks)
+    for i, ls in enumerate(order):
+        ranks[ls] = i
+    sample_rank = np.concatenate(
+        [np.repeat(np.array([ranks[ls] for ls in ss.labels], np.int64), np.diff(ss.offsets)) for ss in sets]
+        or [np.empty(0, np.int64)]
+    )
+    ts = np.concatenate([np.asarray(ss.ts, np.int64) for ss in sets] or [np.empty(0, np.int64)])
+    values = np.concatenate([np.asarray(ss.values, np.float64) for ss in sets] or [np.empty(0, np.float64)])
+    idx = np.lexsort((ts, sample_rank))  # stable: equal (rank, ts) keep the set order
+    sample_rank, ts, values = sample_rank[idx], ts[idx], values[idx]
+    keep = np.ones(len(ts), bool)
+    keep[1:] = (sample_rank[1:] != sample_rank[:-1]) | (ts[1:] != ts[:-1])
+    sample_rank, ts, values = sample_rank[keep], ts[keep], values[keep]
     offsets = np.zeros(len(order) + 1, np.int64)
-    np.cumsum(np.asarray(lens, np.int64), out=offsets[1:])
-    ts_all = np.concatenate(parts_ts) if parts_ts else np.empty(0, np.int64)
-    v_all = np.concatenate(parts_v) if parts_v else np.empty(0, np.float64)
-    return SeriesSet(order, offsets, ts_all.astype(np.int64), v_all.astype(np.float64))
+    np.cumsum(np.bincount(sample_rank, minlength=len(order)), out=offsets[1:])
+    return SeriesSet(order, offsets, ts, values)
+
+
+def select_blocks(
+    db_path: str | Path, matcher_sets: Sequence[Sequence[Matcher]], mint: int, maxt: int
+) -> SeriesSet:
+    """Samples of every block of the folder in ``[mint, maxt]``, read-only, merged.
+
+    A folder with a ``wal/`` directory is a live database: it is read through ``open_db``
+    so samples still in the head are included too.
+    """
+    p = check_dir(db_path)
+    if (p / "wal").is_dir():
+        with db_querier(p, mint, maxt) as q:
+            return select_all(q, matcher_sets)
+    from signalfire.tsdb.block import Block
+
+    parts = []
+    for info in list_blocks(p):
+        if info.max_time <= mint or info.min_time > maxt:
+            continue
+        with Block.open(info.path) as block:
+            q = block.querier(max(mint, info.min_time), min(maxt, info.max_time - 1))
+            try:
+                parts.append(select_all(q, matcher_sets))
+            finally:
+                q.close()
+    return merge_series_sets(parts) if parts else merge_series_sets([])
 
 
 def select_all(q: Any, matcher_sets: Sequence[Sequence[Matcher]]) -> SeriesSet:
     """Select each matcher set with ``q`` and union the results (copies)."""
-    return union_series_sets([copy_series_set(q.select(list(ms))) for ms in matcher_sets])
+    return merge_series_sets([copy_series_set(q.select(list(ms))) for ms in matcher_sets])

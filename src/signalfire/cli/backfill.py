@@ -223,7 +223,8 @@ def write_blocks(blocks: Sequence[SeriesSet], out_dir: Path, progress: bool = Fa
     for ss in tqdm(blocks, desc="write blocks", unit="block", disable=not progress, leave=False):
         mint = int(ss.ts.min())
         maxt = int(ss.ts.max()) + 1  # block ranges are half-open, as in Prometheus's meta.json
-        paths.append(Path(write_block(out_dir, ss, mint, maxt)))
+        meta = write_block(out_dir, ss, min_time=mint, max_time=maxt)
+        paths.append(out_dir / meta.ulid)
     return paths
 
 

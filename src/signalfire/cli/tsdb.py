@@ -275,8 +275,7 @@ def _dump(args: argparse.Namespace, out: TextIO | None, fmt: str) -> int:
     out = out or sys.stdout
     try:
         sets = _matcher_sets(args.match)
-        with _blocks.db_querier(args.db_path, args.min_time, args.max_time) as q:
-            ss = _blocks.select_all(q, sets)
+        ss = _blocks.select_blocks(args.db_path, sets, args.min_time, args.max_time)
     except SignalfireError as err:
         return _fail(err)
     lines = dump_lines(ss) if fmt == "text" else dump_openmetrics_lines(ss)
