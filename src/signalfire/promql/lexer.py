@@ -137,6 +137,8 @@ class _Lexer:
             if self.paren_depth != 0:
                 raise _LexError("unclosed left parenthesis", i)
             if self.bracket_open:
+                if self.tokens and self.tokens[-1].kind == "[":
+                    raise _LexError("unexpected end of input in duration expression", i)
                 raise _LexError("unclosed left bracket", i)
             self.emit(EOF, i, i)
             return -1
@@ -329,18 +331,21 @@ class _Lexer:
         if ok:
             self.emit(NUMBER, i, j)
             return j
-        dj = self.remaining_duration(j)
-        if dj is not None:
-            self.emit(DURATION, i, dj)
-            return dj
-        shown = go_quote(self.s[i : min(j + 1, self.n)])
-        raise _LexError(f"bad number or duration syntax: {shown}", i)
+        ok, j = self.remaining_duration(j)
+        if ok:
+            self.emit(DURATION, i, j)
+            return j
+        raise _LexError(f"bad number or duration syntax: {go_quote(self.s[i:j])}", i)
 
-    def remaining_duration(self, j: int) -> int | None:
-        """After the digits of a duration, accept ``unit ( digits unit )*``; end or None."""
+    def remaining_duration(self, j: int) -> tuple[bool, int]:
+        """After the digits of a duration, accept ``unit ( digits unit )*``.
+
+        Returns (ok, end); on failure ``end`` is how far Prometheus's lexer had read, which
+        its error message quotes.
+        """
         s, n = self.s, self.n
         if j >= n or s[j] not in "smhdwy":
-            return None
+            return False, j
         j += 1
         if j < n and s[j] == "s":
             j += 1
@@ -348,13 +353,13 @@ class _Lexer:
             while j < n and s[j] in _DIGITS:
                 j += 1
             if j >= n or s[j] not in "smhdw":
-                return None
+                return False, j
             j += 1
             if j < n and s[j] == "s":
                 j += 1
         if j < n and s[j] in _ALNUM:
-            return None
-        return j
+            return False, j + 1
+        return True, j
 
     # -- strings ----------------------------------------------------------------
 
