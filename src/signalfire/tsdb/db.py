@@ -14,6 +14,7 @@ two DBs in one process share no state.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -23,29 +24,28 @@ from typing import Any
 from signalfire._types import MAX_TIME, MIN_TIME
 from signalfire.errors import BadDataError, StorageError
 from signalfire.labels import Matcher
-from signalfire.storage import Querier
+from signalfire.storage import Querier, SeriesSet
 from signalfire.storage.merge import MergeQuerier
+from signalfire.tsdb.block import Block, delete_block_dir, write_block
+from signalfire.tsdb.block_meta import is_ulid
+from signalfire.tsdb.compact import compact_blocks, plan_compaction
 from signalfire.tsdb.head import Head
 from signalfire.tsdb.head_append import HeadAppender
 from signalfire.tsdb.head_read import HeadQuerier, read_series
 from signalfire.tsdb.head_wal import ReplayStats, replay
 from signalfire.tsdb.lock import DirLock
 from signalfire.tsdb.options import DBOptions
+from signalfire.tsdb.retention import blocks_to_delete
 from signalfire.tsdb.wal import records
 from signalfire.tsdb.wal.checkpoint import delete_checkpoints_before, write_checkpoint
 from signalfire.tsdb.wal.segment import WAL
 
 log = logging.getLogger(__name__)
 
-try:  # Blocks are built in parallel; until they land the DB runs head-only.
-    from signalfire.tsdb import block as _block_mod
-except ImportError:  # pragma: no cover - depends on the tree
-    _block_mod = None  # type: ignore[assignment]
-
 
 def blocks_available() -> bool:
-    """Whether on-disk blocks are supported by this build (else the DB is head-only)."""
-    return _block_mod is not None
+    """Whether on-disk blocks are supported (always, now; kept for callers that asked)."""
+    return True
 
 
 class DB:
@@ -58,7 +58,7 @@ class DB:
         self.head = Head(options.min_block_duration)
         self._lock = self.head.lock
         self._ooo_window = options.out_of_order_time_window
-        self.blocks: list[Any] = []
+        self.blocks: list[Block] = []
         self.wal: WAL | None = None
         self.replay_stats = ReplayStats()
         self._closed = False
@@ -180,13 +180,85 @@ class DB:
         return h.max_time != MIN_TIME and h.max_time - h.min_time > self.options.min_block_duration // 2 * 3
 
     def compact(self) -> list[str]:
-        """Cut the head into 2h-aligned blocks while it is compactable, then compact blocks
-        and apply retention. Returns the ULIDs of the blocks written. Head-only builds
-        keep everything in the head (nothing is lost, nothing is cut)."""
+        """Cut the head into block-range-aligned blocks while it is compactable, then
+        compact blocks (``plan_compaction``) and apply retention (time and size).
+        Returns the ULIDs of the blocks written.
+
+        Crash safety: a block is renamed into place complete before the head or the WAL
+        forgets its samples, and a compacted block before its parents are deleted; a
+        crash in between leaves the same samples twice, which reads deduplicate and the
+        next open cleans up (parents of a present block are deleted on open).
+        """
         self._check_open()
-        if _block_mod is None:
-            return []
-        return []
+        written: list[str] = []
+        with self._lock:
+            written += self._cut_head()
+            if self.options.enable_compaction:
+                written += self._compact_blocks()
+            self._apply_retention()
+        return written
+
+    def _cut_head(self) -> list[str]:
+        written = []
+        rng = self.options.min_block_duration
+        while self.compactable():
+            mint = self.head.min_time
+            maxt = (mint // rng) * rng + rng
+            series = self.head_series_set(mint, maxt - 1)
+            if series.num_samples:
+                meta = write_block(self.path, series, min_time=mint, max_time=maxt)
+                self.blocks.append(Block.open(os.path.join(self.path, meta.ulid)))
+                written.append(meta.ulid)
+            self.truncate_head(maxt)
+        self._sort_blocks()
+        return written
+
+    def _sort_blocks(self) -> None:
+        self.blocks.sort(key=lambda b: (b.meta.min_time, b.meta.ulid))
+
+    def _compact_blocks(self) -> list[str]:
+        written = []
+        ranges = self.options.block_ranges()
+        for _ in range(1000):  # each round removes at least one block; bounded anyway
+            plan = plan_compaction([b.meta for b in self.blocks], ranges)
+            if not plan:
+                break
+            want = {m.ulid for m in plan[0]}
+            group = [b for b in self.blocks if b.meta.ulid in want]
+            meta = compact_blocks(self.path, group)
+            if meta is not None:
+                self.blocks.append(Block.open(os.path.join(self.path, meta.ulid)))
+                written.append(meta.ulid)
+            self._drop_blocks(want)
+        return written
+
+    def _drop_blocks(self, ulids: set[str]) -> None:
+        keep = []
+        for b in self.blocks:
+            if b.meta.ulid not in ulids:
+                keep.append(b)
+                continue
+            try:
+                b.close()
+            except BufferError:  # a querier still holds views; the mmap goes with them
+                log.warning("block %s closed while still being read", b.meta.ulid)
+            delete_block_dir(b.dir)
+        self.blocks = keep
+        self._sort_blocks()
+
+    def _apply_retention(self) -> None:
+        o = self.options
+        if not self.blocks or (o.retention_ms <= 0 and o.retention_bytes <= 0):
+            return
+        wal_bytes = _dir_size(os.path.join(self.path, "wal")) if o.retention_bytes > 0 else 0
+        doomed = blocks_to_delete(
+            [(b.meta, b.size_bytes()) for b in self.blocks],
+            retention_ms=o.retention_ms,
+            max_bytes=o.retention_bytes,
+            head_bytes=wal_bytes,
+        )
+        if doomed:
+            self._drop_blocks(set(doomed))
 
     def truncate_head(self, mint: int) -> None:
         """Drop head samples below ``mint`` and checkpoint the WAL so segments can go.
@@ -207,41 +279,51 @@ class DB:
 
     # ---------------------------------------------------------------- snapshot
 
-    def snapshot(self, dest: str, with_head: bool = True) -> None:
+    def snapshot(self, dest: str | os.PathLike[str], with_head: bool = True) -> str:
         """Consistent hot backup into ``dest`` (must not exist or be empty).
 
-        Blocks are hard-linked (copied across file systems); the head is written as a
-        block when blocks are supported, else the WAL (checkpoint + segments) is copied.
-        Runs under the DB lock, so it reflects exactly the commits before it.
+        Blocks are hard-linked (copied across file systems, tombstones always copied);
+        the head is written as one more block. Runs under the DB lock, so it reflects
+        exactly the commits before it. Returns ``dest``.
         """
         from signalfire.tsdb.snapshot import write_snapshot
 
         self._check_open()
+        dest = os.fspath(dest)
         with self._lock:
             write_snapshot(self, dest, with_head)
+        return dest
 
-    def head_series_set(self, mint: int, maxt: int) -> Any:
+    def head_series_set(self, mint: int, maxt: int) -> SeriesSet:
         """All head series with samples in ``[mint, maxt]`` (label order), copied."""
         with self._lock:
             h = self.head
             return read_series(h, h.sort_by_labels(h.live_refs()), mint, maxt)
 
 
-def _load_blocks(path: str) -> list[Any]:
-    if _block_mod is None:
-        return []
-    from signalfire.tsdb.block_meta import is_ulid
-
-    blocks = []
-    for name in sorted(os.listdir(path)):
-        full = os.path.join(path, name)
+def _load_blocks(path: str) -> list[Block]:
+    """Open the blocks of ``path``; remove leftovers of interrupted writes and compactions."""
+    for name in os.listdir(path):
         if name.endswith(".tmp") or name.endswith(".tmp-for-deletion"):
-            shutil.rmtree(full, ignore_errors=True)
-            continue
-        if os.path.isdir(full) and is_ulid(name):
-            blocks.append(_block_mod.Block.open(full))
+            shutil.rmtree(os.path.join(path, name), ignore_errors=True)
+    blocks = [Block.open(os.path.join(path, n)) for n in sorted(os.listdir(path)) if is_ulid(n)]
+    # A compaction that crashed before deleting its inputs leaves them beside its output.
+    parents = {p for b in blocks for p in b.meta.parents}
+    for b in [b for b in blocks if b.meta.ulid in parents]:
+        b.close()
+        delete_block_dir(b.dir)
+    blocks = [b for b in blocks if b.meta.ulid not in parents]
     blocks.sort(key=lambda b: (b.meta.min_time, b.meta.ulid))
     return blocks
+
+
+def _dir_size(path: str) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):  # a file removed while we walk
+                total += os.path.getsize(os.path.join(root, f))
+    return total
 
 
 def open_db(path: str | os.PathLike[str], options: DBOptions | None = None, *, repair: bool = True) -> DB:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from signalfire.errors import BadDataError
+from signalfire.tsdb.block import write_block
 from signalfire.tsdb.wal.segment import fsync_dir
 
 if TYPE_CHECKING:
@@ -43,26 +45,9 @@ def write_snapshot(db: DB, dest: str, with_head: bool) -> None:
         raise BadDataError(f"snapshot: destination {dest} is not empty")
     os.makedirs(dest, exist_ok=True)
     for b in db.blocks:
-        _link_tree(
-            b.path if hasattr(b, "path") else os.path.join(db.path, b.meta.ulid),
-            os.path.join(dest, b.meta.ulid),
-        )
-    if with_head and db.head.num_samples:
-        from signalfire.tsdb import db as db_mod
-
-        if db_mod.blocks_available():
-            from signalfire.tsdb.block import write_block
-
-            h = db.head
-            series = db.head_series_set(h.min_time, h.max_time)
-            write_block(dest, series, min_time=h.min_time, max_time=h.max_time + 1)
-        else:
-            _copy_wal(db, os.path.join(dest, "wal"))
+        _link_tree(str(b.dir), os.path.join(dest, b.meta.ulid))
+    h = db.head
+    if with_head and h.num_samples:
+        series = db.head_series_set(h.min_time, h.max_time)
+        write_block(Path(dest), series, min_time=h.min_time, max_time=h.max_time + 1)
     fsync_dir(dest)
-
-
-def _copy_wal(db: DB, dest: str) -> None:
-    """Head-only builds: the WAL at a commit boundary is a faithful copy of the head."""
-    assert db.wal is not None, "BUG: snapshot of a DB without WAL"
-    db.wal.sync()
-    shutil.copytree(db.wal.dir, dest)

@@ -187,3 +187,77 @@ def test_compactable_follows_prometheus_rule(db):
     assert not db.compactable()
     _append(db, 1, 3 * H + 1)
     assert db.compactable()
+
+
+def _fill_hours(db, hours, step=10 * 60_000, n=3):
+    for t in range(0, hours * H, step):
+        _append(db, n, t)
+
+
+def test_compact_cuts_aligned_blocks_and_keeps_every_sample(tmp_path):
+    path = tmp_path / "data"
+    opts = DBOptions(fsync="never", retention_ms=0, enable_compaction=False)
+    with open_db(path, opts) as db:
+        _fill_hours(db, 7)
+        want = _dump(db)
+        written = db.compact()
+        assert len(written) == 2  # [0,2h) and [2h,4h); the head keeps 4h..7h (3h <= 1.5 ranges)
+        assert [(b.meta.min_time, b.meta.max_time) for b in db.blocks] == [(0, 2 * H), (2 * H, 4 * H)]
+        assert db.head.min_time == 4 * H and db.head.min_valid_time == 4 * H
+        assert _dump(db) == want
+        part = _dump(db, H, 5 * H)
+        assert {k: v[0] for k, v in part.items()} == {
+            k: [t for t in v[0] if H <= t <= 5 * H] for k, v in want.items()
+        }
+        assert _append(db, 1, 4 * H - 1).out_of_bounds == 1
+    with open_db(path, opts) as db:
+        assert _dump(db) == want
+        assert len(db.blocks) == 2
+
+
+def test_compact_merges_blocks_and_applies_time_retention(tmp_path):
+    opts = DBOptions(fsync="never", retention_ms=10 * H, max_block_duration=18 * H)
+    with open_db(tmp_path / "d", opts) as db:
+        _fill_hours(db, 30, step=30 * 60_000, n=2)
+        db.compact()
+        metas = [b.meta for b in db.blocks]
+        assert any(m.level > 1 for m in metas)
+        newest = max(m.max_time for m in metas)
+        assert all(newest - m.max_time < 10 * H for m in metas)
+        got = _dump(db)
+        assert got["0"][0][-1] == 30 * H - 30 * 60_000
+
+
+def test_delete_reaches_blocks(tmp_path):
+    with open_db(tmp_path / "d", DBOptions(fsync="never", retention_ms=0)) as db:
+        _fill_hours(db, 7)
+        db.compact()
+        db.delete([Matcher.equal("i", "0")], 0, 5 * H)
+        assert min(_dump(db)["0"][0]) > 5 * H
+        assert min(_dump(db)["1"][0]) == 0
+
+
+def test_snapshot_with_blocks_and_head(tmp_path):
+    with open_db(tmp_path / "d", DBOptions(fsync="never", retention_ms=0)) as db:
+        _fill_hours(db, 7)
+        db.compact()
+        want = _dump(db)
+        dest = db.snapshot(tmp_path / "snap")
+        _append(db, 3, 8 * H)
+    with open_db(dest, OPTS) as snap:
+        assert _dump(snap) == want
+        assert len(snap.blocks) == 3
+
+
+def test_open_removes_parents_left_by_interrupted_compaction(tmp_path):
+    path = tmp_path / "d"
+    with open_db(path, DBOptions(fsync="never", retention_ms=0, enable_compaction=False)) as db:
+        _fill_hours(db, 9)
+        db.compact()
+        want = _dump(db)
+        from signalfire.tsdb.compact import compact_blocks
+
+        compact_blocks(path, db.blocks[:2])  # as if we crashed before deleting the inputs
+    with open_db(path, DBOptions(fsync="never", retention_ms=0, enable_compaction=False)) as db:
+        assert len(db.blocks) == 2 and db.blocks[0].meta.level == 2
+        assert _dump(db) == want
