@@ -1,0 +1,235 @@
+"""Lexical helpers shared by the text-format and OpenMetrics parsers.
+
+Both parsers follow Prometheus's ``model/textparse`` lexers: the same token
+classes (metric name, quoted string, label value, value, timestamp), the same
+escape rules and the same float syntax (Go's ``strconv.ParseFloat`` without hex,
+``p`` exponents or underscores). Errors are worded like ``textparse``'s
+``parseError``: ``expected equal, got "}" ("BCLOSE") while parsing: "foo{a}"``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from decimal import Decimal, InvalidOperation
+
+from signalfire.errors import ExpositionParseError
+
+#: A metric name that needs no quotes: ``[a-zA-Z_:][a-zA-Z0-9_:]*``.
+NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+#: A label name that needs no quotes: ``[a-zA-Z_][a-zA-Z0-9_]*``.
+LNAME = r"[a-zA-Z_][a-zA-Z0-9_]*"
+#: A double-quoted string with backslash escapes (label values, quoted names).
+QSTRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+#: Go's float syntax as ``parseFloat`` accepts it (sign, decimal, exponent, Inf, NaN).
+FLOAT = (
+    r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[iI][nN][fF](?:[iI][nN][iI][tT][yY])?)"
+    r"|[nN][aA][nN]"
+)
+
+NAME_RE = re.compile(NAME)
+LNAME_RE = re.compile(LNAME)
+QSTRING_RE = re.compile(QSTRING)
+FLOAT_RE = re.compile(FLOAT)
+#: One ``name="value"`` pair inside braces, for the fast paths (structure already checked).
+LABEL_PAIR_RE = re.compile(r"(" + LNAME + r"|" + QSTRING + r')="((?:[^"\\]|\\.)*)"')
+_ESCAPE_RE = re.compile(r"\\(.)", re.S)
+_ESCAPES = {'"': '"', "\\": "\\", "n": "\n"}
+
+
+class FloatSyntaxError(ValueError):
+    """A value token that Go's ``strconv.ParseFloat`` would reject; ``reason`` is Go's wording."""
+
+
+def _unescape_one(m: re.Match[str]) -> str:
+    c = m.group(1)
+    # Prometheus's replacer knows only \" \\ and \n; other escapes stay as written.
+    return _ESCAPES.get(c, "\\" + c)
+
+
+def unescape(s: str) -> str:
+    """Undo label-value escaping (``\\"``, ``\\\\``, ``\\n``) as Prometheus's ``lvalReplacer``."""
+    if "\\" not in s:
+        return s
+    return _ESCAPE_RE.sub(_unescape_one, s)
+
+
+def unescape_help_text(s: str) -> str:
+    """Undo text-format HELP escaping (only ``\\\\`` and ``\\n``, as ``helpReplacer``)."""
+    if "\\" not in s:
+        return s
+    return _ESCAPE_RE.sub(lambda m: {"\\": "\\", "n": "\n"}.get(m.group(1), m.group(0)), s)
+
+
+def go_float(tok: str) -> float:
+    """Parse ``tok`` exactly as Prometheus's ``parseFloat`` does.
+
+    Raises :class:`FloatSyntaxError` with Go's reason for anything ``ParseFloat``
+    rejects, including finite literals that overflow float64 ("value out of range").
+    """
+    if FLOAT_RE.fullmatch(tok) is None:
+        if any(c in tok for c in "pP_"):
+            raise FloatSyntaxError("unsupported character in float")
+        raise FloatSyntaxError(f"strconv.ParseFloat: parsing {go_quote(tok)}: invalid syntax")
+    v = float(tok)
+    if v in (float("inf"), float("-inf")) and tok.lstrip("+-")[:1] not in ("i", "I"):
+        raise FloatSyntaxError(f"strconv.ParseFloat: parsing {go_quote(tok)}: value out of range")
+    return v
+
+
+def seconds_to_ms(tok: str) -> int:
+    """An OpenMetrics timestamp token (float seconds) as int64 milliseconds, truncated.
+
+    Prometheus computes ``int64(f * 1000)`` in floating point, which turns
+    ``1.005`` into 1004; we convert the decimal text exactly instead so that every
+    millisecond value written by :func:`write_openmetrics` reads back unchanged.
+    """
+    try:
+        ms = int(Decimal(tok).scaleb(3))
+    except (InvalidOperation, ValueError, OverflowError) as err:
+        raise FloatSyntaxError(f"invalid timestamp {tok}") from err
+    if not -(2**63) <= ms < 2**63:
+        raise FloatSyntaxError(f"timestamp {tok} out of range")
+    return ms
+
+
+def go_quote(s: str) -> str:
+    """``s`` as Go's ``%q`` prints it (close enough for messages)."""
+    out = ['"']
+    for c in s:
+        o = ord(c)
+        if c == '"':
+            out.append('\\"')
+        elif c == "\\":
+            out.append("\\\\")
+        elif c == "\n":
+            out.append("\\n")
+        elif c == "\t":
+            out.append("\\t")
+        elif c == "\r":
+            out.append("\\r")
+        elif 0xDC80 <= o <= 0xDCFF:
+            out.append(f"\\x{o - 0xDC00:02x}")
+        elif o < 0x20 or o == 0x7F:
+            out.append(f"\\x{o:02x}")
+        else:
+            out.append(c)
+    out.append('"')
+    return "".join(out)
+
+
+def format_go_float(f: float) -> str:
+    """``strconv.FormatFloat(f, 'g', -1, 64)``: shortest digits, ``%e`` when exp < -4 or >= 6.
+
+    Go switches to exponent form at exponent 21 only for ``%v``; ``'g'`` with
+    shortest precision uses 6, so 1e6 prints as ``1e+06``. Infinities print as
+    ``+Inf``/``-Inf`` and NaN as ``NaN`` (the exposition spellings).
+    """
+    if f != f:
+        return "NaN"
+    if f == float("inf"):
+        return "+Inf"
+    if f == float("-inf"):
+        return "-Inf"
+    if f == 0:
+        return "-0" if str(f).startswith("-") else "0"
+    r = repr(f)
+    sign = ""
+    if r[0] == "-":
+        sign, r = "-", r[1:]
+    mant, _, exp_s = r.partition("e")
+    exp10 = int(exp_s) if exp_s else 0
+    ip, _, fp = mant.partition(".")
+    digits = (ip + fp).lstrip("0")
+    # Position of the decimal point relative to the first significant digit.
+    lead_zeros = len(ip + fp) - len((ip + fp).lstrip("0"))
+    dp = len(ip) + exp10 - lead_zeros
+    digits = digits.rstrip("0") or "0"
+    nd = len(digits)
+    x = dp - 1
+    if x < -4 or x >= 6:
+        body = digits[0] + ("." + digits[1:] if nd > 1 else "")
+        return f"{sign}{body}e{'-' if x < 0 else '+'}{abs(x):02d}"
+    if dp <= 0:
+        return f"{sign}0.{'0' * -dp}{digits}"
+    if dp >= nd:
+        return f"{sign}{digits}{'0' * (dp - nd)}"
+    return f"{sign}{digits[:dp]}.{digits[dp:]}"
+
+
+def format_om_float(f: float) -> str:
+    """Prometheus's ``FormatOpenMetricsFloat``: Go ``'g'`` plus ``.0`` when it reads as an integer."""
+    if f == 1:
+        return "1.0"
+    if f == 0:
+        return "0.0"
+    if f == -1:
+        return "-1.0"
+    s = format_go_float(f)
+    if s in ("NaN", "+Inf", "-Inf") or "." in s or "e" in s:
+        return s
+    return s + ".0"
+
+
+@functools.lru_cache(maxsize=4096)
+def normalize_float_label(v: str) -> str:
+    """Prometheus 3.x ``le``/``quantile`` normalisation: ``"1"`` becomes ``"1.0"``.
+
+    Values that do not parse as a float (``strconv.ParseFloat``) stay as they are.
+    """
+    try:
+        f = go_float(v)
+    except FloatSyntaxError:
+        try:  # ParseFloat also takes hex and underscores here; Python float() is close enough.
+            f = float(v)
+        except ValueError:
+            return v
+    return format_om_float(f)
+
+
+def byte_column(line: str, idx: int) -> int:
+    """1-based byte column of character ``idx`` in ``line`` (errors count bytes, like Go)."""
+    return len(line[:idx].encode("utf-8", "surrogateescape")) + 1
+
+
+def error_at(
+    line_no: int, line: str, idx: int, message: str, *, expected: str = "", found: str = ""
+) -> ExpositionParseError:
+    """An :class:`ExpositionParseError` at character ``idx`` of ``line`` (line 1-based)."""
+    return ExpositionParseError(
+        message, line=line_no, column=byte_column(line, idx), expected=expected, found=found
+    )
+
+
+def token_error(
+    line_no: int, line: str, idx: int, end: int, expected: str, kind: str
+) -> ExpositionParseError:
+    """``textparse``'s ``parseError``: ``<expected>, got "<tok>" ("<KIND>") while parsing: "<line>"``."""
+    tok = line[idx:end] if end > idx else line[idx : idx + 1]
+    if idx >= len(line):
+        tok, kind = "\n" if kind == "LINEBREAK" else "", kind
+    context = go_quote(line[: max(end, idx + 1)])
+    msg = f"{expected}, got {go_quote(tok)} ({go_quote(kind)}) while parsing: {context}"
+    return error_at(line_no, line, idx, msg, expected=expected, found=tok)
+
+
+def has_surrogates(s: str) -> bool:
+    """True when ``s`` came from invalid UTF-8 (decoded with ``surrogateescape``)."""
+    return _SURROGATE_RE.search(s) is not None
+
+
+_SURROGATE_RE = re.compile("[\udc80-\udcff]")
+
+
+def check_int64(v: int, line_no: int, line: str, idx: int, tok: str) -> int:
+    """Reject text-format timestamps outside int64, with ``strconv.ParseInt``'s wording."""
+    if v >= 2**63:
+        raise error_at(
+            line_no,
+            line,
+            idx,
+            f"strconv.ParseInt: parsing {go_quote(tok)}: value out of range while parsing: {go_quote(line)}",
+            expected="timestamp",
+            found=tok,
+        )
+    return v

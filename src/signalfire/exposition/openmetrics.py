@@ -1,0 +1,203 @@
+"""OpenMetrics 1.0 text: bytes -> :class:`ParsedScrape`, with exemplars and start timestamps.
+
+Follows Prometheus's ``model/textparse/openmetricsparse.go``: exactly one space
+between tokens, no free comments or blank lines, ``# EOF`` last, timestamps in
+float seconds, ``# {labels} value [ts]`` exemplars, ``# UNIT`` checked against
+the name. ``_created`` samples of counters, histograms and summaries become the
+start timestamps of their family's samples with the same labels (``le`` and
+``quantile`` aside) and, by default, are left out of the batch: that is what
+Prometheus 3.x does when it consumes created timestamps
+(``created-timestamp-zero-ingestion``). Pass ``keep_created_series=True`` to keep
+them as ordinary samples as well (Prometheus's default without that feature).
+"""
+
+from __future__ import annotations
+
+import re
+
+from signalfire.exposition._lex import (
+    LNAME,
+    NAME,
+    QSTRING,
+    FloatSyntaxError,
+    error_at,
+    go_float,
+    go_quote,
+    has_surrogates,
+    seconds_to_ms,
+    unescape,
+)
+from signalfire.exposition.labelset import OM_ITEMS, check_utf8, fast_labels, split_items
+from signalfire.exposition.om_errors import locate_error
+from signalfire.exposition.result import Exemplar, ParsedScrape, ScrapeBuilder
+from signalfire.exposition.text import decode_lines
+from signalfire.labels import Labels
+
+_EITEMS = rf"(?:(?:{LNAME}|{QSTRING})={QSTRING}(?:,(?:{LNAME}|{QSTRING})={QSTRING})*,?)?"
+_SAMPLE_RE = re.compile(
+    rf"(?:({NAME})(?:\{{({OM_ITEMS})\}})?|\{{({OM_ITEMS})\}}) ([^ ]+)(?: ([^ ]+))??"
+    rf"(?: # \{{({_EITEMS})\}} ([^ ]+)(?: ([^ ]+))?)?"
+)
+_META_RE = re.compile(rf"# (HELP|TYPE|UNIT) ({NAME}|{QSTRING}) (.*)")
+_EPAIR_RE = re.compile(rf"({LNAME}|{QSTRING})=({QSTRING})")
+_TYPES = frozenset(
+    ("counter", "gauge", "histogram", "gaugehistogram", "summary", "info", "stateset", "unknown")
+)
+#: Types whose samples take a start timestamp from ``_created`` (``typeRequiresCT``).
+_CT_TYPES = frozenset(("counter", "summary", "histogram"))
+_NORMALIZED = {"histogram": "le", "summary": "quantile"}
+_INF = float("inf")
+
+
+def parse_openmetrics(
+    body: bytes, *, default_ts: int | None = None, keep_created_series: bool = False
+) -> ParsedScrape:
+    """Parse an OpenMetrics 1.0 body into one batch.
+
+    Raises :class:`~signalfire.errors.ExpositionParseError` (line, column, reason)
+    at the first malformed line, or when the body does not end with ``# EOF``.
+    """
+    lines, dirty = decode_lines(body)
+    b = ScrapeBuilder()
+    mtype = "unknown"
+    family = ""
+    normalize: str | None = None
+    created: dict[tuple[str, Labels], int] = {}
+    wants_ct: list[tuple[int, str, Labels]] = []
+    sample_re = _SAMPLE_RE.fullmatch
+    eof_at = 0
+    last = len(lines)
+    for line_no, line in enumerate(lines, 1):
+        if line_no == last and not line:
+            break  # The empty string after the final newline is no line.
+        if line.startswith("#"):
+            if line == "# EOF":
+                eof_at = line_no
+                break
+            m = _META_RE.fullmatch(line)
+            if m is None:
+                raise locate_error(line, line_no)
+            kind, name, text = m.groups()
+            if name[0] == '"':
+                name = unescape(name[1:-1])
+            family = name
+            if kind == "TYPE":
+                if text not in _TYPES:
+                    raise error_at(
+                        line_no,
+                        line,
+                        m.start(3),
+                        f"invalid metric type {go_quote(text)}",
+                        expected="metric type",
+                        found=text,
+                    )
+                mtype = text
+                normalize = _NORMALIZED.get(mtype)
+                b.set_type(name, mtype)
+            elif kind == "HELP":
+                if has_surrogates(text):
+                    raise error_at(
+                        line_no, line, m.start(3), f"help text {go_quote(text)} is not a valid utf8 string"
+                    )
+                b.set_help(name, unescape(text))
+            else:
+                if text and not (name.endswith("_" + text)):
+                    raise error_at(
+                        line_no,
+                        line,
+                        m.start(3),
+                        f"unit {go_quote(text)} not a suffix of metric {go_quote(name)}",
+                    )
+                b.set_unit(name, text)
+            continue
+        if dirty:
+            check_utf8(line, line_no)
+        m = sample_re(line)
+        if m is None:
+            raise locate_error(line, line_no)
+        name, items1, items2, val, ts, eitems, evalue, ets = m.groups()
+        items = items1 if items1 is not None else items2
+        lset = fast_labels(name, items or "", normalize, line_no, line)
+        metric = lset.metric_name
+        v = _float(val, line, line_no, m.start(4))
+        if mtype in _CT_TYPES and metric.endswith("_created"):
+            # A created timestamp: seconds as written, converted exactly to ms.
+            created[(metric[:-8], lset.without("__name__"))] = _ms(val, line, line_no, m.start(4))
+            if not keep_created_series:
+                continue
+        idx = len(b.values)
+        if mtype in _CT_TYPES and family and metric.startswith(family) and not metric.endswith("_created"):
+            wants_ct.append(
+                (idx, family, lset.without("__name__", "le" if mtype == "histogram" else "quantile"))
+            )
+        b.labels.append(lset)
+        b.keys.append(line[: m.start(4) - 1])
+        b.values.append(v)
+        b.ts.append(_timestamp(ts, line, line_no, m.start(5), "timestamp") if ts is not None else None)
+        b.line_nos.append(line_no)
+        if eitems is not None:
+            b.exemplars.append(_exemplar(idx, eitems, evalue, ets, m, line, line_no))
+    if not eof_at:
+        raise error_at(last, lines[-1], len(lines[-1]), "data does not end with # EOF", expected="# EOF")
+    if eof_at < len(lines) and not (eof_at == len(lines) - 1 and lines[-1] == ""):
+        raise error_at(eof_at + 1, lines[eof_at], 0, "unexpected data after # EOF", expected="end of data")
+    b.start_ts = [0] * len(b.values)
+    for idx, fam, key in wants_ct:
+        b.start_ts[idx] = created.get((fam, key), 0)
+    return b.build(default_ts)
+
+
+def _float(tok: str, line: str, line_no: int, idx: int) -> float:
+    try:
+        v = float(tok)
+        if v not in (_INF, -_INF) and v == v and tok.isascii() and "_" not in tok:
+            return v
+    except ValueError:
+        pass
+    try:
+        return go_float(tok)
+    except FloatSyntaxError as err:
+        raise error_at(
+            line_no,
+            line,
+            idx,
+            f"{err} while parsing: {go_quote(line[: idx + len(tok)])}",
+            expected="value",
+            found=tok,
+        ) from None
+
+
+def _ms(tok: str, line: str, line_no: int, idx: int) -> int:
+    try:
+        return seconds_to_ms(tok)
+    except FloatSyntaxError as err:
+        raise error_at(line_no, line, idx, str(err), expected="timestamp", found=tok) from None
+
+
+def _timestamp(tok: str, line: str, line_no: int, idx: int, what: str) -> int:
+    """A float-seconds timestamp as int64 ms; NaN and Inf are errors (``invalid timestamp``)."""
+    f = _float(tok, line, line_no, idx)
+    if f != f or f in (_INF, -_INF):
+        raise error_at(line_no, line, idx, f"invalid {what} {_go_f(f)}", expected=what, found=tok)
+    return _ms(tok, line, line_no, idx)
+
+
+def _go_f(f: float) -> str:
+    """Go's ``%f`` of a non-finite float."""
+    return "NaN" if f != f else ("+Inf" if f > 0 else "-Inf")
+
+
+def _exemplar(
+    idx: int, items: str, value: str, ts: str | None, m: re.Match[str], line: str, line_no: int
+) -> Exemplar:
+    pairs = []
+    for k, v in _EPAIR_RE.findall(items):
+        if k[0] == '"':
+            k = unescape(k[1:-1])
+        pairs.append((k, unescape(v[1:-1])))
+    ev = _float(value, line, line_no, m.start(7))
+    ets = _timestamp(ts, line, line_no, m.start(8), "exemplar timestamp") if ts is not None else None
+    return Exemplar(idx, Labels.from_pairs(pairs), ev, ets)
+
+
+__all__ = ["parse_openmetrics", "split_items"]
