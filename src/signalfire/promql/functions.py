@@ -58,7 +58,7 @@ def call_function(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
 
 
 def format_go_g(x: float) -> str:
-    """Go's ``%g`` for a float64 (shortest digits; exponent form below 1e-4 or from 1e21)."""
+    """Go's ``%g`` for a float64 (shortest digits; exponent form below 1e-4 or from 1e6)."""
     if math.isnan(x):
         return "NaN"
     if math.isinf(x):
@@ -77,7 +77,7 @@ def format_go_g(x: float) -> str:
         point = -lead + (int(exp_s) if exp_s else 0)
     digits = digits.rstrip("0") or "0"
     exp10 = point - 1
-    if exp10 < -4 or exp10 >= 21:
+    if exp10 < -4 or exp10 >= 6:
         m = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
         return f"{sign}{m}e{'-' if exp10 < 0 else '+'}{abs(exp10):02d}"
     if point <= 0:
