@@ -1,0 +1,95 @@
+"""``tsdb create-blocks-from openmetrics``: block planning and writing, without the parser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from signalfire.cli import backfill
+from signalfire.cli.backfill import Samples, compatible_block_duration, parse_label_flags, plan_blocks
+from signalfire.cli.main import main
+from signalfire.errors import BadDataError
+from signalfire.labels import Labels
+
+H = 3_600_000
+
+
+@pytest.mark.parametrize(
+    ("max_ms", "want"),
+    [
+        (0, 2 * H),
+        (H, 2 * H),
+        (2 * H, 2 * H),
+        (5 * H, 2 * H),
+        (6 * H, 6 * H),
+        (24 * H, 18 * H),
+        (10**12, 2 * H * 3**9),
+    ],
+)
+def test_compatible_block_duration(max_ms: int, want: int) -> None:
+    assert compatible_block_duration(max_ms) == want
+
+
+def test_label_flags() -> None:
+    assert parse_label_flags(["a=b", "c=d=e", "x="]) == {"a": "b", "c": "d=e", "x": ""}
+    with pytest.raises(BadDataError, match="expected KEY=VALUE got 'oops'"):
+        parse_label_flags(["oops"])
+
+
+def test_body_needs_eof() -> None:
+    assert backfill._body(b"a 1 1\n# EOF\n") == b"a 1 1\n"
+    assert backfill._body(b"# EOF") == b""
+    for bad in (b"", b"a 1 1\n", b"a 1 1\n# EOF x\n", b"a 1 1 # EOF\n"):
+        with pytest.raises(BadDataError, match="does not end with # EOF"):
+            backfill._body(bad)
+
+
+def test_pieces_cut_whole_lines_before_metadata() -> None:
+    body = b"".join(f"m{i} {i} {i}\n".encode() for i in range(50)) + b"# TYPE x gauge\nx 1 1\n"
+    pieces = list(backfill._pieces(body, size=64))
+    assert b"".join(body[a:b] for a, b, _ in pieces) == body
+    assert all(body[a:b].endswith(b"\n") for a, b, _ in pieces)
+    assert any(body[a:b].startswith(b"# TYPE") for a, b, _ in pieces)
+    for a, _, line in pieces:  # first_line is the 1-based line number of the piece's start
+        assert body[:a].count(b"\n") + 1 == line
+
+
+def samples(rows: list[tuple[int, int, float]], names: list[str]) -> Samples:
+    ids, ts, vs = (np.array(c) for c in zip(*rows))
+    labels = [Labels.from_dict({"__name__": n}) for n in names]
+    return Samples(labels, ids.astype(np.int64), ts.astype(np.int64), vs.astype(np.float64))
+
+
+def test_plan_blocks_sorts_windows_series_and_time() -> None:
+    s = samples([(1, 2 * H + 5, 1.0), (0, 10, 2.0), (1, 5, 3.0), (0, 5, 4.0), (1, 10, 5.0)], ["b", "a"])
+    blocks = plan_blocks(s, 2 * H)
+    assert len(blocks) == 2
+    first, second = blocks
+    assert [ls.get("__name__") for ls in first.labels] == ["a", "b"]
+    assert first.offsets.tolist() == [0, 2, 4]
+    assert first.ts.tolist() == [5, 10, 5, 10]
+    assert first.values.tolist() == [3.0, 5.0, 4.0, 2.0]
+    assert second.ts.tolist() == [2 * H + 5] and [str(ls) for ls in second.labels] == ["a"]
+
+
+def test_plan_blocks_duplicates() -> None:
+    same = samples([(0, 5, 1.0), (0, 5, 1.0), (0, 6, 2.0)], ["a"])
+    (block,) = plan_blocks(same, 2 * H)
+    assert block.ts.tolist() == [5, 6]
+    conflict = samples([(0, 5, 1.0), (0, 5, 1.5)], ["a"])
+    with pytest.raises(BadDataError, match="duplicate sample for timestamp 5 of series a"):
+        plan_blocks(conflict, 2 * H)
+
+
+def test_write_blocks_then_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    s = samples([(0, t, float(t)) for t in range(1000, 5 * H, 60_000)], ["up"])
+    paths = backfill.write_blocks(plan_blocks(s, 2 * H), tmp_path)
+    assert len(paths) == 3
+    assert main(["tsdb", "list", str(tmp_path)]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    firsts = [int(s.ts[s.ts >= w].min()) for w in (0, 2 * H, 4 * H)]
+    assert [int(r.split()[1]) for r in rows] == firsts
+    assert [int(r.split()[2]) for r in rows] == [int(s.ts[s.ts < w].max()) + 1 for w in (2 * H, 4 * H, 6 * H)]
+    assert sum(int(r.split()[4]) for r in rows) == len(s.ts)
