@@ -15,7 +15,7 @@ import numpy as np
 
 from signalfire._types import F64, I64, Bool
 from signalfire.errors import QueryError
-from signalfire.labels import METRIC_NAME, Labels, is_legacy_label_name, quote
+from signalfire.labels import METRIC_NAME, TYPE_LABEL, UNIT_LABEL, Labels, is_legacy_label_name, quote
 from signalfire.promql import ast
 from signalfire.promql.names import merge_same_labels
 from signalfire.promql.values import ScalarSeries, StepMatrix
@@ -228,7 +228,8 @@ def _result_labels(
     to the matching labels for one-to-one, plus ``group_x(...)`` labels from the one side."""
     pairs = dict(ls)
     if arith:
-        pairs.pop(METRIC_NAME, None)
+        for n in (METRIC_NAME, TYPE_LABEL, UNIT_LABEL):
+            pairs.pop(n, None)
     if m.card is ast.Cardinality.ONE_TO_ONE:
         if m.on:
             pairs = {k: v for k, v in pairs.items() if k in names}

@@ -129,9 +129,10 @@ class Evaluator:
         t = self._times(ctx, self._offset(node.offset, node), node.at, node.at_ms)
         if ctx.T == 0:
             return StepMatrix.empty(0)
-        ss = self._select(node.matchers, int(t.min()) - ctx.lookback_ms + 1, int(t.max()))
+        maxt = int(t.max()) + (ctx.lookback_ms if node.smoothed else 0)
+        ss = self._select(node.matchers, int(t.min()) - ctx.lookback_ms + 1, maxt)
         ctx.annotations.merge(ss.warnings)
-        sm = selectors.instant_vector(ss, t, ctx.lookback_ms, node.start_timestamp)
+        sm = selectors.instant_vector(ss, t, ctx.lookback_ms, node.start_timestamp, node.smoothed)
         self._account(sm.present.sum(axis=0), ctx)
         return sm
 
@@ -143,11 +144,13 @@ class Evaluator:
             raise QueryError(f"range selector duration must be positive, got {range_ms}ms")
         t = self._times(ctx, self._offset(vs.offset, vs), vs.at, vs.at_ms)
         extend = vs.anchored or vs.smoothed
-        mint = int(t.min(initial=0)) - range_ms + 1 - (ctx.lookback_ms if extend else 0)
-        maxt = int(t.max(initial=0)) + (ctx.lookback_ms if vs.smoothed else 0)
+        if ctx.T == 0:
+            t = np.zeros(1, np.int64)  # no steps: select nothing useful, keep shapes valid
+        mint = int(t.min()) - range_ms + 1 - (ctx.lookback_ms if extend else 0)
+        maxt = int(t.max()) + (ctx.lookback_ms if vs.smoothed else 0)
         ss = self._select(vs.matchers, mint, maxt, range_ms)
         ctx.annotations.merge(ss.warnings)
-        rw = selectors.range_windows(ss, t, range_ms, ctx.lookback_ms, vs.anchored, vs.smoothed)
+        rw = selectors.range_windows(ss, t[: ctx.T], range_ms, ctx.lookback_ms, vs.anchored, vs.smoothed)
         self._account((rw.hi - rw.lo).sum(axis=0), ctx)
         return rw
 
@@ -231,11 +234,34 @@ class Evaluator:
     def _call(self, node: ast.Call, ctx: EvalContext) -> Value:
         from signalfire.promql.functions import call_function
 
+        _check_modifier_use(node)
         args = [self.eval(a, ctx) for a in node.args]
         out = call_function(node, args, ctx)
         if isinstance(out, StepMatrix):
             return settle_names(out, self.settings.delayed_name_removal)
         return out
+
+
+_SMOOTHED_OK = ("delta", "increase", "rate")
+_ANCHORED_OK = ("changes", "delta", "increase", "rate", "resets")
+
+
+def _check_modifier_use(node: ast.Call) -> None:
+    """``smoothed``/``anchored`` range selectors only make sense for a few functions."""
+    for arg in node.args:
+        while isinstance(arg, ast.ParenExpr):
+            arg = arg.expr
+        if not isinstance(arg, ast.MatrixSelector):
+            continue
+        vs = arg.vector
+        for flag, name, allowed in (
+            (vs.smoothed, "smoothed", _SMOOTHED_OK),
+            (vs.anchored, "anchored", _ANCHORED_OK),
+        ):
+            if flag and node.func not in allowed:
+                raise QueryError(
+                    f"{name} modifier can only be used with: {', '.join(allowed)} - not with {node.func}"
+                )
 
 
 _DISPATCH: dict[type, Callable[[Evaluator, Any, EvalContext], Value]] = {

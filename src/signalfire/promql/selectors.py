@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from signalfire._types import I64, Bool, is_stale
+from signalfire._types import F64, I64, Bool, is_stale
 from signalfire.labels import Matcher
 from signalfire.promql import ast
 from signalfire.promql.values import RangeWindows, StepMatrix
@@ -51,11 +51,14 @@ def keep_series(ss: SeriesSet, keep: Bool) -> SeriesSet:
     return SeriesSet(labels, kept_offsets, ss.ts[sample_keep], ss.values[sample_keep], ss.warnings, st)
 
 
-def instant_vector(ss: SeriesSet, eval_ts: I64, lookback_ms: int, use_st: bool = False) -> StepMatrix:
+def instant_vector(
+    ss: SeriesSet, eval_ts: I64, lookback_ms: int, use_st: bool = False, smoothed: bool = False
+) -> StepMatrix:
     """The instant-vector view of ``ss`` at every time of ``eval_ts`` (int64[T]).
 
     Series with no sample at any step are left out. ``sample_ts`` records the picked
-    sample's timestamp (for ``timestamp()``).
+    sample's timestamp (for ``timestamp()``). With ``smoothed`` the value is interpolated
+    linearly between the picked sample and the next one after ``t`` (within the lookback).
     """
     S, T = len(ss.labels), len(eval_ts)
     if S == 0 or ss.num_samples == 0:
@@ -67,6 +70,8 @@ def instant_vector(ss: SeriesSet, eval_ts: I64, lookback_ms: int, use_st: bool =
     picked_ts = ss.ts[idx]
     picked = ss.values[idx]
     present = has & (picked_ts > (eval_ts - lookback_ms)[None, :]) & ~is_stale(picked)
+    if smoothed:
+        picked = _interpolate_next(ss, eval_ts, lookback_ms, hi, picked_ts, picked, present)
     if use_st:
         st = ss.st if ss.st is not None else np.zeros(len(ss.ts), np.int64)
         picked_st = st[idx]
@@ -83,6 +88,23 @@ def instant_vector(ss: SeriesSet, eval_ts: I64, lookback_ms: int, use_st: bool =
             picked_ts[keep],
         )
     return StepMatrix(list(ss.labels), np.ascontiguousarray(picked), present, None, picked_ts)
+
+
+def _interpolate_next(
+    ss: SeriesSet, eval_ts: I64, lookback_ms: int, hi: I64, picked_ts: I64, picked: F64, present: Bool
+) -> F64:
+    """Values interpolated at ``t`` between the picked sample and the next real sample."""
+    nxt_ok = hi < ss.offsets[1:, None]
+    nxt = np.where(nxt_ok, hi, 0)
+    nxt_ts = ss.ts[nxt]
+    nxt_v = ss.values[nxt]
+    t = eval_ts[None, :]
+    use = present & nxt_ok & (nxt_ts <= t + lookback_ms) & ~is_stale(nxt_v) & (picked_ts < t)
+    if not use.any():
+        return picked
+    dt = np.where(use, nxt_ts - picked_ts, 1).astype(np.float64)
+    frac = (t - picked_ts).astype(np.float64) / dt
+    return np.where(use, picked + (nxt_v - picked) * frac, picked)
 
 
 def range_windows(
@@ -155,5 +177,8 @@ def _extend_windows(
         nxt_ok = hi < ends
         nxt_ts = ss.ts[np.where(nxt_ok, hi, 0)] if len(ss.ts) else np.zeros_like(hi)
         nxt_ok &= nxt_ts <= eval_ts[None, :] + lookback_ms
+        # Data only after the range gives no result: reach right only when the window
+        # has samples in range or a sample before it.
+        nxt_ok &= (hi > lo) | ok
         hi = np.where(nxt_ok, hi + 1, hi)
     return lo, hi

@@ -36,7 +36,9 @@ class MemStore:
     def load(self, text: str, interval_ms: int) -> MemStore:
         """``name{a="b"} 1 2 _ stale 4`` lines: value i at i * interval (no expansions)."""
         for line in text.strip().splitlines():
-            ident, *items = line.split()
+            line = line.strip()
+            cut = line.index("}") + 1 if "{" in line else len(line.split()[0])
+            ident, items = line[:cut], line[cut:].split()
             name, _, rest = ident.partition("{")
             pairs = {"__name__": name} if name else {}
             for kv in filter(None, rest.rstrip("}").split(",")):

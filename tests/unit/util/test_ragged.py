@@ -1,0 +1,102 @@
+"""Ragged primitives against slow per-series twins."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from signalfire.util import ragged
+
+
+def _ragged(series: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    offsets = np.zeros(len(series) + 1, np.int64)
+    np.cumsum([len(s) for s in series], out=offsets[1:])
+    ts = (
+        np.concatenate([np.asarray(sorted(set(s)), np.int64) for s in series])
+        if series
+        else np.empty(0, np.int64)
+    )
+    return offsets, ts
+
+
+_series = st.lists(st.lists(st.integers(-50, 50), unique=True).map(sorted), min_size=0, max_size=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_series, st.lists(st.integers(-60, 60), min_size=1, max_size=5), st.sampled_from(["left", "right"]))
+def test_searchsorted_ragged_matches_per_series(series, queries, side):
+    offsets, ts = _ragged(series)
+    q = np.asarray(queries, np.int64)
+    got = ragged.searchsorted_ragged(offsets, ts, q, side)
+    for i in range(len(series)):
+        a, b = offsets[i], offsets[i + 1]
+        want = np.searchsorted(ts[a:b], q, side=side) + a
+        np.testing.assert_array_equal(got[i], want)
+
+
+def test_searchsorted_ragged_huge_span_falls_back():
+    offsets, ts = _ragged([[-(2**61), 0, 2**61], [5]])
+    q = np.array([-(2**62), 1, 2**62], np.int64)
+    got = ragged.searchsorted_ragged(offsets, ts, q)
+    np.testing.assert_array_equal(got, [[0, 2, 3], [3, 3, 4]])
+
+
+def test_window_bounds_are_left_open():
+    offsets, ts = _ragged([[0, 10, 20, 30]])
+    lo, hi = ragged.window_bounds(offsets, ts, np.array([20, 30]), 10)
+    # (10, 20] holds only 20; (20, 30] holds only 30.
+    assert ts[lo[0, 0] : hi[0, 0]].tolist() == [20]
+    assert ts[lo[0, 1] : hi[0, 1]].tolist() == [30]
+
+
+@pytest.mark.parametrize(
+    ("ufunc", "empty", "want"),
+    [
+        (np.add, 0.0, [3.0, 0.0, np.nan, 7.0]),
+        (np.fmax, np.nan, [2.0, np.nan, 4.0, 4.0]),
+    ],
+    ids=["sum", "fmax"],
+)
+def test_window_reduce_handles_empty_and_nan(ufunc, empty, want):
+    values = np.array([1.0, 2.0, np.nan, 4.0, 3.0])
+    lo = np.array([0, 2, 2, 3])
+    hi = np.array([2, 2, 4, 5])
+    got = ragged.window_reduce(ufunc, values, lo, hi, empty)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_window_reduce_keeps_shape():
+    values = np.arange(6, dtype=np.float64)
+    lo = np.array([[0, 1], [3, 6]])
+    hi = np.array([[2, 3], [6, 6]])
+    got = ragged.window_reduce(np.add, values, lo, hi, 0.0)
+    np.testing.assert_array_equal(got, [[1.0, 3.0], [12.0, 0.0]])
+
+
+def test_compress_and_series_index():
+    offsets = np.array([0, 2, 2, 5])
+    keep = np.array([True, False, True, True, False])
+    np.testing.assert_array_equal(ragged.compress(offsets, keep), [0, 1, 1, 3])
+    np.testing.assert_array_equal(ragged.series_index(offsets), [0, 0, 2, 2, 2])
+
+
+def test_group_ids_first_appearance_order():
+    ids, uniq = ragged.group_ids(["b", "a", "b", "c"])
+    assert ids.tolist() == [0, 1, 0, 2]
+    assert uniq == ["b", "a", "c"]
+
+
+def test_group_reductions_skip_masked_cells():
+    ids = np.array([0, 1, 0])
+    values = np.array([[1.0, 2.0], [5.0, 5.0], [3.0, np.nan]])
+    mask = np.array([[True, True], [True, False], [True, False]])
+    np.testing.assert_array_equal(ragged.group_reduce_sum(ids, 2, values, mask), [[4.0, 2.0], [5.0, 0.0]])
+    np.testing.assert_array_equal(ragged.group_count(ids, 2, mask), [[2, 1], [1, 0]])
+    np.testing.assert_array_equal(ragged.first_true(mask, axis=0), [0, 0])
+
+
+def test_prefix_sum():
+    p = ragged.prefix_sum(np.array([1.0, 2.0, 3.0]))
+    assert (p[3] - p[1]) == 5.0
