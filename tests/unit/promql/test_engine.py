@@ -1,0 +1,203 @@
+"""Engine lifecycle: result shapes, JSON, limits, statistics, query log, subqueries."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from memstore import MemStore
+
+from signalfire.errors import PromQLParseError, QueryError, QueryTimeoutError, TooManySamplesError
+from signalfire.labels import Labels
+from signalfire.promql import ast
+from signalfire.promql.engine import Engine, EngineOptions
+from signalfire.promql.result import format_value
+
+M = 60_000
+
+
+@pytest.fixture
+def store() -> MemStore:
+    return MemStore().load(
+        """
+        up{job="a"} 1 1 1 1 1 1 1 1 1 1 1
+        up{job="b"} 0 0 0 0 0 0 0 0 0 0 0
+        c_total{job="a"} 0 10 20 30 40 50 60 70 80 90 100
+        """,
+        M,
+    )
+
+
+def test_instant_vector_result_and_json(store):
+    res = Engine().instant_query(store, "up", 90_500)
+    assert res.result_type == "vector"
+    assert res.to_json() == {
+        "resultType": "vector",
+        "result": [
+            {"metric": {"__name__": "up", "job": "a"}, "value": [90.5, "1"]},
+            {"metric": {"__name__": "up", "job": "b"}, "value": [90.5, "0"]},
+        ],
+    }
+
+
+def test_scalar_and_string_results(store):
+    res = Engine().instant_query(store, "1 + 2", 60_000)
+    assert res.result_type == "scalar" and res.scalar == 3.0
+    assert res.to_json() == {"resultType": "scalar", "result": [60, "3"]}
+    res = Engine().instant_query(store, '"hello"', 1000)
+    assert res.result_type == "string" and res.string == "hello"
+    assert res.to_json() == {"resultType": "string", "result": [1, "hello"]}
+
+
+def test_range_query_matrix_sorted_and_json(store):
+    res = Engine().range_query(store, "up", 0, 2 * M, M)
+    assert res.result_type == "matrix"
+    assert [ls.get("job") for ls in res.labels] == ["a", "b"]
+    data = res.to_json()
+    assert data["result"][0]["values"] == [[0, "1"], [60, "1"], [120, "1"]]
+    res = Engine().range_query(store, "2 * 3", 0, M, M)
+    assert res.result_type == "matrix" and res.labels == [Labels(())]
+    np.testing.assert_array_equal(res.values[0], [6.0, 6.0])
+
+
+def test_range_vector_instant_query_returns_raw_samples(store):
+    res = Engine().instant_query(store, "c_total[2m]", 5 * M)
+    assert res.result_type == "matrix" and res.series is not None
+    _, ts, vs = res.series.series(0)
+    assert ts.tolist() == [4 * M, 5 * M] and vs.tolist() == [40.0, 50.0]
+    assert res.to_json()["result"][0]["values"] == [[240, "40"], [300, "50"]]
+
+
+@pytest.mark.parametrize(
+    ("expr", "msg"),
+    [
+        ("c_total[2m]", 'invalid expression type "range vector" for range query'),
+        ('"x"', 'invalid expression type "string" for range query'),
+    ],
+)
+def test_range_query_rejects_non_instant_types(store, expr, msg):
+    with pytest.raises(QueryError, match=msg):
+        Engine().range_query(store, expr, 0, M, M)
+
+
+def test_range_query_argument_errors(store):
+    with pytest.raises(QueryError, match="zero or negative query resolution step"):
+        Engine().range_query(store, "up", 0, M, 0)
+    with pytest.raises(QueryError, match="end timestamp must not be before start time"):
+        Engine().range_query(store, "up", M, 0, M)
+    with pytest.raises(PromQLParseError):
+        Engine().instant_query(store, "sum(", 0)
+
+
+def test_subquery_windows_align_to_step_multiples(store):
+    res = Engine().instant_query(store, "c_total[3m:1m]", 5 * M + 30_000)
+    _, ts, vs = res.series.series(0)
+    # Multiples of 1m in (2m30s, 5m30s]: 3m, 4m, 5m.
+    assert ts.tolist() == [3 * M, 4 * M, 5 * M] and vs.tolist() == [30.0, 40.0, 50.0]
+    res = Engine().instant_query(store, "c_total[3m:1m] offset 1m", 5 * M)
+    _, ts, _ = res.series.series(0)
+    assert ts.tolist() == [2 * M, 3 * M, 4 * M]  # left-open: 1m is out
+
+
+def test_subquery_default_step_and_function(store):
+    eng = Engine(EngineOptions(default_eval_interval_ms=30_000))
+    res = eng.instant_query(store, "c_total[1m:]", 5 * M)
+    _, ts, _ = res.series.series(0)
+    assert ts.tolist() == [4 * M + 30_000, 5 * M]
+    got = Engine().range_query(store, "sum_over_time(c_total[3m:1m])", 3 * M, 5 * M, M)
+    np.testing.assert_array_equal(got.values[0], [10 + 20 + 30, 20 + 30 + 40, 30 + 40 + 50])
+
+
+def test_nested_subquery_matches_range_query(store):
+    eng = Engine()
+    rng = eng.range_query(store, "max_over_time(rate(c_total[2m])[4m:1m])", 5 * M, 9 * M, 2 * M)
+    for j, t in enumerate(rng.timestamps.tolist()):
+        inst = eng.instant_query(store, "max_over_time(rate(c_total[2m])[4m:1m])", t)
+        assert inst.values[0, 0] == pytest.approx(rng.values[0, j])
+
+
+def test_max_samples_limit(store):
+    eng = Engine(EngineOptions(max_samples=5))
+    with pytest.raises(TooManySamplesError, match="query processing would load too many samples"):
+        eng.range_query(store, "up", 0, 10 * M, M)
+    assert (
+        Engine(EngineOptions(max_samples=22)).range_query(store, "up", 0, 10 * M, M).result_type == "matrix"
+    )
+
+
+def test_timeout(store):
+    eng = Engine(EngineOptions(timeout_s=1e-9))
+    with pytest.raises(QueryTimeoutError, match="query timed out"):
+        eng.range_query(store, "sum(up)", 0, 10 * M, M)
+
+
+def test_stats_count_samples_per_step(store):
+    res = Engine().range_query(store, "up", 0, 2 * M, M)
+    js = res.stats.to_json(per_step=True)
+    assert js["samples"]["totalQueryableSamples"] == 6
+    assert js["samples"]["totalQueryableSamplesPerStep"] == [[0, 2], [60, 2], [120, 2]]
+    assert js["timings"]["evalTotalTime"] >= 0
+
+
+def test_query_log(store, tmp_path):
+    log = tmp_path / "query.log"
+    eng = Engine(EngineOptions(query_log_file=str(log)))
+    eng.instant_query(store, "up", M)
+    eng.range_query(store, "up", 0, M, M)
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert [x["params"]["query"] for x in lines] == ["up", "up"]
+    assert lines[1]["params"]["step"] == 60
+    assert "timings" in lines[0]["stats"]
+
+
+def test_annotations_carry_positions(store):
+    res = Engine().instant_query(store, "quantile(2, up)", M)
+    assert res.warnings == ["PromQL warning: quantile value should be between 0 and 1, got 2 (1:10)"]
+
+
+def test_query_ast_without_text(store):
+    node = ast.BinaryExpr(
+        "+", ast.VectorSelector("up", [_eq("__name__", "up")]), ast.NumberLiteral(1.0), return_bool=False
+    )
+    res = Engine().query_ast(store, node, M, M)
+    assert res.result_type == "vector"
+    assert sorted(res.values[:, 0].tolist()) == [1.0, 2.0]
+
+
+def _eq(name: str, value: str):
+    from signalfire.labels import Matcher
+
+    return Matcher.equal(name, value)
+
+
+@pytest.mark.parametrize(
+    ("v", "want"),
+    [
+        (1.0, "1"),
+        (0.1, "0.1"),
+        (1e100, "1" + "0" * 100),
+        (math.inf, "+Inf"),
+        (-math.inf, "-Inf"),
+        (math.nan, "NaN"),
+    ],
+)
+def test_format_value(v, want):
+    assert format_value(v) == want
+
+
+def test_to_pandas(store):
+    df = Engine().range_query(store, "up", 0, M, M).to_pandas()
+    assert list(df.columns) == ['up{job="a"}', 'up{job="b"}']
+    assert df.shape == (2, 2)
+
+
+def test_delayed_name_removal_feature(store):
+    eng = Engine(EngineOptions(features=frozenset({"promql-delayed-name-removal"})))
+    res = eng.instant_query(store, 'label_replace(rate(c_total[5m]), "n", "$1", "__name__", "(.*)")', 5 * M)
+    assert res.labels == [Labels.from_dict({"job": "a", "n": "c_total"})]
+    res = Engine().instant_query(
+        store, 'label_replace(rate(c_total[5m]), "n", "$1", "__name__", "(.*)")', 5 * M
+    )
+    assert res.labels == [Labels.from_dict({"job": "a"})]
