@@ -376,7 +376,9 @@ class _Lexer:
             if c == "\\":
                 j = self.escape(j + 1, quote, buf, i)
                 continue
-            buf += c.encode("utf-8", "surrogateescape")
+            if "\ud800" <= c <= "\udfff":  # undecodable input bytes
+                raise _LexError("invalid UTF-8 rune", i)
+            buf += c.encode("utf-8")
             j += 1
         self.emit(STRING, i, j + 1, buf.decode("utf-8", "surrogateescape"))
         return j + 1
@@ -424,6 +426,8 @@ class _Lexer:
         j = self.s.find("`", i + 1)
         if j < 0:
             raise _LexError("unterminated raw string", i)
+        if any("\ud800" <= c <= "\udfff" for c in self.s[i + 1 : j]):
+            raise _LexError("invalid UTF-8 rune", i)
         self.emit(STRING, i, j + 1, self.s[i + 1 : j])
         return j + 1
 

@@ -45,7 +45,7 @@ from signalfire.promql.lexer import (
     go_quote,
     lex,
 )
-from signalfire.promql.numbers import parse_number, round_half_away
+from signalfire.promql.numbers import format_go_g, parse_number, round_half_away
 
 __all__ = ["ParserOptions", "parse_expr", "parse_metric_selector", "position_of"]
 
@@ -85,6 +85,7 @@ _MATCH_OPS = frozenset({"=", "!=", "=~", "!~"})
 _DUR_OPS = {"+": 4, "-": 4, "*": 5, "/": 5, "%": 5, "^": 6}
 _PUNCT_DESC = frozenset({"(", ")", "{", "}", "[", "]", ",", "=", ":"})
 _OP_DESC = _SYMBOL_OPS | {"=~", "!~", "@"}
+_MAX_DURATION_MS = ((1 << 63) - 1) // 1_000_000  # Go's time.Duration limit, in ms
 _SELECTOR_OR_SUBQUERY = "an instant vector selector or range vector selector or a subquery"
 
 
@@ -516,7 +517,9 @@ class _Parser:
             return Matcher(MatchType(op.kind), name, value.text)
         except BadDataError as err:
             self.semantic(tok.pos, str(err))
-            return None
+        except UnicodeError:  # a regex built from escapes that are not valid UTF-8
+            self.semantic(tok.pos, f"error parsing regexp: invalid UTF-8: {go_quote(value.text)}")
+        return None
 
     # -- postfix modifiers ------------------------------------------------------
 
@@ -540,7 +543,7 @@ class _Parser:
         lb = self.next()
         if self.peek().kind in ("]", ":"):
             raise self.unexpected("subquery selector", "duration")
-        rng = _as_duration(self.parse_dur_expr(0, "subquery or range", "duration"))
+        rng = self.as_duration(self.peek().pos, self.parse_dur_expr(0, "subquery or range", "duration"))
         tok = self.peek()
         if tok.kind == "]":
             self.next()
@@ -561,7 +564,9 @@ class _Parser:
         self.next()
         step: ast.Duration | None = None
         if self.peek().kind != "]":
-            step = _as_duration(self.parse_dur_expr(0, "subquery selector", 'duration or "]"'))
+            step = self.as_duration(
+                self.peek().pos, self.parse_dur_expr(0, "subquery selector", 'duration or "]"')
+            )
         self.expect("]", "subquery selector", '"]"')
         return ast.SubqueryExpr(expr, rng, step, pos=expr.pos, end=self.last_end)
 
@@ -585,7 +590,7 @@ class _Parser:
         sign = ""
         if self.peek().kind in ("+", "-"):
             sign = self.next().kind
-        d = _as_duration(self.parse_dur_atom("offset", "number or duration"))
+        d = self.as_duration(self.peek().pos, self.parse_dur_atom("offset", "number or duration"))
         if sign == "-":
             return ast.DurLit(-d.ms) if isinstance(d, ast.DurLit) else ast.DurUnary("-", d)
         if sign == "+" and not isinstance(d, ast.DurLit):
@@ -665,6 +670,15 @@ class _Parser:
 
     # -- duration expressions ---------------------------------------------------
 
+    def as_duration(self, pos: int, d: ast.Duration | float) -> ast.Duration:
+        """A bare number in a duration position means seconds (Go truncates to whole ms)."""
+        if not isinstance(d, float):
+            return d
+        if math.isnan(d) or math.isinf(d) or abs(d) * 1000 > _MAX_DURATION_MS:
+            self.semantic(pos, f"duration out of range: {format_go_g(d)}s")
+            return ast.DurLit(0)
+        return ast.DurLit(int(d * 1000))
+
     def parse_duration_value(self) -> ast.Expr:
         tok = self.peek()
         d = self.parse_dur_atom("", "")
@@ -713,9 +727,9 @@ class _Parser:
             if low in ("step", "range"):
                 self.expect(")", context, '")"')
                 return ast.DurStep() if low == "step" else ast.DurRange()
-            a = _as_duration(self.parse_dur_expr(0, context, expected))
+            a = self.as_duration(self.peek().pos, self.parse_dur_expr(0, context, expected))
             self.expect(",", context, '","')
-            b = _as_duration(self.parse_dur_expr(0, context, expected))
+            b = self.as_duration(self.peek().pos, self.parse_dur_expr(0, context, expected))
             self.expect(")", context, '")"')
             return ast.DurCall(low, (a, b))
         raise self.unexpected(context, expected)
@@ -727,15 +741,6 @@ def _dur_unary(op: str, arg: ast.Duration | float) -> ast.Duration | float:
     if isinstance(arg, ast.DurLit):
         return ast.DurLit(-arg.ms) if op == "-" else arg
     return ast.DurUnary(op, arg)
-
-
-def _as_duration(d: ast.Duration | float) -> ast.Duration:
-    """A bare number in a duration position means seconds (Go truncates to whole ms)."""
-    if isinstance(d, float):
-        if math.isnan(d) or math.isinf(d):
-            return ast.DurLit(0)
-        return ast.DurLit(int(d * 1000))
-    return d
 
 
 def _valid_utf8(s: str) -> bool:

@@ -1,0 +1,195 @@
+"""Fuzz the PromQL parser: 100,000 mutated and random queries, fixed seed.
+
+Whatever the input, the parser may only succeed or raise PromQLParseError with a valid
+position; anything else (IndexError, RecursionError, AssertionError, ...) is a bug. Every
+query that parses must also print and parse back to the same tree.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from signalfire.errors import PromQLParseError
+from signalfire.promql import ALL_FEATURES, parse_expr, to_string
+
+SCRIPTS = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "promqltest"
+_EVAL = re.compile(r"^eval\S*\s+(?:instant\s+at\s+\S+|range\s+from\s+\S+\s+to\s+\S+\s+step\s+\S+)\s+(.*)$")
+
+ROUNDS = 100_000
+FRAGMENTS = [
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    ":",
+    "@",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "^",
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "</",
+    ">/",
+    "=",
+    "=~",
+    "!~",
+    "!",
+    "~",
+    '"',
+    "'",
+    "`",
+    "#",
+    "\\",
+    ".",
+    "_",
+    "0x",
+    "1e",
+    "5m",
+    "1h30m",
+    "0",
+    "1.5",
+    ".5",
+    "5.",
+    "Inf",
+    "NaN",
+    "-Inf",
+    "foo",
+    "bar:baz",
+    "__name__",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "offset",
+    "and",
+    "or",
+    "unless",
+    "atan2",
+    "sum",
+    "topk",
+    "count_values",
+    "limitk",
+    "rate",
+    "label_replace",
+    "info",
+    "histogram_quantiles",
+    "step()",
+    "range()",
+    "start()",
+    "end()",
+    "min_of",
+    "max_of",
+    "fill",
+    "fill_left(1)",
+    "fill_right",
+    "anchored",
+    "smoothed",
+    "@st",
+    'x{a="b"}',
+    "[5m:1m]",
+    "é",
+    "�",
+    "\x00",
+    "\t",
+    "\n",
+    " ",
+]
+
+
+def corpus() -> list[str]:
+    out = []
+    for path in sorted(SCRIPTS.glob("*.test")):
+        for line in path.read_text().split("\n"):
+            m = _EVAL.match(line.strip(" \t"))
+            if m:
+                out.append(m.group(1))
+    return out
+
+
+def mutate(rng: random.Random, q: str) -> str:
+    """One to three random edits: delete, insert, replace, duplicate or splice."""
+    for _ in range(rng.randint(1, 3)):
+        i = rng.randint(0, len(q))
+        j = min(len(q), i + rng.randint(0, 6))
+        r = rng.random()
+        if r < 0.25:
+            q = q[:i] + q[j:]
+        elif r < 0.55:
+            q = q[:i] + rng.choice(FRAGMENTS) + q[i:]
+        elif r < 0.75:
+            q = q[:i] + rng.choice(FRAGMENTS) + q[j:]
+        elif r < 0.9:
+            q = q[:i] + q[i:j] * rng.randint(2, 4) + q[j:]
+        else:
+            q = q[:i]
+    return q
+
+
+def random_query(rng: random.Random) -> str:
+    return "".join(rng.choice(FRAGMENTS) + rng.choice(["", " "]) for _ in range(rng.randint(1, 15)))
+
+
+def check_one(q: str) -> bool:
+    """Parse ``q``; True when it parsed (and then must round-trip through the printer)."""
+    try:
+        tree = parse_expr(q, features=ALL_FEATURES)
+    except PromQLParseError as e:
+        size = len(q.encode("utf-8", "surrogatepass"))
+        assert e.line >= 1 and e.column >= 1 and 0 <= e.offset <= size, (q, str(e))
+        assert str(e).startswith(f"{e.line}:{e.column}: parse error: "), (q, str(e))
+        return False
+    printed = to_string(tree)
+    try:
+        again = parse_expr(printed, features=ALL_FEATURES)
+    except PromQLParseError as e:
+        raise AssertionError(f"{q!r} printed as {printed!r}, which does not parse: {e}") from e
+    assert to_string(again) == printed, (q, printed)
+    return True
+
+
+@pytest.mark.slow
+def test_fuzz_parser_raises_only_parse_errors() -> None:
+    rng = random.Random(20260823)
+    base = corpus()
+    assert len(base) > 2000
+    parsed = 0
+    started = time.perf_counter()
+    for n in range(ROUNDS):
+        q = random_query(rng) if n % 10 == 0 else mutate(rng, rng.choice(base))
+        parsed += check_one(q)
+    elapsed = time.perf_counter() - started
+    # A good share of mutants must still parse, or the fuzzer is only testing the lexer.
+    assert parsed > ROUNDS // 20
+    assert elapsed < 60, f"fuzz run took {elapsed:.1f}s"
+
+
+def test_deep_nesting_is_a_parse_error() -> None:
+    deep = [
+        "(" * 5000 + "x" + ")" * 5000,
+        "-" * 5000 + "x",
+        "x" + "^x" * 5000,
+        "sum(" * 3000 + "x" + ")" * 3000,
+        "x[" + "(" * 3000 + "1" + ")" * 3000 + "]",
+        " + ".join(["x"] * 20000),
+    ]
+    for q in deep:
+        with pytest.raises(PromQLParseError, match="nested too deeply"):
+            parse_expr(q, features=ALL_FEATURES)
