@@ -119,22 +119,32 @@ def _parse_piece(body: bytes, first_line: int) -> object:
 
 
 class _SeriesIndex:
-    """Label set -> dense series id, with the custom ``--label`` values applied once per series."""
+    """Series text -> dense series id, with the custom ``--label`` values applied once per series.
+
+    Lookups go by the parser's raw series text first (cheap bytes hashing); a new text is
+    resolved by its final label set, so two spellings of one series, or two series made
+    equal by ``--label``, share one id.
+    """
 
     def __init__(self, custom: dict[str, str]) -> None:
         self.custom = custom
-        self.ids: dict[Labels, int] = {}
+        self.by_key: dict[bytes, int] = {}
+        self.by_labels: dict[Labels, int] = {}
         self.labels: list[Labels] = []
 
-    def lookup(self, labels: Sequence[Labels]) -> I64:
-        """Ids of ``labels`` (one per sample; a loop over the parser's own per-sample objects)."""
-        ids = self.ids
+    def lookup(self, labels: Sequence[Labels], keys: Sequence[bytes]) -> I64:
+        """Ids of the samples' series (a loop over the parser's own per-sample objects)."""
+        by_key = self.by_key
         out = np.empty(len(labels), np.int64)
-        for i, ls in enumerate(labels):
-            sid = ids.get(ls)
+        for i, key in enumerate(keys):
+            sid = by_key.get(key)
             if sid is None:
-                sid = ids[ls] = len(self.labels)
-                self.labels.append(self._with_custom(ls))
+                final = self._with_custom(labels[i])
+                sid = self.by_labels.get(final)
+                if sid is None:
+                    sid = self.by_labels[final] = len(self.labels)
+                    self.labels.append(final)
+                by_key[key] = sid
             out[i] = sid
         return out
 
@@ -164,7 +174,7 @@ def read_samples(path: str | Path, custom: dict[str, str] | None = None, progres
             if not has_ts.all():
                 bad = labels[int(np.argmin(has_ts))]
                 raise BadDataError(f"expected timestamp for series {bad}, got none")
-            parts_ids.append(index.lookup(labels))
+            parts_ids.append(index.lookup(labels, scrape.keys))  # type: ignore[attr-defined]
             parts_ts.append(np.asarray(scrape.timestamps, dtype=np.int64))  # type: ignore[attr-defined]
             parts_v.append(np.asarray(scrape.values, dtype=np.float64))  # type: ignore[attr-defined]
             bar.update(end - start)

@@ -93,3 +93,91 @@ def test_write_blocks_then_list(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert [int(r.split()[1]) for r in rows] == firsts
     assert [int(r.split()[2]) for r in rows] == [int(s.ts[s.ts < w].max()) + 1 for w in (2 * H, 4 * H, 6 * H)]
     assert sum(int(r.split()[4]) for r in rows) == len(s.ts)
+
+
+# --------------------------------------------------------------------------- through the parser
+
+OM = """# HELP reqs Requests.
+# TYPE reqs counter
+reqs_total{code="200"} 1 1700000000.5
+reqs_total{code="200"} 3 1700000015.5
+reqs_total{code="500"} 1 1700000015.5
+# TYPE temp gauge
+temp 21.5 1700007300.25
+# EOF
+"""
+
+
+def backfill_cli(tmp_path: Path, text: str, *flags: str) -> tuple[int, Path]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    om = tmp_path / "in.om"
+    om.write_text(text, encoding="utf-8")
+    out = tmp_path / "blocks"
+    return main(["tsdb", "create-blocks-from", "openmetrics", *flags, str(om), str(out)]), out
+
+
+def test_create_blocks_then_query(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out = backfill_cli(tmp_path, OM)
+    assert rc == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("BLOCK ULID") and len(printed) == 3  # header + two blocks
+    assert main(["tsdb", "dump", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        '{__name__="reqs_total", code="200"} 1 1700000000500',
+        '{__name__="reqs_total", code="200"} 3 1700000015500',
+        '{__name__="reqs_total", code="500"} 1 1700000015500',
+        '{__name__="temp"} 21.5 1700007300250',
+    ]
+    # The blocks are ordinary signalfire blocks: the library's block querier reads them.
+    from signalfire.cli._blocks import list_blocks
+    from signalfire.labels import Matcher
+    from signalfire.tsdb.block import Block
+
+    first = list_blocks(out)[0]
+    with Block.open(first.path) as block:
+        q = block.querier(first.min_time, first.max_time - 1)
+        ss = q.select([Matcher.equal("code", "200")])
+        assert ss.ts.tolist() == [1700000000500, 1700000015500]
+        q.close()
+
+
+def test_create_blocks_quiet_labels_and_human(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out = backfill_cli(tmp_path, OM, "-q", "--label", "env=dev", "--label", "code=x")
+    # --label code=x makes the two reqs_total series one; at 1700000015.5 they disagree.
+    assert rc == 1 and "duplicate sample for timestamp 1700000015500" in capsys.readouterr().err
+    rc, out = backfill_cli(tmp_path / "q", OM, "-q", "--label", "env=dev")
+    assert rc == 0 and capsys.readouterr().out == ""
+    assert main(["tsdb", "dump", "--match", '{env="dev"}', str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == '{__name__="reqs_total", code="200", env="dev"} 1 1700000000500'
+    assert len(lines) == 4
+    rc, _ = backfill_cli(tmp_path / "h", OM, "-r", "--max-block-duration", "24h")
+    rows = capsys.readouterr().out.splitlines()
+    assert rc == 0 and len(rows) == 2 and "+0000 UTC" in rows[1]  # one 18h block
+
+
+@pytest.mark.parametrize(
+    ("text", "err"),
+    [
+        ("m 1\n# EOF\n", "expected timestamp for series m, got none"),
+        ("m 1 1\n", "does not end with # EOF"),
+        ("m 1 1\nm 2 1\n# EOF\n", "duplicate sample for timestamp 1000"),
+        ("m 1 1\nm{ 1 1\n# EOF\n", "2:"),
+    ],
+    ids=["no-timestamp", "no-eof", "conflict", "parse-error-line"],
+)
+def test_create_blocks_errors(
+    text: str, err: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, _ = backfill_cli(tmp_path, text)
+    assert rc == 1
+    assert err in capsys.readouterr().err
+
+
+def test_parse_error_line_counts_across_pieces(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backfill, "PIECE_BYTES", 32)
+    text = "".join(f"m{i} {i} {i}\n" for i in range(40)) + "bad{ 1 1\n# EOF\n"
+    rc, _ = backfill_cli(tmp_path, text)
+    assert rc == 1 and "41:" in capsys.readouterr().err
