@@ -303,7 +303,8 @@ def mad_over_time(w: RangeWindows) -> Result:
         dev.sort(axis=1)
         dev[col[None, :] < nan2[:, None]] = np.nan
         cells_all.append(cells)
-        vals_all.append(_quantile_rows(half, dev, lens, nan2))
+        # A NaN sample makes the result NaN instead of being sorted to the front.
+        vals_all.append(np.where(nan_counts > 0, np.nan, _quantile_rows(half, dev, lens, nan2)))
     return _pack_parts(w, cells_all, vals_all)
 
 

@@ -152,6 +152,8 @@ def ref_quantile(q: float, vals: list[float]) -> float:
 
 def ref_mad(w: list[Sample]) -> float:
     vals = [v for _, v in w]
+    if any(math.isnan(v) for v in vals):
+        return math.nan
     med = ref_quantile(0.5, vals)
     return ref_quantile(0.5, [abs(v - med) for v in vals])
 
