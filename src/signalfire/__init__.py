@@ -4,6 +4,7 @@ The library facade: ``signalfire.open(path)`` gives a :class:`Database` with the
 storage engine and PromQL engine in-process.
 """
 
+from signalfire.database import Database, DatabaseOptions, open
 from signalfire.errors import (
     BadDataError,
     CorruptionError,
@@ -20,6 +21,8 @@ __version__ = "0.1.0"
 __all__ = [
     "BadDataError",
     "CorruptionError",
+    "Database",
+    "DatabaseOptions",
     "Labels",
     "MatchType",
     "Matcher",
@@ -29,4 +32,5 @@ __all__ = [
     "SignalfireError",
     "StorageError",
     "__version__",
+    "open",
 ]
