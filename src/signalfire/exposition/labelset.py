@@ -95,7 +95,7 @@ def fast_labels(name: str | None, items: str, normalize: str | None, line_no: in
     """
     if not items:
         if name is None:  # pragma: no cover - callers reject a sample without a name
-            raise error_at(line_no, line, 0, "metric name not set")
+            raise error_at(line_no, line, 0, f"metric name not set while parsing: {go_quote(line)}")
         return Labels(((METRIC_NAME, _intern(name)),))
     if "\\" in items or items[0] == '"' or ',"' in items or '", ' in items:
         name, pairs = split_items(name, items, line_no, line)

@@ -92,9 +92,8 @@ def _parse_rows(rows: list[tuple[str, ...]], lines: list[str], default_ts: int |
                 normalize = _metadata(b, comment, line_no, normalize)
             continue
         if not name and not items.startswith('"'):
-            raise error_at(
-                line_no, lines[line_no - 1], 0, f"metric name not set while parsing: {go_quote(key)}"
-            )
+            line = lines[line_no - 1]
+            raise error_at(line_no, line, 0, f"metric name not set while parsing: {go_quote(line)}")
         labels.append(build(name or None, items, normalize, line_no, lines[line_no - 1]))
         keys.append(key)
         vals.append(val)
@@ -168,7 +167,9 @@ def _parse_lines(lines: list[str], dirty: bool, default_ts: int | None) -> Parse
             name, items, val, ts = m.groups()
             key = line[: m.start(3) - 1]
             if name is None and not (items or "").startswith('"'):
-                raise error_at(line_no, line, 0, f"metric name not set while parsing: {go_quote(key)}")
+                raise error_at(
+                    line_no, line, 0, f"metric name not set while parsing: {go_quote(line.rstrip(_WS))}"
+                )
             lset = fast_labels(name, items or "", normalize, line_no, line)
             v = _value(val, line, line_no, m.start(3))
             t = check_int64(int(ts), line_no, line, m.start(4), ts) if ts is not None else None
@@ -274,7 +275,7 @@ def _slow_sample(line: str, ln: int) -> tuple[str, list[tuple[str, str]], float,
         raise token_error(ln, line, i, i + 1, "expected a valid start token", "INVALID")
     key = line[start:i]
     if name is None:
-        raise error_at(ln, line, start, f"metric name not set while parsing: {go_quote(key)}")
+        raise error_at(ln, line, start, f"metric name not set while parsing: {go_quote(line.rstrip(_WS))}")
     j = _skip_ws(line, i)
     if j >= n:
         raise token_error(ln, line, j, j, "expected value after metric", "LINEBREAK")

@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (table rows read best one case per line)
 """Text format 0.0.4 parser: good inputs, bad inputs with line/column/message, normalisation."""
 
 from __future__ import annotations
@@ -169,7 +168,7 @@ def test_bad_inputs() -> None:
     e(b"foo 1 -1\n", 1, 7, 'expected timestamp or new record, got "-" ("INVALID") while parsing: "foo 1 -"')
     e(b"1foo 1\n", 1, 1, 'expected a valid start token, got "1" ("INVALID") while parsing: "1"')
     e(b"  } 1\n", 1, 3, 'expected a valid start token, got "}" ("INVALID") while parsing: "  }"')
-    e(b"{} 1\n", 1, 1, 'metric name not set while parsing: "{}"')
+    e(b"{} 1\n", 1, 1, 'metric name not set while parsing: "{} 1"')
     e(b'{"a", "b"} 1\n', 1, 7, 'metric name already set while parsing: "{\\"a\\", \\"b\\"}"')
     e(b"foo abc\n", 1, 5, 'strconv.ParseFloat: parsing "abc": invalid syntax while parsing: "foo abc"')
     e(
