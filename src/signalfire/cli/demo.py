@@ -180,6 +180,8 @@ def run_default(storage_path: str, sample_file: str | None = None, out: TextIO |
             _summary(db, out, loaded, path)
         finally:
             db.close()
+    except BrokenPipeError:
+        raise  # the reader went away (`signalfire | head`); main() ends quietly
     except (SignalfireError, OSError) as err:
         print(f"signalfire: {err}", file=sys.stderr)
         return 1
