@@ -289,10 +289,14 @@ def _count_values(
     vals = vec.values[rows, cols]
     # Normalise NaNs (any payload) so equal-looking values group together.
     bits = np.where(np.isnan(vals), np.nan, vals).view(np.int64)
-    keys = np.stack([ids[rows], bits]) if len(rows) else np.empty((2, 0), np.int64)
-    uk, inv = np.unique(keys, axis=1, return_inverse=True)
+    # Dense value ids first, then one int64 key per (group, value): two 1-d uniques are far
+    # cheaper than a unique over row pairs.
+    vals_u, vinv = np.unique(bits, return_inverse=True)
+    pair = ids[rows] * len(vals_u) + vinv.reshape(-1)
+    pair_u, inv = np.unique(pair, return_inverse=True)
     inv = inv.reshape(-1)
-    counts = np.zeros((uk.shape[1], T), np.float64)
+    uk = np.stack([pair_u // max(len(vals_u), 1), vals_u[pair_u % max(len(vals_u), 1)]])
+    counts = np.zeros((len(pair_u), T), np.float64)
     np.add.at(counts, (inv, cols), 1.0)
     labels = []
     for g, b in zip(uk[0].tolist(), uk[1].tolist()):

@@ -38,30 +38,39 @@ def searchsorted_ragged(offsets: I64, ts: I64, queries: I64, side: str = "right"
     is int64[S, T]: for series i and step j the index into ``ts`` where ``queries[j]``
     would be inserted inside series i's own slice (so it lies in
     ``[offsets[i], offsets[i+1]]``).
+    """
+    return searchsorted_ragged_many(offsets, ts, [(queries, side)])[0]
+
+
+def searchsorted_ragged_many(offsets: I64, ts: I64, searches: Sequence[tuple[I64, str]]) -> list[I64]:
+    """Several :func:`searchsorted_ragged` calls over the same samples, sharing one key array.
 
     One searchsorted over ``clip(ts) + series_idx * span`` does all series at once: the
     per-series shift keeps each series' slice sorted and separate. Sample times are first
     clipped to just outside the queried span, which keeps the shift small and does not
-    change any comparison with a query.
+    change any comparison with a query. Falls back to one searchsorted per series when
+    the shifted keys could overflow int64.
     """
     S = len(offsets) - 1
-    q = np.asarray(queries, dtype=np.int64)
-    T = q.shape[-1]
+    qs = [np.asarray(q, dtype=np.int64) for q, _ in searches]
+    T = qs[0].shape[-1] if qs else 0
     if S == 0 or T == 0:
-        return np.zeros((S, T), np.int64)
-    lo_b = int(q.min()) - 1
-    hi_b = int(q.max()) + 1
+        return [np.zeros((S, T), np.int64) for _ in qs]
+    lo_b = min(int(q.min()) for q in qs) - 1
+    hi_b = max(int(q.max()) for q in qs) + 1
     span = hi_b - lo_b + 1
     if span * S >= _INT64_SAFE or lo_b < -(2**62) or hi_b > 2**62:
-        return _searchsorted_per_series(offsets, ts, q, side)
-    sidx = series_index(offsets)
-    shift = np.arange(S, dtype=np.int64) * span
-    keys = np.clip(ts, lo_b, hi_b) - lo_b + shift[sidx]
-    if q.ndim == 1:
-        qk = (q - lo_b)[None, :] + shift[:, None]
-    else:
-        qk = (q - lo_b) + shift[:, None]
-    return np.searchsorted(keys, qk, side=side).astype(np.int64, copy=False)  # type: ignore[call-overload]
+        return [_searchsorted_per_series(offsets, ts, q, side) for q, (_, side) in zip(qs, searches)]
+    # keys = clip(ts) - lo_b + series_idx * span, built with in-place steps.
+    keys = np.clip(ts, lo_b, hi_b)
+    keys -= lo_b
+    keys += np.repeat(np.arange(0, S * span, span, dtype=np.int64), np.diff(offsets))
+    shift = np.arange(0, S * span, span, dtype=np.int64)[:, None]
+    out = []
+    for q, (_, side) in zip(qs, searches):
+        qk = (q - lo_b)[None, :] + shift if q.ndim == 1 else (q - lo_b) + shift
+        out.append(np.searchsorted(keys, qk, side=side).astype(np.int64, copy=False))  # type: ignore[call-overload]
+    return out
 
 
 def _searchsorted_per_series(offsets: I64, ts: I64, q: I64, side: str) -> I64:
@@ -82,8 +91,8 @@ def window_bounds(offsets: I64, ts: I64, eval_ts: I64, range_ms: int) -> tuple[I
     Returns ``lo, hi`` int64[S, T]: the window of series i at step j is
     ``ts[lo[i, j]:hi[i, j]]`` (empty when ``lo == hi``).
     """
-    hi = searchsorted_ragged(offsets, ts, eval_ts, "right")
-    lo = searchsorted_ragged(offsets, ts, np.asarray(eval_ts, np.int64) - range_ms, "right")
+    t = np.asarray(eval_ts, np.int64)
+    lo, hi = searchsorted_ragged_many(offsets, ts, [(t - range_ms, "right"), (t, "right")])
     return lo, hi
 
 
