@@ -340,6 +340,12 @@ def _absent(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
     return inst.absent_at(any_present, inst.absent_labels(matchers))
 
 
+def _info(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
+    from signalfire.promql.info import info
+
+    return info(node, _matrix(args[0]), ctx)
+
+
 def _native_only(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
     """histogram_count/sum/avg/stddev/stdvar: they read native histograms only, and
     signalfire stores floats, so there is nothing to return."""
@@ -469,6 +475,7 @@ def _table() -> dict[str, FunctionImpl]:
     add("label_replace", _label_replace, drops=False)
     add("label_join", _label_join, drops=False)
     add("absent", _absent)
+    add("info", _info, drops=False)
     for name in ("histogram_count", "histogram_sum", "histogram_avg", "histogram_stddev", "histogram_stdvar"):
         add(name, _native_only)
     add("histogram_quantile", _histogram_quantile)
