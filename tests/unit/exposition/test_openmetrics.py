@@ -1,4 +1,3 @@
-
 """OpenMetrics 1.0 parser: grammar, exemplars, _created start timestamps, errors with positions."""
 
 from __future__ import annotations
