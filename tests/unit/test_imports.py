@@ -1,0 +1,106 @@
+"""Import hygiene: every module imports on its own, and lower layers never import higher ones.
+
+The layer order is DESIGN.md's / STYLE.md §1's:
+``{_types, errors, util} < labels < exposition < storage < {tsdb, promql} < database < ... < cli``.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import signalfire
+
+SRC = Path(signalfire.__file__).parent
+
+LAYERS: list[set[str]] = [
+    {"_types", "errors", "util"},
+    {"labels"},
+    {"exposition"},
+    {"storage"},
+    {"tsdb", "promql"},
+    {"database"},
+    {"discovery"},
+    {"config"},
+    {"scrape", "rules", "notifier", "remote"},
+    {"web"},
+    {"cli", "__main__", "__init__"},
+]
+
+
+def _layer(top: str) -> int:
+    for i, names in enumerate(LAYERS):
+        if top in names:
+            return i
+    raise AssertionError(f"package {top!r} is not placed in a layer; add it to LAYERS")
+
+
+def _modules() -> list[str]:
+    mods = []
+    for p in sorted(SRC.rglob("*.py")):
+        rel = p.relative_to(SRC.parent).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        mods.append(".".join(parts))
+    return mods
+
+
+def _top(mod: str) -> str:
+    parts = mod.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+_IMPORT_EACH = """
+import importlib, sys
+failed = []
+for mod in sys.argv[1:]:
+    # Forget every signalfire module first, so an import cycle a warm cache hides shows up.
+    for name in [n for n in sys.modules if n == "signalfire" or n.startswith("signalfire.")]:
+        del sys.modules[name]
+    try:
+        importlib.import_module(mod)
+    except Exception as err:
+        failed.append(f"{mod}: {type(err).__name__}: {err}")
+print("\\n".join(failed))
+sys.exit(1 if failed else 0)
+"""
+
+
+def test_each_module_imports_alone() -> None:
+    mods = [m for m in _modules() if m != "signalfire.__main__"]
+    proc = subprocess.run([sys.executable, "-c", _IMPORT_EACH, *mods], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_lower_layers_never_import_higher_ones() -> None:
+    bad = []
+    for p in sorted(SRC.rglob("*.py")):
+        rel = p.relative_to(SRC.parent).with_suffix("")
+        mod = ".".join(rel.parts)
+        here = _top(mod if not mod.endswith("__init__") else mod.rsplit(".", 1)[0] + ".__init__")
+        if mod == "signalfire.__init__":
+            here = "__init__"
+        tree = ast.parse(p.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for n in names:
+                if n.startswith("signalfire.") and _layer(_top(n)) > _layer(here):
+                    bad.append(f"{mod} imports {n}")
+    assert not bad, "\n".join(bad)
+
+
+def test_public_names_resolve() -> None:
+    for name in signalfire.__all__:
+        assert hasattr(signalfire, name), name
+    for pkg in ("labels", "storage", "tsdb", "exposition"):
+        m = importlib.import_module(f"signalfire.{pkg}")
+        for name in getattr(m, "__all__", []):
+            assert hasattr(m, name), f"signalfire.{pkg}.{name}"
