@@ -9,8 +9,6 @@ here once; the PromQL lexer only decides where a duration token ends.
 
 from __future__ import annotations
 
-import re
-
 from signalfire.errors import ParseError
 
 __all__ = ["UNIT_MS", "format_duration", "parse_duration"]
@@ -26,7 +24,6 @@ UNIT_MS: dict[str, int] = {
     "ms": 1,
 }
 
-_PART = re.compile(r"([0-9]+)(ms|y|w|d|h|m|s)")
 _INT64_MAX = (1 << 63) - 1
 # Go's time.Duration counts nanoseconds in an int64, so Prometheus rejects anything
 # longer than about 292 years; we keep the same ceiling so configs behave alike.
@@ -38,7 +35,8 @@ def parse_duration(text: str, *, allow_negative: bool = False) -> int:
 
     ``allow_negative`` accepts one leading ``-`` (offsets and ``@st`` values use it).
     Raises :class:`~signalfire.errors.ParseError` with Prometheus's wording
-    (``not a valid duration string: "5x"``) and ``offset`` pointing into ``text``.
+    (``not a valid duration string: "5x"``, ``unknown unit "hs" in duration "5y1hs"``,
+    ``duration out of range``) and ``offset`` pointing into ``text``.
     """
     body = text
     sign = 1
@@ -46,24 +44,36 @@ def parse_duration(text: str, *, allow_negative: bool = False) -> int:
         sign, body = -1, body[1:]
     if body == "0":
         return 0
-    if not body:
-        raise _invalid(text)
+    if body == "":
+        raise ParseError("empty duration string", offset=0)
     total = 0
     pos = 0
     last_rank = -1
     ranks = list(UNIT_MS)
-    while pos < len(body):
-        m = _PART.match(body, pos)
-        if m is None:
-            raise _invalid(text, pos)
-        rank = ranks.index(m.group(2))
+    n = len(body)
+    while pos < n:
+        start = pos
+        while pos < n and body[pos].isascii() and body[pos].isdigit():
+            pos += 1
+        if pos == start:
+            raise _invalid(text, start)
+        value = int(body[start:pos])
+        unit_start = pos
+        while pos < n and not (body[pos].isascii() and body[pos].isdigit()):
+            pos += 1
+        unit = body[unit_start:pos]
+        if not unit:
+            raise _invalid(text, unit_start)
+        if unit not in UNIT_MS:
+            msg = f"unknown unit {go_quote_simple(unit)} in duration {go_quote_simple(text)}"
+            raise ParseError(msg, offset=unit_start)
+        rank = ranks.index(unit)
         if rank <= last_rank:  # units must strictly decrease: "1m1h" and "1s1s" are invalid
-            raise _invalid(text, pos)
+            raise _invalid(text, start)
         last_rank = rank
-        total += int(m.group(1)) * UNIT_MS[m.group(2)]
+        total += value * UNIT_MS[unit]
         if total > _MAX_MS:
-            raise ParseError(f"invalid duration string: {go_quote_simple(text)}: overflow", offset=pos)
-        pos = m.end()
+            raise ParseError("duration out of range", offset=start)
     return sign * total
 
 

@@ -46,6 +46,7 @@ _DIGITS = frozenset("0123456789")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _ALNUM = _ALPHA | _DIGITS
 _SPACE = frozenset(" \t\n\r")
+_DURATION_WORDS = frozenset({"step", "range", "min", "max", "min_of", "max_of"})
 _SIMPLE_ESCAPES = {"a": 7, "b": 8, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11, "\\": 92}
 
 
@@ -137,7 +138,7 @@ class _Lexer:
             if self.paren_depth != 0:
                 raise _LexError("unclosed left parenthesis", i)
             if self.bracket_open:
-                if self.tokens and self.tokens[-1].kind == "[":
+                if self.in_duration_state():
                     raise _LexError("unexpected end of input in duration expression", i)
                 raise _LexError("unclosed left bracket", i)
             self.emit(EOF, i, i)
@@ -150,6 +151,8 @@ class _Lexer:
             return j
         if self.brace_open:
             return self.inside_braces(i, c)
+        if self.bracket_open:
+            return self.inside_brackets(i, c)
         if c in "\"'":
             return self.string(i, c)
         if c == "`":
@@ -159,6 +162,31 @@ class _Lexer:
         if c in _ALPHA or (c == ":" and not self.bracket_open):
             return self.identifier(i, allow_colon=not self.bracket_open)
         return self.punctuation(i, c)
+
+    def in_duration_state(self) -> bool:
+        """Whether Prometheus's lexer would be in its duration-expression state: inside
+        ``[...]`` and not right after a number or duration."""
+        return not self.tokens or self.tokens[-1].kind not in (NUMBER, DURATION)
+
+    def inside_brackets(self, i: int, c: str) -> int:
+        """Inside ``[...]`` only duration arithmetic is allowed: numbers, durations, the
+        duration functions, operators, parentheses, ``,`` and the range/step ``:``."""
+        s = self.s
+        if c in _DIGITS or (c == "." and i + 1 < self.n and s[i + 1] in _DIGITS):
+            return self.number_or_duration(i)
+        if c in _ALPHA:
+            j = i + 1
+            while j < self.n and s[j] in _ALNUM:
+                j += 1
+            if s[i:j].lower() in _DURATION_WORDS:
+                self.emit(IDENT, i, j)
+                return j
+            if self.in_duration_state():
+                raise _LexError(f"unexpected character in duration expression: {go_quote_rune(c)}", i)
+            raise _LexError(f"unexpected character: {go_quote_rune(c)}, expected ':'", i)
+        if c in "[]():,+-*/%^":
+            return self.punctuation(i, c)
+        raise _LexError(f"unexpected character in duration expression: {go_quote_rune(c)}", i)
 
     def punctuation(self, i: int, c: str) -> int:
         s = self.s
@@ -198,7 +226,7 @@ class _Lexer:
         if c == ")":
             self.paren_depth -= 1
             if self.paren_depth < 0:
-                raise _LexError("unexpected right parenthesis ')'", i)
+                raise _LexError("unexpected right parenthesis ')'", i + 1)
             self.emit(")", i, i + 1)
             return i + 1
         if c == "{":

@@ -32,14 +32,21 @@ def parse_number(text: str) -> float:
     if _OCTAL.fullmatch(text):
         return float(int(text.replace("_", ""), 8))
     try:
-        return float(int(text, 0))
+        as_int = int(text, 0)
     except ValueError:
         pass
+    else:
+        if -(1 << 63) <= as_int < (1 << 63):
+            return float(as_int)
+        # Go's ParseInt overflows here and ParseFloat takes over (decimal text only).
     if low.startswith(("0x", "0o", "0b")):
-        raise ValueError(f"invalid number {text!r}")
+        raise ValueError("invalid syntax")
     if "_" in text and not _underscores_ok(text):
-        raise ValueError(f"invalid number {text!r}")
-    return float(text)
+        raise ValueError("invalid syntax")
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError("value out of range")
+    return value
 
 
 def _underscores_ok(text: str) -> bool:

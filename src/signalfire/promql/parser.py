@@ -45,7 +45,7 @@ from signalfire.promql.lexer import (
     go_quote,
     lex,
 )
-from signalfire.promql.numbers import format_go_g, parse_number, round_half_away
+from signalfire.promql.numbers import parse_number, round_half_away
 
 __all__ = ["ParserOptions", "parse_expr", "parse_metric_selector", "position_of"]
 
@@ -85,6 +85,8 @@ _MATCH_OPS = frozenset({"=", "!=", "=~", "!~"})
 _DUR_OPS = {"+": 4, "-": 4, "*": 5, "/": 5, "%": 5, "^": 6}
 _PUNCT_DESC = frozenset({"(", ")", "{", "}", "[", "]", ",", "=", ":"})
 _OP_DESC = _SYMBOL_OPS | {"=~", "!~", "@"}
+_RANGE_CONTEXT = "subquery or range selector"
+_DURATION_EXPECTED = "number, duration, step(), or range()"
 _MAX_DURATION_MS = ((1 << 63) - 1) // 1_000_000  # Go's time.Duration limit, in ms
 _SELECTOR_OR_SUBQUERY = "an instant vector selector or range vector selector or a subquery"
 
@@ -329,9 +331,11 @@ class _Parser:
             return self.parse_vector_selector(tok)
         if kind == IDENT:
             low = tok.val.lower()
-            if low in AGGREGATORS:
+            # Aggregators and most keywords are names too when the syntax allows it:
+            # "sum(sum)", "a + sum" and offset{job="x"} select metrics.
+            if low in AGGREGATORS and (self.peek(1).kind == "(" or self.is_word("by", "without", k=1)):
                 return self.parse_aggregation()
-            if low in KEYWORDS or low in _WORD_OPS:
+            if low in _WORD_OPS or (low in KEYWORDS and self.peek(1).kind != "{"):
                 raise self.unexpected("", "")
             if self.peek(1).kind == "(":
                 if low in ("step", "range"):
@@ -344,8 +348,8 @@ class _Parser:
     def number_value(self, tok: Token) -> float:
         try:
             return parse_number(tok.val)
-        except ValueError:
-            msg = f"error parsing number: strconv.ParseFloat: parsing {go_quote(tok.val)}: invalid syntax"
+        except ValueError as err:
+            msg = f"error parsing number: strconv.ParseFloat: parsing {go_quote(tok.val)}: {err}"
             self.semantic(tok.pos, msg)
             return 0.0
 
@@ -542,8 +546,10 @@ class _Parser:
     def parse_range_or_subquery(self, expr: ast.Expr) -> ast.Expr:
         lb = self.next()
         if self.peek().kind in ("]", ":"):
-            raise self.unexpected("subquery selector", "duration")
-        rng = self.as_duration(self.peek().pos, self.parse_dur_expr(0, "subquery or range", "duration"))
+            raise self.unexpected(_RANGE_CONTEXT, _DURATION_EXPECTED)
+        rng_pos = self.peek().pos
+        rng = self.as_duration(rng_pos, self.parse_dur_expr(0, _RANGE_CONTEXT, _DURATION_EXPECTED))
+        self.check_positive(rng_pos, rng)
         tok = self.peek()
         if tok.kind == "]":
             self.next()
@@ -560,13 +566,13 @@ class _Parser:
                 return expr
             return ast.MatrixSelector(vs, rng, pos=expr.pos, end=self.last_end)
         if tok.kind != ":":
-            raise self.unexpected("subquery or range", '":" or "]"')
+            raise self.unexpected(_RANGE_CONTEXT, '":" or "]"')
         self.next()
         step: ast.Duration | None = None
         if self.peek().kind != "]":
-            step = self.as_duration(
-                self.peek().pos, self.parse_dur_expr(0, "subquery selector", 'duration or "]"')
-            )
+            pos = self.peek().pos
+            step = self.as_duration(pos, self.parse_dur_expr(0, "subquery selector", 'duration or "]"'))
+            self.check_positive(pos, step)
         self.expect("]", "subquery selector", '"]"')
         return ast.SubqueryExpr(expr, rng, step, pos=expr.pos, end=self.last_end)
 
@@ -590,7 +596,7 @@ class _Parser:
         sign = ""
         if self.peek().kind in ("+", "-"):
             sign = self.next().kind
-        d = self.as_duration(self.peek().pos, self.parse_dur_atom("offset", "number or duration"))
+        d = self.as_duration(self.peek().pos, self.parse_dur_atom("offset", _DURATION_EXPECTED))
         if sign == "-":
             return ast.DurLit(-d.ms) if isinstance(d, ast.DurLit) else ast.DurUnary("-", d)
         if sign == "+" and not isinstance(d, ast.DurLit):
@@ -675,9 +681,15 @@ class _Parser:
         if not isinstance(d, float):
             return d
         if math.isnan(d) or math.isinf(d) or abs(d) * 1000 > _MAX_DURATION_MS:
-            self.semantic(pos, f"duration out of range: {format_go_g(d)}s")
+            self.semantic(pos, "duration out of range")
             return ast.DurLit(0)
         return ast.DurLit(int(d * 1000))
+
+    def check_positive(self, pos: int, d: ast.Duration) -> None:
+        """Ranges and subquery steps known at parse time must be positive."""
+        value = _const_seconds(d)
+        if value is not None and int(value * 1000) <= 0:
+            self.semantic(pos, "duration must be greater than 0")
 
     def parse_duration_value(self) -> ast.Expr:
         tok = self.peek()
@@ -695,12 +707,15 @@ class _Parser:
         else:
             lhs = self.parse_dur_atom(context, expected)
         while True:
-            op = self.peek().kind
+            op_tok = self.peek()
+            op = op_tok.kind
             if op not in _DUR_OPS or _DUR_OPS[op] < min_prec:
                 break
             self.next()
             prec = _DUR_OPS[op]
             rhs = self.parse_dur_expr(prec if op == "^" else prec + 1, context, expected)
+            if op in "/%" and _const_seconds(rhs) == 0:
+                self.semantic(op_tok.pos, "division by zero" if op == "/" else "modulo by zero")
             lhs = ast.DurBinary(op, lhs, rhs)
         self.depth -= 1
         return lhs
@@ -718,12 +733,15 @@ class _Parser:
             inner = self.parse_dur_expr(0, context, expected)
             self.expect(")", context, '")"')
             return inner
-        if tok.kind == IDENT and tok.val.lower() in ("step", "range", "min_of", "max_of"):
+        if tok.kind == IDENT and tok.val.lower() in ("step", "range", "min_of", "max_of", "min", "max"):
             low = tok.val.lower()
+            low = {"min": "min_of", "max": "max_of"}.get(low, low)
             self.next()
+            if self.peek().kind != "(":
+                raise self.unexpected(context, expected)
             if not self.opts.duration_functions:
                 self.semantic(tok.pos, f"function {go_quote(tok.val)} is not enabled")
-            self.expect("(", context, '"("')
+            self.next()
             if low in ("step", "range"):
                 self.expect(")", context, '")"')
                 return ast.DurStep() if low == "step" else ast.DurRange()
@@ -733,6 +751,25 @@ class _Parser:
             self.expect(")", context, '")"')
             return ast.DurCall(low, (a, b))
         raise self.unexpected(context, expected)
+
+
+def _const_seconds(d: ast.Duration | float) -> float | None:
+    """The value in seconds of a duration that does not depend on the query, else None."""
+    stack: list[ast.Duration | float] = [d]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.DurStep | ast.DurRange):
+            return None
+        if isinstance(node, ast.DurUnary):
+            stack.append(node.arg)
+        elif isinstance(node, ast.DurBinary):
+            stack.extend((node.lhs, node.rhs))
+        elif isinstance(node, ast.DurCall):
+            stack.extend(node.args)
+    try:
+        return float(ast.eval_duration(d, 0, 0)) / 1000.0
+    except (ArithmeticError, ValueError):
+        return None
 
 
 def _dur_unary(op: str, arg: ast.Duration | float) -> ast.Duration | float:

@@ -72,7 +72,7 @@ def test_strings(text: str, decoded: str) -> None:
         (r'"\uD800"', "escape sequence is an invalid Unicode code point", 0),
         ("foo $", "unexpected character: '$'", 4),
         ("(foo", "unclosed left parenthesis", 4),
-        ("foo)", "unexpected right parenthesis ')'", 3),
+        ("foo)", "unexpected right parenthesis ')'", 4),
         ("foo[5m", "unclosed left bracket", 6),
         ("foo[", "unexpected end of input in duration expression", 4),
         ("foo[[", "unexpected left bracket '['", 4),

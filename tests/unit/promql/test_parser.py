@@ -220,7 +220,8 @@ def test_positions() -> None:
         ("foo @ bar", '1:7: parse error: unexpected identifier "bar" in @, expected timestamp'),
         (
             "foo offset bar",
-            '1:12: parse error: unexpected identifier "bar" in offset, expected number or duration',
+            '1:12: parse error: unexpected identifier "bar" in offset, '
+            "expected number, duration, step(), or range()",
         ),
         ("foo[5m][1m:]", "1:1: parse error: subquery is only allowed on instant vector, got matrix instead"),
         ('foo{__name__="bar"}', '1:1: parse error: metric name must not be set twice: "foo" or "bar"'),
@@ -239,13 +240,119 @@ def test_positions() -> None:
         ("foo bool bar", "1:5: parse error: unexpected <bool>"),
         ("1 +", "1:4: parse error: unexpected end of input"),
         ("x{", "1:3: parse error: unexpected end of input inside braces"),
+        # From Prometheus's parse_test.go.
+        ("(1))", "1:5: parse error: unexpected right parenthesis ')'"),
+        ("((1)", "1:5: parse error: unclosed left parenthesis"),
+        (".", "1:1: parse error: unexpected character: '.'"),
+        ("2.5.", '1:1: parse error: bad number or duration syntax: "2.5."'),
+        ("100..4", '1:1: parse error: bad number or duration syntax: "100.."'),
+        ("0deadbeef", '1:1: parse error: bad number or duration syntax: "0de"'),
+        ("*1", "1:1: parse error: unexpected <op:*>"),
+        ("@@", "1:1: parse error: unexpected <op:@>"),
+        ("-=", '1:2: parse error: unexpected "="'),
+        ("++-++-+-+-<", "1:11: parse error: unexpected <op:<>"),
+        ("a - on(b) ignoring(c) d", "1:11: parse error: unexpected <ignoring>"),
+        (
+            "-test[5m]",
+            "1:1: parse error: unary expression only allowed on expressions of type scalar or "
+            'instant vector, got "range vector"',
+        ),
+        ("foo @ +Inf", "1:1: parse error: timestamp out of bounds for @ modifier: +Inf"),
+        ("foo @ NaN", "1:1: parse error: timestamp out of bounds for @ modifier: NaN"),
+        ("some}", "1:5: parse error: unexpected character: '}'"),
+        (
+            "some_metric{a=b}",
+            '1:15: parse error: unexpected identifier "b" in label matching, expected string',
+        ),
+        ('some_metric{a:b="b"}', "1:14: parse error: unexpected character inside braces: ':'"),
+        ('foo{a>="b"}', "1:6: parse error: unexpected character inside braces: '>'"),
+        ("foo{,}", '1:5: parse error: unexpected "," in label matching, expected identifier or "}"'),
+        ('foo{__name__ == "bar"}', '1:15: parse error: unexpected "=" in label matching, expected string'),
+        (
+            'foo{__name__="bar" lol}',
+            '1:20: parse error: unexpected identifier "lol" in label matching, expected "," or "}"',
+        ),
+        ("foo[5mm]", '1:5: parse error: bad number or duration syntax: "5mm"'),
+        ("foo[5m1]", '1:5: parse error: bad number or duration syntax: "5m1"'),
+        ("foo[5y1hs]", '1:5: parse error: unknown unit "hs" in duration "5y1hs"'),
+        ("foo[5m1h]", '1:5: parse error: not a valid duration string: "5m1h"'),
+        ("foo[0m]", "1:5: parse error: duration must be greater than 0"),
+        ("foo[-1]", "1:5: parse error: duration must be greater than 0"),
+        ('foo["5m"]', "1:5: parse error: unexpected character in duration expression: '\"'"),
+        (
+            "foo[]",
+            '1:5: parse error: unexpected "]" in subquery or range selector, expected number, duration, '
+            "step(), or range()",
+        ),
+        (
+            "foo[step]",
+            '1:9: parse error: unexpected "]" in subquery or range selector, expected number, '
+            "duration, step(), or range()",
+        ),
+        ("foo[step()/0d]", "1:11: parse error: division by zero"),
+        ("foo[5s%0d]", "1:7: parse error: modulo by zero"),
+        ("foo offset (4d/0)", "1:15: parse error: division by zero"),
+        ("foo offset 9.5e10", "1:12: parse error: duration out of range"),
+        ("foo[5s x 5s]", "1:8: parse error: unexpected character: 'x', expected ':'"),
+        (
+            "some_metric[5m] OFFSET",
+            "1:23: parse error: unexpected end of input in offset, expected number, "
+            "duration, step(), or range()",
+        ),
+        ("some_metric @ 1234 [5m]", "1:20: parse error: no @ modifiers allowed before range"),
+        (
+            "sum without(==)(some_metric)",
+            "1:13: parse error: unexpected <op:==> in grouping opts, expected label",
+        ),
+        (
+            "sum without(foo,,)(some_metric)",
+            '1:17: parse error: unexpected "," in grouping opts, expected label',
+        ),
+        ("sum some_metric by (test)", '1:5: parse error: unexpected identifier "some_metric"'),
+        (
+            "sum (some_metric) by test",
+            '1:22: parse error: unexpected identifier "test" in grouping opts, expected "("',
+        ),
+        ("sum () by (test)", "1:1: parse error: no arguments for aggregate expression provided"),
+        ("sum (some_metric) without (test) by (test)", "1:34: parse error: unexpected <by>"),
+        (
+            "topk(some_metric)",
+            "1:1: parse error: wrong number of arguments for aggregate expression provided, "
+            "expected 2, got 1",
+        ),
+        ("topk(some_metric,)", "1:17: parse error: trailing commas not allowed in function call args"),
+        (
+            "rate(some_metric[5m]) @ 1234",
+            "1:1: parse error: @ modifier must be preceded by an instant vector "
+            "selector or range vector selector or a subquery",
+        ),
+        (
+            "floor(1)",
+            '1:7: parse error: expected type instant vector in call to function "floor", got scalar',
+        ),
+        ("hour(a, b, c)", '1:1: parse error: expected at most 1 argument(s) in call to "hour", got 3'),
+        ("a>b()", '1:3: parse error: unknown function with name "b"'),
+        (
+            "rate(avg)",
+            '1:6: parse error: expected type range vector in call to function "rate", got instant vector',
+        ),
+        ("sum(rate(", "1:10: parse error: unclosed left parenthesis"),
+        ('"\\c"', "1:1: parse error: unknown escape sequence U+0063 'c'"),
+        ('"\\x."', "1:1: parse error: illegal character U+002E '.' in escape sequence"),
+        ("rate(food[1m])[1h] offset 1h", "1:15: parse error: ranges only allowed for vector selectors"),
+        (
+            "999" * 110,
+            '1:1: parse error: error parsing number: strconv.ParseFloat: parsing "'
+            + "999" * 110
+            + '": value out of range',
+        ),
         ("foo\n  + $", "2:5: parse error: unexpected character: '$'"),
         (
             "foo @ 1e30",
             "1:1: parse error: timestamp out of bounds for @ modifier: "
             "1000000000000000019884624838656.000000",
         ),
-        ("foo[1.5h]", '1:5: parse error: not a valid duration string: "1.5h"'),
+        ("foo[1.5h]", '1:5: parse error: unknown unit "." in duration "1.5h"'),
         (
             "foo[5m] smoothed anchored",
             "1:1: parse error: anchored and smoothed modifiers cannot be used together",
@@ -328,9 +435,22 @@ def test_parse_duration(text: str, ms: int) -> None:
     assert parse_duration(text) == ms
 
 
-@pytest.mark.parametrize("text", ["", "5", "1m1h", "1s1s", "5x", "-5m", "1.5h"])
-def test_parse_duration_errors(text: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty duration string"),
+        ("5", 'not a valid duration string: "5"'),
+        ("1m1h", 'not a valid duration string: "1m1h"'),
+        ("1s1s", 'not a valid duration string: "1s1s"'),
+        ("-5m", 'not a valid duration string: "-5m"'),
+        ("5x", 'unknown unit "x" in duration "5x"'),
+        ("5y1hs", 'unknown unit "hs" in duration "5y1hs"'),
+        ("300000000y", "duration out of range"),
+    ],
+)
+def test_parse_duration_errors(text: str, message: str) -> None:
     from signalfire.errors import ParseError
 
-    with pytest.raises(ParseError, match="not a valid duration string"):
+    with pytest.raises(ParseError) as info:
         parse_duration(text)
+    assert info.value.message == message
