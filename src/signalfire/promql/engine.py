@@ -87,16 +87,28 @@ class Engine:
 
         return parse_expr(expr, features=self.options.features)
 
-    def instant_query(self, queryable: Queryable, expr: str, t_ms: int) -> QueryResult:
+    def instant_query(
+        self, queryable: Queryable, expr: str, t_ms: int, *, cancel: threading.Event | None = None
+    ) -> QueryResult:
         """Evaluate ``expr`` at ``t_ms``: a vector, scalar, string, or (for a range-vector
-        expression) a matrix with the raw samples of each series' window."""
+        expression) a matrix with the raw samples of each series' window.
+
+        Setting ``cancel`` from another thread stops the query with QueryCanceledError.
+        """
         t0 = time.perf_counter()
         node = self.parse(expr)
         parse_s = time.perf_counter() - t0
-        return self._run(queryable, node, expr, int(t_ms), int(t_ms), 0, instant=True, parse_s=parse_s)
+        return self._run(queryable, node, expr, int(t_ms), int(t_ms), 0, True, parse_s, cancel)
 
     def range_query(
-        self, queryable: Queryable, expr: str, start_ms: int, end_ms: int, step_ms: int
+        self,
+        queryable: Queryable,
+        expr: str,
+        start_ms: int,
+        end_ms: int,
+        step_ms: int,
+        *,
+        cancel: threading.Event | None = None,
     ) -> QueryResult:
         """Evaluate ``expr`` at ``start, start+step, ..., <= end``; always a matrix."""
         if step_ms <= 0:
@@ -108,7 +120,9 @@ class Engine:
         t0 = time.perf_counter()
         node = self.parse(expr)
         parse_s = time.perf_counter() - t0
-        return self._run(queryable, node, expr, int(start_ms), int(end_ms), int(step_ms), False, parse_s)
+        return self._run(
+            queryable, node, expr, int(start_ms), int(end_ms), int(step_ms), False, parse_s, cancel
+        )
 
     def query_ast(
         self,
@@ -135,6 +149,7 @@ class Engine:
         step: int,
         instant: bool,
         parse_s: float,
+        cancel: threading.Event | None = None,
     ) -> QueryResult:
         opts = self.options
         t_begin = time.perf_counter()
@@ -162,7 +177,7 @@ class Engine:
         )
         stats = QueryStats(timestamps=ts, samples_per_step=np.zeros(len(ts), np.int64))
         stats.parse_s = parse_s
-        limits = QueryLimits(max_samples=opts.max_samples, timeout_s=opts.timeout_s)
+        limits = QueryLimits(max_samples=opts.max_samples, timeout_s=opts.timeout_s, cancel=cancel)
         selector = _Selector(queryable)
         ev = Evaluator(selector, settings, limits, stats)
         try:

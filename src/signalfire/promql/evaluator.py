@@ -53,6 +53,9 @@ class Evaluator:
         self.limits = limits
         self.stats = stats
         self._top_ts: np.ndarray | None = None
+        #: Name of the closest enclosing function or aggregation (Prometheus's hints.Func);
+        #: "" under a binary operator.
+        self._func = ""
 
     # ------------------------------------------------------------ entry points
 
@@ -95,7 +98,7 @@ class Evaluator:
     def _select(
         self, matchers: Sequence[Matcher], mint: int, maxt: int, rng: int = 0, func: str = ""
     ) -> SeriesSet:
-        hints = SelectHints(start=mint, end=maxt, step=self.settings.step, range=rng, func=func)
+        hints = SelectHints(start=mint, end=maxt, step=self.settings.step, range=rng, func=func or self._func)
         return self.select_fn(matchers, hints)
 
     def _select_range(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> SeriesSet:
@@ -195,8 +198,12 @@ class Evaluator:
         raise QueryError("unary expression only allowed on expressions of type scalar or instant vector")
 
     def _binary(self, node: ast.BinaryExpr, ctx: EvalContext) -> Value:
-        lhs = self.eval(node.lhs, ctx)
-        rhs = self.eval(node.rhs, ctx)
+        outer, self._func = self._func, ""
+        try:
+            lhs = self.eval(node.lhs, ctx)
+            rhs = self.eval(node.rhs, ctx)
+        finally:
+            self._func = outer
         op = node.op
         delayed = self.settings.delayed_name_removal
         if isinstance(lhs, ScalarSeries) and isinstance(rhs, ScalarSeries):
@@ -221,9 +228,13 @@ class Evaluator:
 
     def _aggregate(self, node: ast.AggregateExpr, ctx: EvalContext) -> Value:
         param: Any = None
-        if node.param is not None:
-            param = self.eval(node.param, ctx)
-        vec = self.eval(node.expr, ctx)
+        outer, self._func = self._func, node.op
+        try:
+            if node.param is not None:
+                param = self.eval(node.param, ctx)
+            vec = self.eval(node.expr, ctx)
+        finally:
+            self._func = outer
         if not isinstance(vec, StepMatrix):
             raise QueryError(
                 f"expected type instant vector in aggregation expression, got {type(vec).__name__}"
@@ -235,7 +246,11 @@ class Evaluator:
         from signalfire.promql.functions import call_function
 
         _check_modifier_use(node)
-        args = [self.eval(a, ctx) for a in node.args]
+        outer, self._func = self._func, node.func
+        try:
+            args = [self.eval(a, ctx) for a in node.args]
+        finally:
+            self._func = outer
         out = call_function(node, args, ctx)
         if isinstance(out, StepMatrix):
             return settle_names(out, self.settings.delayed_name_removal)

@@ -6,10 +6,11 @@ Hitting a limit raises the Prometheus error (:class:`TooManySamplesError`,
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 
-from signalfire.errors import QueryTimeoutError, TooManySamplesError
+from signalfire.errors import QueryCanceledError, QueryTimeoutError, TooManySamplesError
 
 
 @dataclass(slots=True)
@@ -27,6 +28,8 @@ class QueryLimits:
     current: int = 0
     peak: int = 0
     total: int = 0
+    #: Set from another thread to stop the query at the next node boundary.
+    cancel: threading.Event | None = None
 
     def add_samples(self, n: int) -> None:
         """Account ``n`` more samples; raise when over ``max_samples``."""
@@ -43,6 +46,9 @@ class QueryLimits:
             raise TooManySamplesError()
 
     def check_deadline(self) -> None:
-        """Raise :class:`QueryTimeoutError` once the query has run for ``timeout_s``."""
+        """Raise :class:`QueryTimeoutError` once the query has run for ``timeout_s``, and
+        :class:`QueryCanceledError` once ``cancel`` is set."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise QueryCanceledError("query was canceled in expression evaluation")
         if self.timeout_s > 0 and time.monotonic() - self.started > self.timeout_s:
             raise QueryTimeoutError("query timed out in expression evaluation")

@@ -201,3 +201,24 @@ def test_delayed_name_removal_feature(store):
         store, 'label_replace(rate(c_total[5m]), "n", "$1", "__name__", "(.*)")', 5 * M
     )
     assert res.labels == [Labels.from_dict({"job": "a"})]
+
+
+def test_cancel(store):
+    import threading
+
+    from signalfire.errors import QueryCanceledError
+
+    ev = threading.Event()
+    ev.set()
+    with pytest.raises(QueryCanceledError, match="query was canceled"):
+        Engine().range_query(store, "up", 0, M, M, cancel=ev)
+
+
+@pytest.mark.parametrize(
+    ("expr", "func"),
+    [("rate(c_total[5m])", "rate"), ("sum(up)", "sum"), ("abs(up + up)", ""), ("up", "")],
+)
+def test_select_hints_name_the_enclosing_function(store, expr, func):
+    Engine().instant_query(store, expr, 5 * M)
+    _, hints = store.selects[-1]
+    assert hints is not None and hints.func == func
