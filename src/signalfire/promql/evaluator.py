@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from signalfire.errors import PromQLParseError, QueryError
+from signalfire.errors import PromQLParseError, QueryError, TooManySamplesError
 from signalfire.labels import EMPTY_LABELS, Matcher
 from signalfire.promql import aggregations, ast, binops, selectors
 from signalfire.promql import subquery as subq
@@ -104,6 +104,17 @@ class Evaluator:
     def _select_range(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> SeriesSet:
         return self._select(matchers, mint, maxt)
 
+    def _guard_dense(self, n_series: int, n_steps: int, n_samples: int) -> None:
+        """Refuse a selection whose dense [S, T] arrays would dwarf the sample limit.
+
+        Step matrices are dense, so memory follows S × T even where few points exist;
+        Prometheus's own limit counts points. A selection is refused only when S × T is
+        over four times ``max_samples`` and its samples could fill more than the limit.
+        """
+        limit = self.limits.max_samples
+        if limit > 0 and n_series * n_steps > 4 * limit and n_samples > limit:
+            raise TooManySamplesError()
+
     def _account(self, per_step: np.ndarray, ctx: EvalContext) -> None:
         """Count loaded samples against the limit and, at the top level, per step."""
         total = int(per_step.sum())
@@ -134,6 +145,7 @@ class Evaluator:
             return StepMatrix.empty(0)
         maxt = int(t.max()) + (ctx.lookback_ms if node.smoothed else 0)
         ss = self._select(node.matchers, int(t.min()) - ctx.lookback_ms + 1, maxt)
+        self._guard_dense(len(ss.labels), ctx.T, ss.num_samples)
         ctx.annotations.merge(ss.warnings)
         sm = selectors.instant_vector(ss, t, ctx.lookback_ms, node.start_timestamp, node.smoothed)
         self._account(sm.present.sum(axis=0), ctx)
@@ -152,6 +164,7 @@ class Evaluator:
         mint = int(t.min()) - range_ms + 1 - (ctx.lookback_ms if extend else 0)
         maxt = int(t.max()) + (ctx.lookback_ms if vs.smoothed else 0)
         ss = self._select(vs.matchers, mint, maxt, range_ms)
+        self._guard_dense(len(ss.labels), ctx.T, ss.num_samples)
         ctx.annotations.merge(ss.warnings)
         rw = selectors.range_windows(ss, t[: ctx.T], range_ms, ctx.lookback_ms, vs.anchored, vs.smoothed)
         self._account((rw.hi - rw.lo).sum(axis=0), ctx)

@@ -24,7 +24,7 @@ def drop_names_now(sm: StepMatrix) -> StepMatrix:
     """Remove ``__name__`` from the rows marked ``drop_name``; merge resulting duplicates."""
     if sm.drop_name is None or not sm.drop_name.any():
         sm.drop_name = None
-        return sm
+        return merge_same_labels(sm)
     labels = [ls.without_metric_name() if d else ls for ls, d in zip(sm.labels, sm.drop_name.tolist())]
     return merge_same_labels(StepMatrix(labels, sm.values, sm.present, None, sm.sample_ts))
 
