@@ -172,7 +172,7 @@ def families(draw: st.DrawFn) -> list[MetricFamily]:
     return out
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(families())
 def test_round_trip_property(fams: list[MetricFamily]) -> None:
     for write, parse in ((write_text, parse_text), (write_openmetrics, parse_openmetrics)):

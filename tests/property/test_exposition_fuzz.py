@@ -1,0 +1,144 @@
+"""Fuzzing the exposition parsers: malformed input raises ExpositionParseError, never anything else.
+
+100,000 inputs come from a fixed-seed numpy generator: windows of lines from the
+upstream conformance files, mutated by bit flips, truncations, insertions and
+deletions of syntax-relevant bytes, or replaced by random text; each goes
+through both parsers. A smaller hypothesis test adds shrinking on arbitrary bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from signalfire.errors import ExpositionParseError
+from signalfire.exposition import lint, parse_openmetrics, parse_text
+
+CONFORMANCE = Path("/work/shared/conformance")
+FILES = [
+    CONFORMANCE / "exposition" / "alltypes.237mfs.prom.txt",
+    CONFORMANCE / "exposition" / "alltypes.5mfs.om.txt",
+    CONFORMANCE / "exposition" / "1histogram.om.txt",
+    CONFORMANCE / "promtool" / "metrics-test.prom",
+]
+EXTRA = [
+    b'{"my.metric", "a.b"="c"} 1 2',
+    b'# HELP "my.metric" help \\n text',
+    b"# TYPE h histogram",
+    b'h_bucket{le="1"} 3 # {trace_id="a"} 0.5 1.5',
+    b'c_created{a="b"} 1.7e9',
+    b"# UNIT foo_seconds seconds",
+    b'foo{a="\\"\\\\\\n"} NaN 1',
+    b"x +Inf\ny -Inf\nz nan",
+    b"# EOF",
+]
+ALPHABET = np.frombuffer(b'{}",=# \t\n\\\xff\xc30123456789.eE+-_aZ:pxNIn', dtype=np.uint8)
+N = 100_000
+
+
+def _corpus() -> list[bytes]:
+    lines: list[bytes] = []
+    for path in FILES:
+        lines.extend(path.read_bytes().split(b"\n"))
+    return lines + EXTRA
+
+
+def _mutate(rng: np.random.Generator, lines: list[bytes]) -> bytes:
+    op = int(rng.integers(0, 6))
+    if op == 5:  # random text from the syntax alphabet
+        return ALPHABET[rng.integers(0, len(ALPHABET), int(rng.integers(0, 60)))].tobytes()
+    k = int(rng.integers(1, 6))
+    start = int(rng.integers(0, len(lines) - k))
+    data = bytearray(b"\n".join(lines[start : start + k]) + b"\n")
+    if rng.random() < 0.5:
+        data += b"# EOF\n"
+    for _ in range(int(rng.integers(1, 4))):
+        n = len(data)
+        if n == 0:
+            break
+        pos = int(rng.integers(0, n))
+        if op == 0:
+            data[pos] ^= 1 << int(rng.integers(0, 8))
+        elif op == 1:
+            del data[pos:]
+        elif op == 2:
+            data[pos:pos] = ALPHABET[rng.integers(0, len(ALPHABET), int(rng.integers(1, 4)))].tobytes()
+        elif op == 3:
+            del data[pos : pos + int(rng.integers(1, 4))]
+        else:
+            data[pos] = int(ALPHABET[int(rng.integers(0, len(ALPHABET)))])
+    return bytes(data)
+
+
+def _check(body: bytes) -> int:
+    """Parse with both parsers; returns how many accepted. Other exceptions propagate."""
+    ok = 0
+    for parser in (parse_text, parse_openmetrics):
+        try:
+            r = parser(body)
+        except ExpositionParseError as err:
+            assert err.line >= 1 and err.column >= 1 and err.message
+        else:
+            ok += 1
+            assert len(r.labels) == len(r.keys) == len(r.values) == len(r.timestamps)
+    return ok
+
+
+@pytest.mark.slow
+def test_mutations_of_real_files() -> None:
+    rng = np.random.default_rng(20260823)
+    lines = _corpus()
+    failures = []
+    accepted = 0
+    for _ in range(N):
+        body = _mutate(rng, lines)
+        try:
+            accepted += _check(body)
+        except Exception as err:
+            failures.append((body, repr(err)))
+            if len(failures) > 5:
+                break
+    assert not failures, failures
+    # The mutations must exercise both outcomes, or the test proves nothing.
+    assert 0.05 * N < accepted < 1.9 * N
+
+
+def test_lint_on_mutations() -> None:
+    rng = np.random.default_rng(7)
+    lines = _corpus()
+    for _ in range(2000):
+        body = _mutate(rng, lines)
+        with contextlib.suppress(ExpositionParseError):
+            lint(body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes(body: bytes) -> None:
+    _check(body)
+
+
+_line = st.text(alphabet='{}",=# \t\\\n\x00é.eE+-_aZ:0123456789xnI', max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_line, max_size=5))
+def test_syntax_soup(lines: list[str]) -> None:
+    body = "\n".join(lines).encode()
+    _check(body)
+    _check(body + b"\n# EOF\n")
+
+
+def test_values_survive_fuzz_corpus() -> None:
+    # Sanity: the unmutated corpus lines parse as text and give finite or special floats.
+    body = b"\n".join(
+        CONFORMANCE.joinpath("exposition", "alltypes.237mfs.prom.txt").read_bytes().split(b"\n")
+    )
+    r = parse_text(body)
+    assert all(math.isfinite(v) or math.isnan(v) or math.isinf(v) for v in r.values.tolist())
