@@ -26,8 +26,8 @@ from signalfire.promql.windows import (
     int_prefix,
     kahan_inc,
     kahan_window_sum,
-    segment_prefix,
     sorted_windows,
+    sparse_window_sum,
 )
 
 Result = tuple[F64, Bool]
@@ -398,9 +398,8 @@ def extrapolated_rate(w: RangeWindows, is_counter: bool, is_rate: bool) -> Resul
     first_t, last_t = w.ts[lo], w.ts[last]
     result = last_v - first_v
     if is_counter:
-        incl, _excl = segment_prefix(_reset_corrections(w), w.offsets)
         # Corrections of pairs (lo, lo+1) .. (hi-2, hi-1): samples lo+1 .. hi-1.
-        result = result + (incl[last] - incl[lo])
+        result = result + sparse_window_sum(_reset_corrections(w), lo + 1, hi)
     dur_start = (first_t - start_t).astype(np.float64) / 1000
     dur_end = (end_t - last_t).astype(np.float64) / 1000
     sampled = (last_t - first_t).astype(np.float64) / 1000
@@ -470,11 +469,11 @@ def extended_rate(w: RangeWindows, is_counter: bool, is_rate: bool) -> Result:
         la = np.where(w.ts[last] >= end_t, last - 1, last)
         # Start timestamps play no part here, only values (Prometheus correctForCounterResets).
         corr = _plain_corrections(w)
-        incl, _ = segment_prefix(corr, w.offsets)
         has_pts = fi <= la
         fi_c = np.minimum(fi, len(w.values) - 1)
         la_c = np.maximum(la, 0)
-        inner = np.where(has_pts, incl[la_c] - incl[fi_c], 0.0)
+        # Pairs (fi, fi+1) .. (la-1, la): corrections of samples fi+1 .. la.
+        inner = np.where(has_pts, sparse_window_sum(corr, fi_c + 1, np.maximum(la_c + 1, fi_c + 1)), 0.0)
         v_fi, v_la = w.values[fi_c], w.values[la_c]
         edge = np.where(has_pts, np.where(v_fi < left, left, 0.0) + np.where(right < v_la, v_la, 0.0), 0.0)
         edge = np.where(~has_pts & (right < left), left, edge)

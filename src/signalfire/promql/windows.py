@@ -55,6 +55,12 @@ def segment_prefix(values: F64, offsets: I64) -> tuple[F64, F64]:
     lens = np.diff(offsets)
     S = len(lens)
     width = int(lens.max())
+    if S * width == n:
+        # Every series has the same length: a reshape is a free [S, width] view.
+        np.cumsum(values.reshape(S, width), axis=1, out=incl.reshape(S, width))
+        excl[1:] = incl[:-1]
+        excl[offsets[:-1]] = 0.0
+        return incl, excl
     # A padded [S, width] matrix lets np.cumsum restart at every row in one call;
     # when lengths vary too much for that to be cheap, loop over series instead
     # (each iteration is one cumsum over that series).
@@ -81,6 +87,24 @@ def window_sum(incl: F64, excl: F64, lo: I64, hi: I64) -> F64:
     out = np.zeros(lo.shape, np.float64)
     out[nonempty] = incl[hi[nonempty] - 1] - excl[lo[nonempty]]
     return out
+
+
+def sparse_window_sum(values: F64, lo: I64, hi: I64) -> F64:
+    """Sum of ``values[lo:hi]`` per window when ``values`` is mostly zeros.
+
+    Only the non-zero entries (counter-reset corrections, typically few) enter a
+    prefix sum; window bounds become positions in that short list by searchsorted.
+    Windows never span two series, so no restart per series is needed.
+    """
+    nz = np.flatnonzero(values)
+    out = np.zeros(len(lo), np.float64)
+    if len(nz) == 0 or len(lo) == 0:
+        return out
+    prefix = np.zeros(len(nz) + 1, np.float64)
+    np.cumsum(values[nz], out=prefix[1:])
+    a = np.searchsorted(nz, lo, side="left")
+    b = np.searchsorted(nz, hi, side="left")
+    return prefix[b] - prefix[a]
 
 
 def int_prefix(flags: np.ndarray) -> I64:
