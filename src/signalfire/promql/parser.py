@@ -599,9 +599,7 @@ class _Parser:
         d = self.as_duration(self.peek().pos, self.parse_dur_atom("offset", _DURATION_EXPECTED))
         if sign == "-":
             return ast.DurLit(-d.ms) if isinstance(d, ast.DurLit) else ast.DurUnary("-", d)
-        if sign == "+" and not isinstance(d, ast.DurLit):
-            return ast.DurUnary("+", d)
-        return d
+        return d  # a unary plus changes nothing; Prometheus prints it away too
 
     def parse_at(self, expr: ast.Expr) -> None:
         self.next()
@@ -777,7 +775,7 @@ def _dur_unary(op: str, arg: ast.Duration | float) -> ast.Duration | float:
         return -arg if op == "-" else arg
     if isinstance(arg, ast.DurLit):
         return ast.DurLit(-arg.ms) if op == "-" else arg
-    return ast.DurUnary(op, arg)
+    return ast.DurUnary(op, arg) if op == "-" else arg
 
 
 def _valid_utf8(s: str) -> bool:

@@ -97,7 +97,7 @@ def _selector_body(vs: ast.VectorSelector) -> str:
         name = ""
     if not parts:
         return name
-    return f"{name}{{{', '.join(parts)}}}"
+    return f"{name}{{{','.join(parts)}}}"
 
 
 def _extended(vs: ast.VectorSelector) -> str:
@@ -111,14 +111,18 @@ def _extended(vs: ast.VectorSelector) -> str:
 def _fill(vm: ast.VectorMatching) -> str:
     if vm.fill_left is None and vm.fill_right is None:
         return ""
-    if vm.fill_left is not None and vm.fill_left == vm.fill_right:
-        return f" fill({format_float(vm.fill_left)})"
+    if vm.fill_left is not None and _same_float(vm.fill_left, vm.fill_right):
+        return f" fill ({format_float(vm.fill_left)})"
     out = ""
     if vm.fill_left is not None:
-        out += f" fill_left({format_float(vm.fill_left)})"
+        out += f" fill_left ({format_float(vm.fill_left)})"
     if vm.fill_right is not None:
-        out += f" fill_right({format_float(vm.fill_right)})"
+        out += f" fill_right ({format_float(vm.fill_right)})"
     return out
+
+
+def _same_float(a: float, b: float | None) -> bool:
+    return b is not None and (a == b or (a != a and b != b))
 
 
 def _matching(node: ast.BinaryExpr) -> str:
@@ -126,7 +130,9 @@ def _matching(node: ast.BinaryExpr) -> str:
     vm = node.matching
     if vm is None:
         return out
-    if vm.labels or vm.on:
+    grouped = vm.card in (ast.Cardinality.MANY_TO_ONE, ast.Cardinality.ONE_TO_MANY)
+    # An empty ignoring () is dropped unless group_x needs it to be valid syntax.
+    if vm.labels or vm.on or grouped:
         out += f" {'on' if vm.on else 'ignoring'} ({_grouping(vm.labels)})"
         if vm.card in (ast.Cardinality.MANY_TO_ONE, ast.Cardinality.ONE_TO_MANY):
             side = "left" if vm.card is ast.Cardinality.MANY_TO_ONE else "right"
@@ -180,29 +186,38 @@ def to_string(node: ast.Expr) -> str:
     raise AssertionError(f"BUG: cannot print {type(node).__name__}")
 
 
-def prettify(node: ast.Expr, level: int = 0) -> str:
-    """The multi-line form of ``/api/v1/format_query`` (Prometheus's ``Pretty()``)."""
+def prettify(node: ast.Expr, *, max_line: int = MAX_LINE) -> str:
+    """The multi-line form of ``/api/v1/format_query`` (Prometheus's ``Prettify``).
+
+    A node whose one-line form is longer than ``max_line`` bytes is split: operands and
+    arguments go on their own lines, two spaces of indent per level.
+    """
+    return _pretty(node, 0, max_line)
+
+
+def _pretty(node: ast.Expr, level: int, max_line: int) -> str:
     indent = "  " * level
     flat = to_string(node)
-    if len(flat) <= MAX_LINE:
-        return indent + flat
+    if len(flat.encode("utf-8", "surrogatepass")) <= max_line:  # Go measures bytes
+        # Prometheus does not indent a subquery that fits on its line; we keep its output.
+        return flat if isinstance(node, ast.SubqueryExpr) else indent + flat
     if isinstance(node, ast.AggregateExpr):
         out = f"{indent}{_agg_head(node)}(\n"
         if node.param is not None:
-            out += prettify(node.param, level + 1) + ",\n"
-        return out + prettify(node.expr, level + 1) + f"\n{indent})"
+            out += _pretty(node.param, level + 1, max_line) + ",\n"
+        return out + _pretty(node.expr, level + 1, max_line) + f"\n{indent})"
     if isinstance(node, ast.BinaryExpr):
-        lhs, rhs = prettify(node.lhs, level + 1), prettify(node.rhs, level + 1)
+        lhs, rhs = _pretty(node.lhs, level + 1, max_line), _pretty(node.rhs, level + 1, max_line)
         return f"{lhs}\n{indent}{node.op}{_matching(node)}\n{rhs}"
     if isinstance(node, ast.Call):
-        args = ",\n".join(prettify(a, level + 1) for a in node.args)
+        args = ",\n".join(_pretty(a, level + 1, max_line) for a in node.args)
         return f"{indent}{node.func}(\n{args}\n{indent})"
     if isinstance(node, ast.ParenExpr):
-        return f"{indent}(\n{prettify(node.expr, level + 1)}\n{indent})"
+        return f"{indent}(\n{_pretty(node.expr, level + 1, max_line)}\n{indent})"
     if isinstance(node, ast.UnaryExpr):
-        return f"{indent}{node.op}{prettify(node.expr, level).strip()}"
+        return f"{indent}{node.op}{_pretty(node.expr, level, max_line).strip()}"
     if isinstance(node, ast.SubqueryExpr):
         step = duration_to_string(node.step) if node.step is not None else ""
         suffix = f"[{duration_to_string(node.range)}:{step}]{_at(node.at, node.at_ms)}{_offset(node.offset)}"
-        return prettify(node.expr, level) + suffix
+        return _pretty(node.expr, level, max_line) + suffix
     return indent + flat
