@@ -1,0 +1,128 @@
+"""Compaction planning and merging, retention (tsdb/compact.py, retention.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from signalfire.labels import Labels, Matcher
+from signalfire.storage import series_set_from_lists
+from signalfire.tsdb.block import Block, BlockMeta, write_block
+from signalfire.tsdb.compact import compact_blocks, plan_compaction
+from signalfire.tsdb.retention import blocks_to_delete
+
+H = 3_600_000
+
+
+def meta(name: str, mint: int, maxt: int, **kw: int) -> BlockMeta:
+    return BlockMeta(ulid=name, min_time=mint, max_time=maxt, **kw)  # type: ignore[arg-type]
+
+
+def names(groups: list[list[BlockMeta]]) -> list[list[str]]:
+    return [[m.ulid for m in g] for g in groups]
+
+
+@pytest.mark.parametrize(
+    ("blocks", "want"),
+    [
+        ([], []),
+        ([("a", 0, 2)], []),
+        # Newest block stays out, so two complete 2h blocks of a 6h range are not enough...
+        ([("a", 0, 2), ("b", 2, 4)], []),
+        # ...but a third block after them completes the range.
+        ([("a", 0, 2), ("b", 2, 4), ("c", 4, 6), ("d", 6, 8)], [["a", "b", "c"]]),
+        # A range that lies before the newest block is compacted even when incomplete.
+        ([("a", 0, 2), ("b", 2, 4), ("d", 6, 8), ("e", 8, 10)], [["a", "b"]]),
+        # Overlapping blocks go first, whatever their size.
+        ([("a", 0, 2), ("b", 1, 3), ("c", 10, 12)], [["a", "b"]]),
+        ([("a", 0, 6), ("b", 6, 8), ("c", 8, 10), ("d", 10, 12), ("e", 12, 14)], [["b", "c", "d"]]),
+        # 6h blocks roll up into an 18h block.
+        ([("a", 0, 6), ("b", 6, 12), ("c", 12, 18), ("d", 18, 20)], [["a", "b", "c"]]),
+        # Groups follow aligned ranges: c crosses the 6h boundary and stays out.
+        ([("a", 1, 3), ("b", 3, 5), ("c", 5, 7), ("d", 20, 22)], [["a", "b"]]),
+    ],
+)
+def test_plan(blocks: list[tuple[str, int, int]], want: list[list[str]]) -> None:
+    metas = [meta(n, a * H, b * H) for n, a, b in blocks]
+    assert names(plan_compaction(metas)) == want
+    assert names(plan_compaction(list(reversed(metas)))) == want
+
+
+def test_plan_tombstones() -> None:
+    metas = [meta("a", 0, 6 * H, num_series=100, num_tombstones=10), meta("b", 6 * H, 8 * H)]
+    assert names(plan_compaction(metas)) == [["a"]]
+    small = [meta("a", 0, 2 * H, num_series=5, num_tombstones=5), meta("b", 2 * H, 4 * H)]
+    assert names(plan_compaction(small)) == [["a"]]
+
+
+def _write(parent: Path, series: dict[str, tuple[list[int], list[float]]], mint: int, maxt: int) -> Block:
+    labels = [Labels.from_dict({"__name__": "m", "s": k}) for k in series]
+    ss = series_set_from_lists(
+        labels, [np.array(v[0]) for v in series.values()], [np.array(v[1]) for v in series.values()]
+    )
+    meta = write_block(parent, ss, min_time=mint, max_time=maxt)
+    return Block.open(parent / meta.ulid)
+
+
+def test_compact_disjoint_blocks(tmp_path: Path) -> None:
+    a = _write(tmp_path, {"x": ([0, 1000], [1.0, 2.0]), "y": ([5], [9.0])}, 0, 2 * H)
+    b = _write(tmp_path, {"x": ([2 * H, 2 * H + 5], [3.0, 4.0]), "z": ([2 * H], [7.0])}, 2 * H, 4 * H)
+    meta = compact_blocks(tmp_path, [b, a])
+    assert meta is not None
+    assert (meta.min_time, meta.max_time, meta.level, meta.num_series, meta.num_samples) == (
+        0,
+        4 * H,
+        2,
+        3,
+        6,
+    )
+    assert set(meta.sources) == {a.meta.ulid, b.meta.ulid} and set(meta.parents) == set(meta.sources)
+    with Block.open(tmp_path / meta.ulid) as c:
+        got = c.querier(0, 4 * H).select([])
+        assert [ls.get("s") for ls in got.labels] == ["x", "y", "z"]
+        assert got.series(0)[1].tolist() == [0, 1000, 2 * H, 2 * H + 5]
+        assert got.series(0)[2].tolist() == [1.0, 2.0, 3.0, 4.0]
+    a.close()
+    b.close()
+
+
+def test_compact_overlapping_dedupes_keep_first(tmp_path: Path) -> None:
+    a = _write(tmp_path, {"x": ([0, 10, 20], [1.0, 2.0, 3.0])}, 0, 2 * H)
+    b = _write(tmp_path, {"x": ([10, 15, 20, 30], [9.0, 9.5, 9.0, 9.0])}, 0, 2 * H)
+    meta = compact_blocks(tmp_path, [a, b])
+    assert meta is not None
+    with Block.open(tmp_path / meta.ulid) as c:
+        _, t, v = c.querier(0, 2 * H).select([]).series(0)
+        assert t.tolist() == [0, 10, 15, 20, 30]
+        assert v.tolist() == [1.0, 2.0, 9.5, 3.0, 9.0]
+    for blk in (a, b):
+        blk.close()
+
+
+def test_compact_applies_tombstones_and_empty_result(tmp_path: Path) -> None:
+    a = _write(tmp_path, {"x": ([0, 10, 20], [1.0, 2.0, 3.0]), "y": ([5], [1.0])}, 0, 2 * H)
+    a.delete([Matcher.equal("s", "x")], 5, 15)
+    meta = compact_blocks(tmp_path, [a])
+    assert meta is not None and meta.num_samples == 3 and meta.num_tombstones == 0
+    a.delete([Matcher.equal("__name__", "m")], 0, 2 * H)
+    assert compact_blocks(tmp_path, [a]) is None
+    a.close()
+
+
+def test_retention_by_time() -> None:
+    ms = [(meta(n, a * H, b * H), 100) for n, a, b in [("a", 0, 2), ("b", 2, 4), ("c", 4, 6), ("d", 6, 8)]]
+    assert blocks_to_delete(ms, retention_ms=4 * H, max_bytes=None) == ["a", "b"]
+    assert blocks_to_delete(ms, retention_ms=100 * H, max_bytes=None) == []
+    assert blocks_to_delete(ms, retention_ms=1, max_bytes=None) == ["a", "b", "c"]  # newest kept
+    assert blocks_to_delete(ms, retention_ms=2 * H, max_bytes=None, now_maxt=12 * H) == ["a", "b", "c", "d"]
+    assert blocks_to_delete(ms, retention_ms=None, max_bytes=None) == []
+
+
+def test_retention_by_size() -> None:
+    ms = [(meta(n, a * H, b * H), 100) for n, a, b in [("a", 0, 2), ("b", 2, 4), ("c", 4, 6)]]
+    assert blocks_to_delete(ms, retention_ms=None, max_bytes=250) == ["a"]
+    assert blocks_to_delete(ms, retention_ms=None, max_bytes=300) == []
+    assert blocks_to_delete(ms, retention_ms=None, max_bytes=250, head_bytes=60) == ["a", "b"]
+    assert blocks_to_delete(ms, retention_ms=None, max_bytes=50) == ["a", "b", "c"]
