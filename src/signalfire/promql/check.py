@@ -192,8 +192,8 @@ class _Checker:
         name = go_quote(node.func)
         if sig.variadic == 0:
             if n != len(sig.arg_types):
-                want = len(sig.arg_types)
-                raise CheckError(node.pos, f"expected {want} argument(s) in call to {name}, got {n}")
+                count = len(sig.arg_types)
+                raise CheckError(node.pos, f"expected {count} argument(s) in call to {name}, got {n}")
         else:
             least = len(sig.arg_types) - 1
             if n < least:

@@ -446,7 +446,7 @@ class _Parser:
             tok = self.peek()
             if tok.kind == IDENT:
                 labels.append(tok.val)
-            elif tok.kind == STRING and _valid_utf8(tok.text):
+            elif tok.kind == STRING and tok.text and _valid_utf8(tok.text):
                 labels.append(tok.text)
             else:
                 raise self.unexpected("grouping opts", "label")
