@@ -125,11 +125,12 @@ def signalfire_side(ds: datagen.Dataset, om: Path, out: Path) -> dict[str, Any]:
         if n:
             res["compacted_bps"] = dir_bytes(out / "sf-db", only_blocks=True) / n
             res["compacted_samples"] = n
-        sel = attempt(
-            "select (blocks)", lambda: timed(lambda: db.select(ALL, ds.min_ts / 1000, ds.max_ts / 1000))
-        )
-        if sel:
-            res["select_blocks_s"] = sel[1]
+        if n:  # only when compaction wrote blocks; otherwise this would time the head again
+            sel = attempt(
+                "select (blocks)", lambda: timed(lambda: db.select(ALL, ds.min_ts / 1000, ds.max_ts / 1000))
+            )
+            if sel:
+                res["select_blocks_s"] = sel[1]
     finally:
         db.close()
     return res
