@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import shutil
 import statistics
 import sys
@@ -46,6 +47,9 @@ REPEAT = 3
 DOC_CHANGES = {
     "subquery": "3.0: range and subquery windows are left-open; 2.x includes the sample at t-range",
 }
+
+
+_SUBQUERY = re.compile(r"\[[^\]]*:[^\]]*\]")
 
 
 def load_queries() -> list[dict[str, str]]:
@@ -161,7 +165,7 @@ def run_query(
     verdict = "ok"
     if why:
         verdict = f"DIFFERENT: {why}"
-        if "[" in expr and ":" in expr.split("[", 1)[1].split("]", 1)[0]:
+        if _SUBQUERY.search(expr):
             verdict = f"documented change ({DOC_CHANGES['subquery']}): {why}"
     return {"name": q["name"], "mode": mode, "prom_ms": p_s * 1e3, "sf_ms": s_s * 1e3, "verdict": verdict}
 
