@@ -155,6 +155,7 @@ def _counter_rate(is_rate: bool) -> Impl:
         vals, present = rf.extrapolated_rate(w, True, is_rate)
         out = _from_windows(w, vals, present, False)
         _warn_not_counter(w, present, ctx, node.args[0])
+        _warn_st_overlap(w, present, ctx, node.args[0])
         return out
 
     return impl
@@ -172,6 +173,32 @@ def _warn_not_counter(w: RangeWindows, present: Bool, ctx: EvalContext, arg: ast
                 f'metric might not be a counter, name does not end in _total/_sum/_count/_bucket: "{name}"',
                 arg,
             )
+
+
+def _warn_st_overlap(w: RangeWindows, present: Bool, ctx: EvalContext, arg: ast.Node) -> None:
+    """Warn once per metric name whose windows hold a start time overlapping the sample before."""
+    if w.st is None:
+        return
+    flags = rf.st_overlaps(w)
+    if not flags.any():
+        return
+    p = np.zeros(len(flags) + 1, np.int64)
+    np.cumsum(flags, out=p[1:])
+    # Pairs inside a window are samples lo+1 .. hi-1.
+    lo1 = np.minimum(w.lo + 1, w.hi)
+    hit = ((p[w.hi] - p[lo1]) > 0) & present
+    for i in np.flatnonzero(hit.any(axis=1)).tolist():
+        name = w.labels[i].get(METRIC_NAME)
+        ctx.warn(
+            f'sample has start time that overlaps with previous sample timestamp for metric "{name}"', arg
+        )
+
+
+def _irate(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
+    w = _windows(args[0])
+    vals, present = rf.instant_value(w, True)
+    _warn_st_overlap(w, present, ctx, node.args[0])
+    return _from_windows(w, vals, present, False)
 
 
 def _delta(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
@@ -346,6 +373,12 @@ def _info(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
     return info(node, _matrix(args[0]), ctx)
 
 
+def _start_timestamp(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
+    from signalfire.promql.info import start_timestamp
+
+    return start_timestamp(node, ctx)
+
+
 def _native_only(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
     """histogram_count/sum/avg/stddev/stdvar: they read native histograms only, and
     signalfire stores floats, so there is nothing to return."""
@@ -424,7 +457,6 @@ def _table() -> dict[str, FunctionImpl]:
         "count_over_time": rf.count_over_time,
         "deriv": rf.deriv,
         "idelta": lambda w: rf.instant_value(w, False),
-        "irate": lambda w: rf.instant_value(w, True),
         "mad_over_time": rf.mad_over_time,
         "max_over_time": rf.max_over_time,
         "min_over_time": rf.min_over_time,
@@ -445,6 +477,7 @@ def _table() -> dict[str, FunctionImpl]:
     add("rate", _counter_rate(True))
     add("increase", _counter_rate(False))
     add("delta", _delta)
+    add("irate", _irate)
     add("quantile_over_time", _quantile_over_time)
     add("predict_linear", _predict_linear, eval_time=True)
     add("double_exponential_smoothing", _double_exp)
@@ -476,6 +509,7 @@ def _table() -> dict[str, FunctionImpl]:
     add("label_join", _label_join, drops=False)
     add("absent", _absent)
     add("info", _info, drops=False)
+    add("start_timestamp", _start_timestamp)
     for name in ("histogram_count", "histogram_sum", "histogram_avg", "histogram_stddev", "histogram_stdvar"):
         add(name, _native_only)
     add("histogram_quantile", _histogram_quantile)

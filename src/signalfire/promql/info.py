@@ -133,20 +133,26 @@ def info(node: ast.Call, base: StepMatrix, ctx: EvalContext) -> StepMatrix:
     return _combine(base, ignored, info_labels, info_pick, data_matchers)
 
 
-def _instant_timestamps(offsets: I64, ts: I64, values: np.ndarray, ref: I64, lookback_ms: int) -> I64:
-    """For each series and reference time, the timestamp of the sample an instant selector
-    would pick (newest in ``(t - lookback, t]``, not a stale marker), else -1."""
+def instant_indices(offsets: I64, ts: I64, values: np.ndarray, ref: I64, lookback_ms: int) -> I64:
+    """``int64[S, T]``: index of the sample an instant selector picks for each series at
+    each reference time (newest in ``(t - lookback, t]``, not a stale marker), else -1."""
     S = len(offsets) - 1
-    if S == 0:
-        return np.zeros((0, len(ref)), np.int64)
+    if S == 0 or len(ts) == 0:
+        return np.full((S, len(ref)), -1, np.int64)
     idx = searchsorted_ragged(offsets, ts, ref, "right") - 1
     valid = idx >= offsets[:-1, None]
     safe = np.where(valid, idx, 0)
-    if len(ts):
-        valid &= ts[safe] > ref[None, :] - lookback_ms
-        valid &= ~is_stale(values[safe])
-        return np.where(valid, ts[safe], -1)
-    return np.full((S, len(ref)), -1, np.int64)
+    valid &= ts[safe] > ref[None, :] - lookback_ms
+    valid &= ~is_stale(values[safe])
+    return np.where(valid, safe, -1)
+
+
+def _instant_timestamps(offsets: I64, ts: I64, values: np.ndarray, ref: I64, lookback_ms: int) -> I64:
+    """Like :func:`instant_indices`, but the picked samples' timestamps (-1 when none)."""
+    idx = instant_indices(offsets, ts, values, ref, lookback_ms)
+    if len(ts) == 0:
+        return idx
+    return np.where(idx >= 0, ts[np.maximum(idx, 0)], -1)
 
 
 def _signature(name: str, ls: Labels) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -250,3 +256,23 @@ def _assemble(
     if not out_vals:
         return StepMatrix.empty(T)
     return StepMatrix(list(index), np.stack(out_vals), np.stack(out_present), np.asarray(out_drop, np.bool_))
+
+
+def start_timestamp(node: ast.Call, ctx: EvalContext) -> StepMatrix:
+    """``start_timestamp(selector)``: the start timestamp (seconds) of the sample the selector
+    picks at each step, 0 when the sample has none. Only a plain selector carries start
+    timestamps; any other expression yields nothing."""
+    arg = node.args[0]
+    while isinstance(arg, ast.ParenExpr):
+        arg = arg.expr
+    if not isinstance(arg, ast.VectorSelector) or ctx.select is None:
+        return StepMatrix.empty(ctx.T)
+    ref = reference_times(arg, ctx)
+    ss = ctx.select(arg.matchers, int(ref.min()) - ctx.lookback_ms + 1, int(ref.max()))
+    idx = instant_indices(ss.offsets, ss.ts, ss.values, ref, ctx.lookback_ms)
+    present = idx >= 0
+    st = ss.st if ss.st is not None else np.zeros(len(ss.ts), np.int64)
+    vals = np.where(present, st[np.maximum(idx, 0)] / 1000.0, 0.0) if len(st) else np.zeros(idx.shape)
+    rows = np.flatnonzero(present.any(axis=1))
+    labels = [ss.labels[i] for i in rows.tolist()]
+    return StepMatrix(labels, vals[rows], present[rows], np.ones(len(rows), np.bool_))

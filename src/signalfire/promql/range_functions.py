@@ -334,14 +334,28 @@ def _prev(values: np.ndarray) -> np.ndarray:
 
 @_quiet
 def st_reset(prev_st: I64, prev_t: I64, cur_st: I64, cur_t: I64) -> Bool:
-    """Whether a start timestamp marks a counter reset between two samples (Prometheus rules).
+    """Whether a start timestamp (ST) marks a counter reset between two samples.
 
-    A start timestamp of 0 means unknown; one after its own sample is invalid. The
-    current start pointing at the previous sample is a reset only when the previous
-    sample had a known start (a delta series), not for a cumulative series.
+    0 means "no ST"; an ST at or after its own sample is unusable. An ST after the
+    previous sample starts a new counter. An ST equal to the previous sample's time is a
+    reset only for a delta series, i.e. when the previous sample had a usable ST of
+    its own (a cumulative series with unknown start repeats its first timestamp). Rules
+    and cases from Prometheus's ``start_timestamps.test``.
     """
-    valid = (cur_st != 0) & (cur_st <= cur_t) & (cur_st >= prev_t)
-    return valid & ((cur_st > prev_t) | (prev_st != 0))
+    usable = (cur_st != 0) & (cur_st < cur_t) & (cur_st >= prev_t)
+    prev_usable = (prev_st != 0) & (prev_st < prev_t)
+    return usable & ((cur_st > prev_t) | prev_usable)
+
+
+def st_overlaps(w: RangeWindows) -> Bool:
+    """Per sample: its ST reaches back before the previous sample (and differs from the
+    previous ST), which Prometheus warns about. Never true at a series start."""
+    if w.st is None:
+        return np.zeros(len(w.ts), np.bool_)
+    st, pst = w.st, _prev(w.st)
+    flags = (st != 0) & (st < _prev(w.ts)) & (st != pst)
+    flags[w.offsets[:-1][w.offsets[:-1] < len(flags)]] = False
+    return flags
 
 
 def _counting_kernel(w: RangeWindows, flags: Bool) -> Result:
@@ -369,6 +383,8 @@ def changes(w: RangeWindows) -> Result:
 def resets(w: RangeWindows) -> Result:
     v = w.values
     flags = v < _prev(v)
+    if w.st is not None:
+        flags |= st_reset(_prev(w.st), _prev(w.ts), w.st, w.ts)
     return _counting_kernel(w, flags)
 
 
@@ -389,13 +405,15 @@ def extrapolated_rate(w: RangeWindows, is_counter: bool, is_rate: bool) -> Resul
     """``rate``/``increase``/``delta`` with Prometheus's extrapolation to the window edges."""
     if w.anchored or w.smoothed:
         return extended_rate(w, is_counter, is_rate)
-    cells, lo, hi = _nonempty(w, min_len=2)
+    # With start timestamps, one sample can be enough (see _st_zero_point).
+    cells, lo, hi = _nonempty(w, min_len=1 if (is_counter and w.st is not None) else 2)
     T = len(w.eval_ts)
     end_t = w.eval_ts[cells % T]
     start_t = end_t - w.range_ms
     last = hi - 1
     first_v, last_v = w.values[lo], w.values[last]
     first_t, last_t = w.ts[lo], w.ts[last]
+    n = hi - lo
     result = last_v - first_v
     if is_counter:
         # Corrections of pairs (lo, lo+1) .. (hi-2, hi-1): samples lo+1 .. hi-1.
@@ -403,7 +421,7 @@ def extrapolated_rate(w: RangeWindows, is_counter: bool, is_rate: bool) -> Resul
     dur_start = (first_t - start_t).astype(np.float64) / 1000
     dur_end = (end_t - last_t).astype(np.float64) / 1000
     sampled = (last_t - first_t).astype(np.float64) / 1000
-    avg_gap = sampled / (hi - lo - 1).astype(np.float64)
+    avg_gap = sampled / np.maximum(n - 1, 1).astype(np.float64)
     threshold = avg_gap * 1.1
     dur_start = np.where(dur_start >= threshold, avg_gap / 2, dur_start)
     if is_counter:
@@ -412,10 +430,21 @@ def extrapolated_rate(w: RangeWindows, is_counter: bool, is_rate: bool) -> Resul
         dur_zero = np.where(can_zero, sampled * (first_v / np.where(can_zero, result, 1.0)), dur_start)
         dur_start = np.where(dur_zero < dur_start, dur_zero, dur_start)
     dur_end = np.where(dur_end >= threshold, avg_gap / 2, dur_end)
+    keep = n >= 2
+    if is_counter and w.st is not None:
+        # The first sample's ST inside the range stands for a zero-valued sample there:
+        # count from 0 and do not extrapolate to the left of it.
+        st0 = w.st[lo]
+        zero = (st0 != 0) & (st0 < first_t) & (st0 > start_t)
+        result = np.where(zero, result + first_v, result)
+        sampled = np.where(zero, (last_t - st0).astype(np.float64) / 1000, sampled)
+        dur_start = np.where(zero, 0.0, dur_start)
+        dur_end = np.where(zero & (n < 2), 0.0, dur_end)
+        keep |= zero
     factor = (sampled + dur_start + dur_end) / sampled
     if is_rate:
         factor = factor / (w.range_ms / 1000.0)
-    return _pack(w, cells, result * factor)
+    return _pack(w, cells[keep], (result * factor)[keep])
 
 
 def _interpolate(w: RangeWindows, i1: I64, i2: I64, t: I64, is_counter: bool) -> F64:

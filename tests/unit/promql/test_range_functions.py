@@ -244,3 +244,57 @@ def test_irate_nan_and_reset() -> None:
 def test_changes_counts_nan_to_value_transitions() -> None:
     w = build_windows([_series([0, math.nan, 0], 300)], [900000], 1200000)
     assert rf.changes(w)[0][0, 0] == 2.0
+
+
+# ------------------------------------------------------------ start timestamps
+
+
+def _with_st(w: RangeWindows, st: list[int]) -> RangeWindows:
+    w.st = np.asarray(st, np.int64)
+    return w
+
+
+@pytest.mark.parametrize(
+    "values,st_offsets_s,want",
+    [
+        ([1, 2, 3, 4, 5], None, 5.0),  # no ST: plain extrapolation
+        ([1, 2, 3, 4, 5], [-60, -120, -180, -240, -300], 5.0),  # ST on the range start: outside
+        ([1, 2, 3, 4, 5], [-30, -90, -150, -210, -270], 5.0),  # ST inside: zero point at ST
+        ([1, 2, 3, 4, 5], [0, -60, -120, -180, -240], 5.0),  # ST == T: unusable
+        ([1, 2, 3, 4, 5], [0.001, -59.999, -119.999, -179.999, -239.999], 6.0),  # ST after T; later a reset
+        ([1, 2, 3, 4], [-30, -90, -150, -210], 36 / 7),  # zero point, extrapolate right
+        ([None, 2, 3], [None, -90, -150], 3.6),
+        ([None, None, 3], [None, None, -150], 3.0),  # a single sample is enough with a zero point
+    ],
+)
+def test_increase_with_start_timestamps(values: list, st_offsets_s: list | None, want: float) -> None:
+    samples = [(120_000 + 60_000 * i, float(v)) for i, v in enumerate(values) if v is not None]
+    w = build_windows([samples], [360_000], 300_000)
+    if st_offsets_s is not None:
+        offs = [o for o, v in zip(st_offsets_s, values) if v is not None]
+        _with_st(w, [t + round(o * 1000) for (t, _), o in zip(samples, offs)])
+    vals, present = rf.extrapolated_rate(w, True, False)
+    assert present[0, 0]
+    assert vals[0, 0] == pytest.approx(want)
+
+
+def test_start_timestamp_resets_for_delta_series() -> None:
+    # Each sample's ST is the previous sample's time (OTel deltas): every pair is a reset.
+    samples = [(60_000 * i, 60.0) for i in range(2, 17)]
+    w = _with_st(build_windows([samples], [600_000], 300_000), [t - 60_000 for t, _ in samples])
+    assert rf.extrapolated_rate(w, True, False)[0][0, 0] == pytest.approx(300)
+    assert rf.resets(w)[0][0, 0] == 4
+    assert rf.instant_value(w, True)[0][0, 0] == pytest.approx(1)
+    # ST == T describes an empty interval: no reset, no increase.
+    w = _with_st(build_windows([samples], [600_000], 300_000), [t for t, _ in samples])
+    assert rf.extrapolated_rate(w, True, False)[0][0, 0] == 0
+    assert rf.instant_value(w, True)[0][0, 0] == 0
+
+
+@pytest.mark.parametrize(
+    "prev_st,cur_st,reset",
+    [(0, 120, False), (120, 120, False), (60, 120, True), (180, 120, False), (0, 121, True), (0, 119, False)],
+)
+def test_st_reset_rules(prev_st: int, cur_st: int, reset: bool) -> None:
+    got = rf.st_reset(np.array([prev_st]), np.array([120]), np.array([cur_st]), np.array([180]))
+    assert bool(got[0]) is reset
