@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from signalfire.errors import PromQLParseError
-from signalfire.promql import ALL_FEATURES, parse_expr, to_string
+from signalfire.promql import ALL_FEATURES, iter_children, parse_expr, to_string
 
 SCRIPTS = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "promqltest"
 _EVAL = re.compile(r"^eval\S*\s+(?:instant\s+at\s+\S+|range\s+from\s+\S+\s+to\s+\S+\s+step\s+\S+)\s+(.*)$")
@@ -161,6 +161,12 @@ def check_one(q: str) -> bool:
         assert e.line >= 1 and e.column >= 1 and 0 <= e.offset <= size, (q, str(e))
         assert str(e).startswith(f"{e.line}:{e.column}: parse error: "), (q, str(e))
         return False
+    size = len(q.encode("utf-8", "surrogatepass"))
+    stack = [(tree, 0, size)]
+    while stack:  # every node lies within the text and within its parent
+        node, lo, hi = stack.pop()
+        assert lo <= node.pos <= node.end <= hi, (q, type(node).__name__, node.pos, node.end)
+        stack.extend((child, node.pos, node.end) for child in iter_children(node))
     printed = to_string(tree)
     try:
         again = parse_expr(printed, features=ALL_FEATURES)

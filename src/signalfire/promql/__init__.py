@@ -8,13 +8,14 @@ from signalfire.promql.check import documented_type, iter_children, value_type
 from signalfire.promql.durations import format_duration, parse_duration
 from signalfire.promql.function_signatures import ALL_FEATURES, FUNCTIONS, FunctionSignature
 from signalfire.promql.parser import ParserOptions, parse_expr, parse_metric_selector
-from signalfire.promql.printer import prettify, to_string
+from signalfire.promql.printer import add_at_modifiers, prettify, to_string
 
 __all__ = [
     "ALL_FEATURES",
     "FUNCTIONS",
     "FunctionSignature",
     "ParserOptions",
+    "add_at_modifiers",
     "documented_type",
     "format_duration",
     "iter_children",

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from signalfire.labels import METRIC_NAME, MatchType, is_legacy_label_name, is_legacy_metric_name
 from signalfire.promql import ast
+from signalfire.promql.check import iter_children
 from signalfire.promql.durations import format_duration
 from signalfire.promql.lexer import go_quote
 from signalfire.promql.numbers import format_float
 
-__all__ = ["duration_to_string", "prettify", "to_string"]
+__all__ = ["add_at_modifiers", "duration_to_string", "prettify", "to_string"]
 
 MAX_LINE = 100
 _DUR_PREC = {"+": 4, "-": 4, "*": 5, "/": 5, "%": 5, "^": 6}
@@ -221,3 +222,27 @@ def _pretty(node: ast.Expr, level: int, max_line: int) -> str:
         suffix = f"[{duration_to_string(node.range)}:{step}]{_at(node.at, node.at_ms)}{_offset(node.offset)}"
         return _pretty(node.expr, level, max_line) + suffix
     return indent + flat
+
+
+def add_at_modifiers(expr: ast.Expr, at_ms: int) -> ast.Expr:
+    """Give every selector and subquery without ``@`` the modifier ``@ at_ms``, in place.
+
+    This is how Prometheus's test runner checks step invariance: subqueries that already
+    have an ``@`` are left alone together with everything inside them. Returns ``expr``;
+    parse the text again for an untouched tree.
+    """
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.SubqueryExpr):
+            if node.at is not ast.AtKind.NONE:
+                continue
+            node.at, node.at_ms = ast.AtKind.TIMESTAMP, at_ms
+        elif isinstance(node, ast.MatrixSelector):
+            node = node.vector
+        if isinstance(node, ast.VectorSelector):
+            if node.at is ast.AtKind.NONE:
+                node.at, node.at_ms = ast.AtKind.TIMESTAMP, at_ms
+            continue
+        stack.extend(iter_children(node))
+    return expr

@@ -6,7 +6,7 @@ import pytest
 from parser_corpus import conformance_expressions, same_tree
 
 from signalfire.promql import ALL_FEATURES, ast, format_duration, parse_expr, prettify, to_string
-from signalfire.promql.printer import duration_to_string
+from signalfire.promql.printer import add_at_modifiers, duration_to_string
 
 
 def p(text: str) -> ast.Expr:
@@ -174,3 +174,19 @@ PRETTY_CASES = [
 @pytest.mark.parametrize(("text", "want"), PRETTY_CASES)
 def test_prettify_matches_prometheus(text: str, want: str) -> None:
     assert prettify(p(text), max_line=10) == want
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("foo", "foo @ 100.000"),
+        ("rate(foo[5m]) + bar @ 5", "rate(foo[5m] @ 100.000) + bar @ 5.000"),
+        ("max_over_time(rate(x[1m])[5m:1m])", "max_over_time(rate(x[1m] @ 100.000)[5m:1m] @ 100.000)"),
+        ("max_over_time(rate(x[1m])[5m:1m] @ end())", "max_over_time(rate(x[1m])[5m:1m] @ end())"),
+        ("time() + 1", "time() + 1"),
+    ],
+)
+def test_add_at_modifiers(text: str, want: str) -> None:
+    printed = to_string(add_at_modifiers(p(text), 100_000))
+    assert printed == want
+    assert to_string(p(printed)) == printed
