@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -30,6 +31,9 @@ from signalfire.cli.tsdb import format_blocks
 from signalfire.errors import BadDataError, ExpositionParseError, SignalfireError
 from signalfire.labels import Labels, is_legacy_label_name
 from signalfire.storage import SeriesSet
+
+if TYPE_CHECKING:
+    from signalfire.exposition import ParsedScrape
 
 FAILURE = 1
 SUCCESS = 0
@@ -103,7 +107,7 @@ def _body(data: bytes) -> bytes:
     return trimmed[: len(trimmed) - len(b"# EOF")]
 
 
-def _parse_piece(body: bytes, first_line: int) -> object:
+def _parse_piece(body: bytes, first_line: int) -> ParsedScrape:
     from signalfire.exposition import parse
 
     try:
@@ -169,14 +173,14 @@ def read_samples(path: str | Path, custom: dict[str, str] | None = None, progres
     ) as bar:
         for start, end, first_line in _pieces(body):
             scrape = _parse_piece(body[start:end], first_line)
-            has_ts = np.asarray(scrape.has_timestamp, dtype=bool)  # type: ignore[attr-defined]
-            labels = scrape.labels  # type: ignore[attr-defined]
+            has_ts = np.asarray(scrape.has_timestamp, dtype=np.bool_)
+            labels = scrape.labels
             if not has_ts.all():
                 bad = labels[int(np.argmin(has_ts))]
                 raise BadDataError(f"expected timestamp for series {bad}, got none")
-            parts_ids.append(index.lookup(labels, scrape.keys))  # type: ignore[attr-defined]
-            parts_ts.append(np.asarray(scrape.timestamps, dtype=np.int64))  # type: ignore[attr-defined]
-            parts_v.append(np.asarray(scrape.values, dtype=np.float64))  # type: ignore[attr-defined]
+            parts_ids.append(index.lookup(labels, scrape.keys))
+            parts_ts.append(np.asarray(scrape.timestamps, dtype=np.int64))
+            parts_v.append(np.asarray(scrape.values, dtype=np.float64))
             bar.update(end - start)
     ids = np.concatenate(parts_ids) if parts_ids else np.empty(0, np.int64)
     ts = np.concatenate(parts_ts) if parts_ts else np.empty(0, np.int64)

@@ -96,9 +96,8 @@ def sample_text(seed: int = 7) -> str:
         out += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
         for i in range(len(instances)):
             walk = start + np.cumsum(rng.normal(0, sigma, size=STEPS))
-            vals = np.round(np.clip(walk, quantum, None) / quantum) * quantum
-            vals = np.round(vals, 2)
-            out += [f"{name}{{{base(i)}}} {float(v)!r} {t}" for v, t in zip(vals.tolist(), secs[i])]
+            levels = np.round(np.round(np.clip(walk, quantum, None) / quantum) * quantum, 2)
+            out += [f"{name}{{{base(i)}}} {float(v)!r} {t}" for v, t in zip(levels.tolist(), secs[i])]
     out += ["# HELP up Whether the target was up.", "# TYPE up gauge"]
     for i in range(len(instances)):
         out += [f"up{{{base(i)}}} 1 {t}" for t in secs[i]]
@@ -174,7 +173,7 @@ def run_default(storage_path: str, sample_file: str | None = None, out: TextIO |
     path = Path(storage_path.rstrip("/") or ".")
     try:
         body = Path(sample_file).read_bytes() if sample_file else bundled_sample()
-        db = signalfire.open(path)  # type: ignore[attr-defined]
+        db = signalfire.open(path)
         try:
             loaded = load_sample(db, body)
             _summary(db, out, loaded, path)

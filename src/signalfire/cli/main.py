@@ -56,7 +56,7 @@ def _add_human_quiet(p: argparse.ArgumentParser, default: object) -> None:
     p.add_argument("-q", "--quiet", action="store_true", default=default, help="Do not print created blocks.")
 
 
-def _tsdb_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _tsdb_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tsdb = sub.add_parser("tsdb", help="Run tsdb commands.", description="Run tsdb commands.")
     tsub = tsdb.add_subparsers(dest="tsdb_command", metavar="<command>")
     tsub.required = True
