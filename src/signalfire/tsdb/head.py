@@ -387,8 +387,10 @@ class Head:
     def delete(self, refs: I64, mint: int, maxt: int) -> int:
         """Remove samples in ``[mint, maxt]`` of ``refs``; returns how many were removed.
 
-        The in-order limit (``last_t``) is kept, as Prometheus's tombstones leave the head
-        chunk's max time: deleting recent data does not reopen the past for appends.
+        Deletion is physical (the WAL's tombstone record replays it), and each series'
+        newest sample is recomputed, so a sample appended later into the deleted range is
+        stored and visible. Prometheus instead masks the range with head tombstones until
+        the head is compacted, hiding such later samples too; see docs/storage.md.
         """
         refs = refs[self.n[refs] > 0]
         lens = self.n[refs]
@@ -398,8 +400,15 @@ class Head:
         removed = int(len(keep) - keep.sum())
         if removed:
             self._rewrite(refs, keep, idx, lens)
+            self._refresh_last(refs)
             self._recompute_bounds()
         return removed
+
+    def _refresh_last(self, refs: I64) -> None:
+        has = self.n[refs] > 0
+        tail = self.start[refs] + np.maximum(self.n[refs] - 1, 0)
+        self.last_t[refs] = np.where(has, self.pool_ts[tail], MIN_TIME)
+        self.last_v[refs] = np.where(has, self.pool_v[tail], 0.0)
 
     def truncate(self, mint: int) -> int:
         """Drop samples older than ``mint`` and garbage-collect series left empty.

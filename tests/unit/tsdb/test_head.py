@@ -118,14 +118,16 @@ def test_truncate_drops_old_samples_and_gcs_empty_series():
     assert ss.ts.tolist() == [4000]
 
 
-def test_delete_removes_range_and_keeps_in_order_limit():
+def test_delete_removes_range_and_reopens_it_for_appends():
     head = Head(2 * H)
     refs = _fill(head, _labels(2), [1000, 2000, 3000])
     assert head.delete(refs[:1], 1500, 3000) == 2
     ss = HeadQuerier(head, 0, 10**6).select([Matcher.equal("i", "0")])
     assert ss.ts.tolist() == [1000]
     with _mk(head) as app:
-        assert app.append_batch(refs[:1], 2500, np.array([1.0])).out_of_order == 1
+        assert app.append_batch(refs[:1], 2500, np.array([1.0])).appended == 1
+    ss = HeadQuerier(head, 0, 10**6).select([Matcher.equal("i", "0")])
+    assert ss.ts.tolist() == [1000, 2500]
 
 
 def test_label_names_and_values_respect_range_and_matchers():
