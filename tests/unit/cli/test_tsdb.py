@@ -135,3 +135,16 @@ def test_dump_openmetrics(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_dump_bad_selector(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc, _, err = run(capsys, "tsdb", "dump", "--match", "up{", str(db))
     assert rc == 1 and err
+
+
+def test_dump_live_database_includes_head(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import signalfire
+
+    with signalfire.open(tmp_path / "db") as db:
+        db.append([{"__name__": "up", "job": "a"}], ts=np.array([T0, T0 + 15_000]), values=[1.0, 0.0])
+    rc, out, _ = run(capsys, "tsdb", "dump", str(tmp_path / "db"))
+    assert rc == 0
+    assert out.splitlines() == [
+        f'{{__name__="up", job="a"}} 1 {T0}',
+        f'{{__name__="up", job="a"}} 0 {T0 + 15_000}',
+    ]
