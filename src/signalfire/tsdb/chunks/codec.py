@@ -223,11 +223,16 @@ def decimal_scale(values: F64, counts: I64) -> tuple[I64, I64, np.ndarray]:
     seg = _seg_ids(counts)
     n = len(v)
     # Smallest exponent at which each sample round-trips (MAX_SCALE + 1 = never).
+    # Most samples settle at e=0 (counters, bytes), so each pass only retries the rest.
     best = np.full(n, MAX_SCALE + 1, np.int64)
+    todo = np.arange(n)
     with np.errstate(all="ignore"):
-        for e in range(MAX_SCALE, -1, -1):
-            ok = _roundtrips(v, vbits, _POW10[e])
-            best[ok] = e
+        for e in range(MAX_SCALE + 1):
+            ok = _roundtrips(v[todo], vbits[todo], _POW10[e])
+            best[todo[ok]] = e
+            todo = todo[~ok]
+            if len(todo) == 0:
+                break
     finite = best <= MAX_SCALE
     scale = np.zeros(m, np.int64)
     if n:
