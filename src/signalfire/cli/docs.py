@@ -34,8 +34,9 @@ Where the `tsdb` commands differ from promtool 2.42/3.x:
   order); an identical repeated sample is dropped, a different value at the same timestamp
   fails as in Prometheus ("duplicate sample for timestamp"). Label values `le` and
   `quantile` are normalised as Prometheus 3 does (`1` becomes `1.0`).
-- `tsdb analyze` breaks ties in its top lists by name (Go's order is random), and
-  `--extended` prints the samples-per-chunk histogram only (byte sizes depend on the codec).
+- `tsdb analyze` breaks ties in its top lists by name (Go's order is random). A signalfire
+  chunk is a column of many series, so `--extended` prints the block's chunk count, samples
+  per chunk and bytes per sample, and promtool's histogram layout over samples per series.
 - `tsdb dump-openmetrics` leaves staleness markers out: OpenMetrics cannot tell them from
   a NaN sample.
 - `tsdb dump` of a folder with a `wal/` directory opens it as a database to include the

@@ -191,22 +191,22 @@ def _histogram_lines(title: str, data: list[int], total: int) -> list[str]:
     return out
 
 
-def compaction_lines(ss: SeriesSet, samples_per_chunk: int = 120) -> list[str]:
-    """``--extended``: the distribution of samples per float chunk.
+def compaction_lines(ss: SeriesSet, info: _blocks.BlockInfo) -> list[str]:
+    """``--extended``: how densely the block stores its samples.
 
-    Series are cut every ``samples_per_chunk`` samples, as Prometheus cuts float chunks;
-    byte sizes per chunk are not printed because they depend on the block's codec.
+    promtool histograms samples and bytes per chunk; a signalfire chunk is a column of many
+    series, so those per-chunk figures do not carry over. We print the block's chunk count,
+    samples per chunk and bytes per sample from its meta, and promtool's histogram layout
+    over samples per series.
     """
-    lens = np.diff(ss.offsets)
-    full, rest = np.divmod(lens, samples_per_chunk)
-    per_chunk = np.concatenate([np.repeat(samples_per_chunk, int(full.sum())), rest[rest > 0]]).astype(int)
-    total = int(per_chunk.size)
+    lens = np.diff(ss.offsets).astype(int).tolist()
+    per_chunk = info.num_samples / info.num_chunks if info.num_chunks else 0.0
+    per_sample = info.size / info.num_samples if info.num_samples else 0.0
     out = ["", "Compaction analysis:", ""]
-    out += _histogram_lines("samples per float chunk", per_chunk.tolist(), total)
-    out += [
-        f"{t}: N/A"
-        for t in ("samples per histogram chunk", "bytes per histogram chunk", "buckets per histogram chunk")
-    ]
+    out.append(f"chunks: {info.num_chunks}, samples per chunk (avg): {per_chunk:.1f}, ")
+    out[-1] += f"bytes per sample: {per_sample:.3f}"
+    out.append("")
+    out += _histogram_lines("samples per series", lens, len(lens))
     return out
 
 
@@ -219,7 +219,7 @@ def cmd_analyze(args: argparse.Namespace, out: TextIO | None = None) -> int:
             ss = _blocks.select_all(q, [matchers])
         lines = analyze_series(ss, info, args.limit, args.match)
         if args.extended:
-            lines += compaction_lines(ss)
+            lines += compaction_lines(ss, info)
     except SignalfireError as err:
         return _fail(err)
     out.write("\n".join(lines) + "\n")

@@ -88,7 +88,8 @@ def test_analyze_named_block_with_match_and_extended(db: Path, capsys: pytest.Ca
     assert rc == 0
     assert f"Block ID: {first}" in out
     assert 'Matcher: up{job="b"}' in out and "Matched series: 2" in out
-    assert "samples per float chunk (min/avg/max): 120/120/120" in out
+    assert "samples per series (min/avg/max): 480/480/480" in out
+    assert "chunks: " in out and "bytes per sample: " in out
 
 
 def test_analyze_unknown_block(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
