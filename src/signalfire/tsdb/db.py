@@ -18,13 +18,14 @@ import contextlib
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from signalfire._types import MAX_TIME, MIN_TIME
 from signalfire.errors import BadDataError, StorageError
 from signalfire.labels import Matcher
-from signalfire.storage import Querier, SeriesSet
+from signalfire.storage import Querier, SelectHints, SeriesSet
 from signalfire.storage.merge import MergeQuerier
 from signalfire.tsdb.block import Block, delete_block_dir, write_block
 from signalfire.tsdb.block_meta import is_ulid
@@ -59,6 +60,8 @@ class DB:
         self._lock = self.head.lock
         self._ooo_window = options.out_of_order_time_window
         self.blocks: list[Block] = []
+        self._readers: dict[str, int] = {}  # open queriers per block ULID
+        self._doomed: dict[str, Block] = {}  # dropped blocks still being read
         self.wal: WAL | None = None
         self.replay_stats = ReplayStats()
         self._closed = False
@@ -138,9 +141,25 @@ class DB:
         self._check_open()
         with self._lock:
             blocks = [b for b in self.blocks if b.meta.min_time <= maxt and b.meta.max_time > mint]
-        queriers: list[Querier] = [b.querier(mint, maxt) for b in blocks]
+            for b in blocks:
+                self._readers[b.meta.ulid] = self._readers.get(b.meta.ulid, 0) + 1
+        queriers: list[Querier] = [
+            _TrackedQuerier(b.querier(mint, maxt), b.meta.ulid, self._release) for b in blocks
+        ]
         queriers.append(HeadQuerier(self.head, mint, maxt))
         return queriers[0] if len(queriers) == 1 else MergeQuerier(queriers)
+
+    def _release(self, ulid: str) -> None:
+        """A block querier closed; close a dropped block once its last reader is gone."""
+        with self._lock:
+            left = self._readers.get(ulid, 0) - 1
+            if left > 0:
+                self._readers[ulid] = left
+                return
+            self._readers.pop(ulid, None)
+            doomed = self._doomed.pop(ulid, None)
+        if doomed is not None:
+            doomed.close()
 
     def label_names(self, matchers: Sequence[Matcher] = ()) -> list[str]:
         q = self.querier(MIN_TIME, MAX_TIME)
@@ -206,7 +225,7 @@ class DB:
             maxt = (mint // rng) * rng + rng
             series = self.head_series_set(mint, maxt - 1)
             if series.num_samples:
-                meta = write_block(self.path, series, min_time=mint, max_time=maxt)
+                meta = write_block(Path(self.path), series, min_time=mint, max_time=maxt)
                 self.blocks.append(Block.open(os.path.join(self.path, meta.ulid)))
                 written.append(meta.ulid)
             self.truncate_head(maxt)
@@ -225,7 +244,7 @@ class DB:
                 break
             want = {m.ulid for m in plan[0]}
             group = [b for b in self.blocks if b.meta.ulid in want]
-            meta = compact_blocks(self.path, group)
+            meta = compact_blocks(Path(self.path), group)
             if meta is not None:
                 self.blocks.append(Block.open(os.path.join(self.path, meta.ulid)))
                 written.append(meta.ulid)
@@ -238,11 +257,13 @@ class DB:
             if b.meta.ulid not in ulids:
                 keep.append(b)
                 continue
-            try:
-                b.close()
-            except BufferError:  # a querier still holds views; the mmap goes with them
-                log.warning("block %s closed while still being read", b.meta.ulid)
+            # Unlinking is safe under open mmaps (Linux keeps the pages); closing is not,
+            # so a block still being read is closed by the last querier's close().
             delete_block_dir(b.dir)
+            if self._readers.get(b.meta.ulid, 0) > 0:
+                self._doomed[b.meta.ulid] = b
+            else:
+                b.close()
         self.blocks = keep
         self._sort_blocks()
 
@@ -299,6 +320,30 @@ class DB:
         with self._lock:
             h = self.head
             return read_series(h, h.sort_by_labels(h.live_refs()), mint, maxt)
+
+
+class _TrackedQuerier:
+    """A block querier that tells the DB when it is closed (see ``DB._release``)."""
+
+    def __init__(self, inner: Querier, ulid: str, release: Callable[[str], None]) -> None:
+        self._inner = inner
+        self._ulid = ulid
+        self._release: Callable[[str], None] | None = release
+
+    def select(self, matchers: Sequence[Matcher], hints: SelectHints | None = None) -> SeriesSet:
+        return self._inner.select(matchers, hints)
+
+    def label_names(self, matchers: Sequence[Matcher] = ()) -> list[str]:
+        return self._inner.label_names(matchers)
+
+    def label_values(self, name: str, matchers: Sequence[Matcher] = ()) -> list[str]:
+        return self._inner.label_values(name, matchers)
+
+    def close(self) -> None:
+        if self._release is not None:
+            self._inner.close()
+            release, self._release = self._release, None
+            release(self._ulid)
 
 
 def _load_blocks(path: str) -> list[Block]:

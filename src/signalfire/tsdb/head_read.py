@@ -57,11 +57,20 @@ class HeadQuerier:
         refs = refs[head.n[refs] > 0]
         first = head.pool_ts[head.start[refs]]
         last = head.pool_ts[head.start[refs] + head.n[refs] - 1]
-        return refs[(first <= self.maxt) & (last >= self.mint)]
+        out: I64 = refs[(first <= self.maxt) & (last >= self.mint)]
+        return out
+
+    def _covers_head(self, matchers: Sequence[Matcher]) -> bool:
+        """No matchers and the whole head in range: the postings index answers directly
+        (as Prometheus's head does), without visiting every series."""
+        h = self._head
+        return not matchers and self.mint <= h.min_time and self.maxt >= h.max_time
 
     def label_names(self, matchers: Sequence[Matcher] = ()) -> list[str]:
         head = self._head
         with head.lock:
+            if self._covers_head(matchers):
+                return head.postings.label_names()
             refs = self._refs_in_range(matchers)
             names: set[str] = set()
             for r in refs.tolist():
@@ -71,6 +80,8 @@ class HeadQuerier:
     def label_values(self, name: str, matchers: Sequence[Matcher] = ()) -> list[str]:
         head = self._head
         with head.lock:
+            if self._covers_head(matchers):
+                return head.postings.label_values(name)
             refs = self._refs_in_range(matchers)
             values = {head.labels_of(r).get(name) for r in refs.tolist()}
         values.discard("")

@@ -261,3 +261,20 @@ def test_open_removes_parents_left_by_interrupted_compaction(tmp_path):
     with open_db(path, DBOptions(fsync="never", retention_ms=0, enable_compaction=False)) as db:
         assert len(db.blocks) == 2 and db.blocks[0].meta.level == 2
         assert _dump(db) == want
+
+
+def test_compaction_never_closes_a_block_under_an_open_querier(tmp_path):
+    opts = DBOptions(fsync="never", retention_ms=0, max_block_duration=6 * H)
+    with open_db(tmp_path / "d", opts.with_changes(enable_compaction=False)) as db:
+        _fill_hours(db, 13)
+        db.compact()
+    with open_db(tmp_path / "d", opts) as db:
+        q = db.querier(MIN_TIME, MAX_TIME)
+        before = len(db.blocks)
+        db.compact()  # merges the blocks q is reading and deletes them
+        assert len(db.blocks) < before
+        ss = q.select(ALL)  # still readable
+        assert ss.num_samples == 3 * 13 * 6
+        q.close()
+        q.close()
+        assert not db._doomed and not db._readers
