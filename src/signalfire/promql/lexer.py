@@ -39,6 +39,7 @@ class Token:
     pos: int  # byte offset of the first character
     end: int  # byte offset just past the token
     text: str = ""  # decoded string value for STRING tokens
+    in_braces: bool = False  # read inside {...}, where keywords are plain names
 
 
 _ALPHA = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
@@ -256,6 +257,7 @@ class _Lexer:
             while j < self.n and s[j] in _ALNUM:
                 j += 1
             self.emit(IDENT, i, j)
+            self.tokens[-1].in_braces = True
             return j
         if c == ",":
             self.emit(",", i, i + 1)

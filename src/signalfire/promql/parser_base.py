@@ -111,7 +111,7 @@ def describe(tok: Token) -> str:
     k, v = tok.kind, tok.val
     if k == EOF:
         return "end of input"
-    if k == IDENT:
+    if k == IDENT and not tok.in_braces:
         low = v.lower()
         if low in KEYWORDS:
             return f"<{v}>"
@@ -119,6 +119,8 @@ def describe(tok: Token) -> str:
             return f"<aggr:{v}>"
         if low in WORD_OPS:
             return f"<op:{v}>"
+        return f"identifier {go_quote(v)}"
+    if k == IDENT:
         return f"identifier {go_quote(v)}"
     if k == METRIC_IDENT:
         return f"metric identifier {go_quote(v)}"

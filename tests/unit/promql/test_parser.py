@@ -341,6 +341,11 @@ def test_positions() -> None:
         ('"\\x."', "1:1: parse error: illegal character U+002E '.' in escape sequence"),
         ("rate(food[1m])[1h] offset 1h", "1:15: parse error: ranges only allowed for vector selectors"),
         (
+            'foo{a="b" by}',
+            '1:11: parse error: unexpected identifier "by" in label matching, expected "," or "}"',
+        ),
+        ('foo{a="b"} by', "1:12: parse error: unexpected <by>"),
+        (
             "999" * 110,
             '1:1: parse error: error parsing number: strconv.ParseFloat: parsing "'
             + "999" * 110
