@@ -278,3 +278,47 @@ def test_compaction_never_closes_a_block_under_an_open_querier(tmp_path):
         q.close()
         q.close()
         assert not db._doomed and not db._readers
+
+
+def test_size_retention_keeps_newest_blocks(tmp_path):
+    with open_db(tmp_path / "d", DBOptions(fsync="never", retention_ms=0, enable_compaction=False)) as db:
+        _fill_hours(db, 13)
+        db.compact()
+        sizes = [b.size_bytes() for b in db.blocks]
+    budget = sum(sizes[-2:]) + 1
+    opts = DBOptions(fsync="never", retention_ms=0, retention_bytes=budget, enable_compaction=False)
+    with open_db(tmp_path / "d", opts) as db:
+        db.compact()
+        assert 1 <= len(db.blocks) <= 2
+        assert db.blocks[-1].meta.max_time == 10 * H
+
+
+def test_snapshot_while_writing_sees_a_commit_boundary(tmp_path):
+    import threading
+    import time
+
+    db = open_db(tmp_path / "d", OPTS)
+    stop = threading.Event()
+    done: list[int] = []
+
+    def writer():
+        b = 0
+        while not stop.is_set() and b < 5000:
+            with db.appender() as app:
+                app.append_batch(app.refs(_labels(8)), b * 1000, np.full(8, float(b)))
+            done.append(b)
+            b += 1
+
+    t = threading.Thread(target=writer)
+    t.start()
+    while len(done) < 50 and t.is_alive():
+        time.sleep(0.001)
+    dest = db.snapshot(tmp_path / "snap")
+    stop.set()
+    t.join()
+    db.close()
+    with open_db(dest, OPTS) as snap:
+        got = _dump(snap)
+    batches = got["0"][0]
+    assert len(batches) >= 50 and batches == [b * 1000 for b in range(len(batches))]
+    assert all(v[0] == batches for v in got.values()) and len(got) == 8
