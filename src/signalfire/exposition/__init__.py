@@ -29,7 +29,7 @@ from signalfire.exposition.negotiate import (
     unescape_name,
 )
 from signalfire.exposition.openmetrics import parse_openmetrics
-from signalfire.exposition.result import NORMAL_NAN, Exemplar, MetricMetadata, ParsedScrape
+from signalfire.exposition.result import NORMAL_NAN, Exemplar, LabelCache, MetricMetadata, ParsedScrape
 from signalfire.exposition.text import parse_text
 from signalfire.exposition.write import (
     MetricFamily,
@@ -49,6 +49,7 @@ __all__ = [
     "TEXT_CONTENT_TYPE",
     "Exemplar",
     "Format",
+    "LabelCache",
     "LintProblem",
     "MetricFamily",
     "MetricMetadata",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 import sys
+from bisect import bisect_left
+from typing import cast
 
 from signalfire.exposition._lex import (
     LNAME,
@@ -104,13 +106,15 @@ def fast_labels(name: str | None, items: str, normalize: str | None, line_no: in
         return make_labels(name, pairs, normalize, line_no, line)
     if name is None:
         raise error_at(line_no, line, 0, f"metric name not set while parsing: {go_quote(line)}")
-    d = {METRIC_NAME: name}
     parts = (items[:-1] if items[-1] == '"' else items[:-2]).split('",')
-    for part in parts:
-        k, _, v = part.partition('="')
-        d[k] = v
-    if len(d) != len(parts) + 1:
-        return make_labels(name, [tuple(p.partition('="')[::2]) for p in parts], normalize, line_no, line)
-    if normalize is not None and normalize in d:
-        d[normalize] = normalize_float_label(d[normalize])
-    return Labels(tuple(sorted([(_intern(k), _intern(v)) for k, v in d.items() if v])))
+    pairs = cast(list[tuple[str, str]], [tuple(p.split('="', 1)) for p in parts])
+    pairs.append((METRIC_NAME, name))
+    pairs.sort()
+    # A repeated name or an empty value (dropped, as Prometheus does) takes the general path.
+    if len(dict(pairs)) != len(pairs) or '=""' in items:
+        return make_labels(name, [(k, v) for k, v in pairs if k != METRIC_NAME], normalize, line_no, line)
+    if normalize is not None:
+        i = bisect_left(pairs, (normalize,))
+        if i < len(pairs) and pairs[i][0] == normalize:
+            pairs[i] = (normalize, normalize_float_label(pairs[i][1]))
+    return Labels(pairs)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from signalfire.errors import BadDataError
 from signalfire.exposition.openmetrics import parse_openmetrics
-from signalfire.exposition.result import ParsedScrape
+from signalfire.exposition.result import LabelCache, ParsedScrape
 from signalfire.exposition.text import parse_text
 from signalfire.labels import is_legacy_metric_name
 
@@ -141,12 +141,18 @@ def parse(
     *,
     default_ts: int | None = None,
     keep_created_series: bool = False,
+    label_cache: LabelCache | None = None,
 ) -> ParsedScrape:
-    """Parse a scrape body, OpenMetrics if ``content_type`` says so, the text format otherwise."""
+    """Parse a scrape body, OpenMetrics if ``content_type`` says so, the text format otherwise.
+
+    See :func:`parse_text` and :func:`parse_openmetrics` for the keyword arguments.
+    """
     media, _ = parse_media_type(content_type)
     if media == "application/openmetrics-text":
-        return parse_openmetrics(body, default_ts=default_ts, keep_created_series=keep_created_series)
-    return parse_text(body, default_ts=default_ts)
+        return parse_openmetrics(
+            body, default_ts=default_ts, keep_created_series=keep_created_series, label_cache=label_cache
+        )
+    return parse_text(body, default_ts=default_ts, label_cache=label_cache)
 
 
 def _legacy_rune(c: str, i: int) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 from signalfire.exposition._lex import (
+    FLOAT,
     LNAME,
     NAME,
     QSTRING,
@@ -29,7 +30,7 @@ from signalfire.exposition._lex import (
 )
 from signalfire.exposition.labelset import OM_ITEMS, check_utf8, fast_labels, split_items
 from signalfire.exposition.om_errors import locate_error
-from signalfire.exposition.result import Exemplar, ParsedScrape, ScrapeBuilder
+from signalfire.exposition.result import Exemplar, LabelCache, ParsedScrape, ScrapeBuilder
 from signalfire.exposition.text import decode_lines
 from signalfire.labels import Labels
 
@@ -47,15 +48,21 @@ _TYPES = frozenset(
 _CT_TYPES = frozenset(("counter", "summary", "histogram"))
 _NORMALIZED = {"histogram": "le", "summary": "quantile"}
 _INF = float("inf")
+_FLOATS_RE = re.compile(rf"(?:(?:{FLOAT})\n)*(?:{FLOAT})?")
 
 
 def parse_openmetrics(
-    body: bytes, *, default_ts: int | None = None, keep_created_series: bool = False
+    body: bytes,
+    *,
+    default_ts: int | None = None,
+    keep_created_series: bool = False,
+    label_cache: LabelCache | None = None,
 ) -> ParsedScrape:
     """Parse an OpenMetrics 1.0 body into one batch.
 
     Raises :class:`~signalfire.errors.ExpositionParseError` (line, column, reason)
     at the first malformed line, or when the body does not end with ``# EOF``.
+    ``label_cache`` works as in :func:`~signalfire.exposition.parse_text`.
     """
     lines, dirty = decode_lines(body)
     b = ScrapeBuilder()
@@ -63,7 +70,10 @@ def parse_openmetrics(
     family = ""
     normalize: str | None = None
     created: dict[tuple[str, Labels], int] = {}
-    wants_ct: list[tuple[int, str, Labels]] = []
+    wants_ct: list[tuple[int, str]] = []
+    vals: list[str] = []
+    starts: list[int] = []
+    ct_family = False
     sample_re = _SAMPLE_RE.fullmatch
     eof_at = 0
     last = len(lines)
@@ -93,6 +103,7 @@ def parse_openmetrics(
                     )
                 mtype = text
                 normalize = _NORMALIZED.get(mtype)
+                ct_family = mtype in _CT_TYPES
                 b.set_type(name, mtype)
             elif kind == "HELP":
                 if has_surrogates(text):
@@ -117,34 +128,60 @@ def parse_openmetrics(
             raise locate_error(line, line_no)
         name, items1, items2, val, ts, eitems, evalue, ets = m.groups()
         items = items1 if items1 is not None else items2
-        lset = fast_labels(name, items or "", normalize, line_no, line)
-        metric = lset.metric_name
-        v = _float(val, line, line_no, m.start(4))
-        if mtype in _CT_TYPES and metric.endswith("_created"):
+        key = line[: m.start(4) - 1]
+        if label_cache is None:
+            lset = fast_labels(name, items or "", normalize, line_no, line)
+        else:
+            ck = key if normalize is None else (key, normalize)
+            cached = label_cache.get(ck)
+            if cached is None:
+                cached = label_cache[ck] = fast_labels(name, items or "", normalize, line_no, line)
+            lset = cached
+        metric = name if name is not None else lset.metric_name
+        if ct_family and metric.endswith("_created"):
             # A created timestamp: seconds as written, converted exactly to ms.
+            _float(val, line, line_no, m.start(4))
             created[(metric[:-8], lset.without("__name__"))] = _ms(val, line, line_no, m.start(4))
             if not keep_created_series:
                 continue
-        idx = len(b.values)
-        if mtype in _CT_TYPES and family and metric.startswith(family) and not metric.endswith("_created"):
-            wants_ct.append(
-                (idx, family, lset.without("__name__", "le" if mtype == "histogram" else "quantile"))
-            )
-        b.labels.append(lset)
-        b.keys.append(line[: m.start(4) - 1])
-        b.values.append(v)
-        b.ts.append(_timestamp(ts, line, line_no, m.start(5), "timestamp") if ts is not None else None)
-        b.line_nos.append(line_no)
+        elif ct_family and metric.startswith(family):
+            wants_ct.append((len(vals), family))
         if eitems is not None:
-            b.exemplars.append(_exemplar(idx, eitems, evalue, ets, m, line, line_no))
+            b.exemplars.append(_exemplar(len(vals), eitems, evalue, ets, m, line, line_no))
+        b.labels.append(lset)
+        b.keys.append(key)
+        vals.append(val)
+        starts.append(m.start(4))
+        b.line_nos.append(line_no)
+        b.ts.append(_timestamp(ts, line, line_no, m.start(5), "timestamp") if ts is not None else None)
     if not eof_at:
         raise error_at(last, lines[-1], len(lines[-1]), "data does not end with # EOF", expected="# EOF")
     if eof_at < len(lines) and not (eof_at == len(lines) - 1 and lines[-1] == ""):
         raise error_at(eof_at + 1, lines[eof_at], 0, "unexpected data after # EOF", expected="end of data")
-    b.start_ts = [0] * len(b.values)
-    for idx, fam, key in wants_ct:
-        b.start_ts[idx] = created.get((fam, key), 0)
+    b.values = _floats(vals, starts, b.line_nos, lines)
+    b.start_ts = [0] * len(vals)
+    if created:
+        for idx, fam in wants_ct:
+            lset = b.labels[idx]
+            typ = b.type_of(fam)
+            rest = lset.without("__name__", "le" if typ == "histogram" else "quantile")
+            b.start_ts[idx] = created.get((fam, rest), 0)
     return b.build(default_ts)
+
+
+def _floats(vals: list[str], starts: list[int], line_nos: list[int], lines: list[str]) -> list[float]:
+    """All sample values at once: one regex check over the joined tokens, then ``float``.
+
+    ``float`` alone is laxer than Go's ``ParseFloat`` (tabs, underscores, other
+    scripts' digits, signed NaN, overflow), so the tokens are first checked
+    against Go's syntax in a single call; only on failure are they looked at one
+    by one to find the line to blame.
+    """
+    if _FLOATS_RE.fullmatch("\n".join(vals)) is not None:
+        values = [float(v) for v in vals]
+        if _INF not in values and -_INF not in values:
+            return values
+    return [_float(v, lines[n - 1], n, lines[n - 1].find(" " + v) + 1) for v, n in zip(vals, line_nos)]
 
 
 def _float(tok: str, line: str, line_no: int, idx: int) -> float:

@@ -8,6 +8,7 @@ keys as lists, values/timestamps as numpy arrays. Everything after the parser
 from __future__ import annotations
 
 import sys
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -27,6 +28,9 @@ METRIC_TYPES = ("counter", "gauge", "histogram", "gaugehistogram", "summary", "i
 
 _intern = sys.intern
 
+#: Series text (with the normalised label, if any) -> label set; see ``parse_text(label_cache=)``.
+LabelCache = MutableMapping[object, Labels]
+
 
 @dataclass(frozen=True, slots=True)
 class MetricMetadata:
@@ -38,9 +42,9 @@ class MetricMetadata:
 
 
 class Exemplar(NamedTuple):
-    """An OpenMetrics exemplar attached to sample ``index`` of the batch; ``ts`` in ms or None."""
+    """An OpenMetrics exemplar attached to sample ``sample_idx`` of the batch; ``ts`` in ms or None."""
 
-    index: int
+    sample_idx: int
     labels: Labels
     value: float
     ts: int | None = None
@@ -114,6 +118,10 @@ class ScrapeBuilder:
     def set_unit(self, name: str, unit: str) -> None:
         self._unit[name] = unit
 
+    def type_of(self, name: str) -> str:
+        """The TYPE recorded for family ``name`` ("unknown" when none)."""
+        return self._type.get(name, "unknown")
+
     def build(self, default_ts: int | None) -> ParsedScrape:
         n = len(self.values)
         values = np.array(self.values, dtype=np.float64) if n else np.empty(0, dtype=np.float64)
@@ -146,6 +154,7 @@ __all__ = [
     "NORMAL_NAN",
     "Exemplar",
     "ExpositionParseError",
+    "LabelCache",
     "MetricMetadata",
     "ParsedScrape",
     "ScrapeBuilder",

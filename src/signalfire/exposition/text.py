@@ -29,7 +29,7 @@ from signalfire.exposition._lex import (
     unescape_help_text,
 )
 from signalfire.exposition.labelset import TEXT_ITEMS, check_utf8, fast_labels, make_labels
-from signalfire.exposition.result import ParsedScrape, ScrapeBuilder
+from signalfire.exposition.result import LabelCache, ParsedScrape, ScrapeBuilder
 
 _SAMPLE_RE = re.compile(rf"(?=[a-zA-Z_:{{])({NAME})?(?:\{{({TEXT_ITEMS})\}})? ({FLOAT})(?: ([0-9]+))?")
 #: The whole body at once: per line (key, name, label items, value, ts, comment), or all empty.
@@ -64,8 +64,14 @@ def decode_lines(body: bytes) -> tuple[list[str], bool]:
     return text.split("\n"), dirty
 
 
-def parse_text(body: bytes, *, default_ts: int | None = None) -> ParsedScrape:
+def parse_text(
+    body: bytes, *, default_ts: int | None = None, label_cache: LabelCache | None = None
+) -> ParsedScrape:
     """Parse a Prometheus text-format scrape body into one batch.
+
+    ``label_cache`` (owned by the caller, typically one per scrape target) maps
+    series text to the label set built for it, so a series seen in an earlier
+    scrape costs one dict lookup instead of a label parse; the caller bounds it.
 
     Raises :class:`~signalfire.errors.ExpositionParseError` (line, column, reason)
     at the first malformed line; nothing else escapes.
@@ -76,11 +82,13 @@ def parse_text(body: bytes, *, default_ts: int | None = None) -> ParsedScrape:
         rows = _BODY_RE.findall(text)
         # Every line matched the common shape: no per-line regex call is needed.
         if len(rows) == len(lines):
-            return _parse_rows(rows, lines, default_ts)
+            return _parse_rows(rows, lines, default_ts, label_cache)
     return _parse_lines(lines, dirty, default_ts)
 
 
-def _parse_rows(rows: list[tuple[str, ...]], lines: list[str], default_ts: int | None) -> ParsedScrape:
+def _parse_rows(
+    rows: list[tuple[str, ...]], lines: list[str], default_ts: int | None, cache: LabelCache | None
+) -> ParsedScrape:
     """The fast path: one ``findall`` tuple per line, in line order."""
     b = ScrapeBuilder()
     normalize: str | None = None
@@ -94,7 +102,14 @@ def _parse_rows(rows: list[tuple[str, ...]], lines: list[str], default_ts: int |
         if not name and not items.startswith('"'):
             line = lines[line_no - 1]
             raise error_at(line_no, line, 0, f"metric name not set while parsing: {go_quote(line)}")
-        labels.append(build(name or None, items, normalize, line_no, lines[line_no - 1]))
+        if cache is None:
+            labels.append(build(name or None, items, normalize, line_no, lines[line_no - 1]))
+        else:
+            ck = key if normalize is None else (key, normalize)
+            lset = cache.get(ck)
+            if lset is None:
+                lset = cache[ck] = build(name or None, items, normalize, line_no, lines[line_no - 1])
+            labels.append(lset)
         keys.append(key)
         vals.append(val)
         tss.append(int(ts) if ts else None)
@@ -102,25 +117,23 @@ def _parse_rows(rows: list[tuple[str, ...]], lines: list[str], default_ts: int |
     try:
         b.values = [float(v) for v in vals]
     except ValueError:
-        b.values = [
-            _value(v, lines[n - 1], n, lines[n - 1].find(" " + v) + 1) for v, n in zip(vals, line_nos)
-        ]
-    _check_ranges(b, vals, lines)
+        return _parse_lines(lines, False, default_ts)  # raises, with the exact position
+    # float() is laxer than Go's ParseFloat only for overflow and signed NaN; int64 bounds timestamps.
+    if _INF in b.values or _NINF in b.values or _signed_nan(b.values, vals) or _big(tss):
+        return _parse_lines(lines, False, default_ts)
     b.start_ts = [0] * len(vals)
     return b.build(default_ts)
 
 
-def _check_ranges(b: ScrapeBuilder, vals: list[str], lines: list[str]) -> None:
-    """Errors the fast path defers: float overflow ("value out of range") and int64 timestamps."""
-    for i, v in enumerate(b.values):
-        # float() is laxer than Go's ParseFloat only for overflow and signed NaN.
-        if v in (_INF, _NINF) or (v != v and vals[i][0] in "+-"):
-            line = lines[b.line_nos[i] - 1]
-            _value(vals[i], line, b.line_nos[i], line.find(" " + vals[i]) + 1)
-    for i, t in enumerate(b.ts):
-        if t is not None and t >= 2**63:
-            line = lines[b.line_nos[i] - 1]
-            check_int64(t, b.line_nos[i], line, line.rfind(" ") + 1, str(t))
+_SIGNED_NAN_RE = re.compile(r"(?:^|\n)[+-][nN]")
+
+
+def _signed_nan(values: list[float], vals: list[str]) -> bool:
+    return _SIGNED_NAN_RE.search("\n".join(vals)) is not None
+
+
+def _big(tss: list[int | None]) -> bool:
+    return any(t is not None and t >= 2**63 for t in tss)
 
 
 def _metadata(b: ScrapeBuilder, line: str, line_no: int, normalize: str | None) -> str | None:

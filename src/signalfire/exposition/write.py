@@ -148,7 +148,7 @@ def family_name(metric: str, metadata: dict[str, str]) -> str:
 def families_from_parsed(parsed: ParsedScrape) -> list[MetricFamily]:
     """Group a parse result back into families (consecutive samples of one family, in order)."""
     types = {name: m.type for name, m in parsed.metadata.items()}
-    exemplars: dict[int, Exemplar] = {e.index: e for e in parsed.exemplars}
+    exemplars: dict[int, Exemplar] = {e.sample_idx: e for e in parsed.exemplars}
     families: list[MetricFamily] = []
     current: str | None = None
     samples: list[Sample] = []

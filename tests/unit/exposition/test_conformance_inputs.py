@@ -66,7 +66,7 @@ def test_alltypes_om() -> None:
     assert len(r) == 44
     assert len(r.exemplars) == 6
     ex = r.exemplars[0]
-    assert r.labels[ex.index].get("le") == "-0.0002899999999999998"
+    assert r.labels[ex.sample_idx].get("le") == "-0.0002899999999999998"
     assert ex.labels.get("dummyID") == "17783" and ex.ts == 1726839814223
     i = names.index("rpc_requests_total")
     assert r.start_timestamps[i] == 1726839813016
@@ -100,3 +100,23 @@ def test_text_files_fail_as_openmetrics(name: str) -> None:
 
     with pytest.raises(ExpositionParseError):
         parse_openmetrics(read(name).replace(b"# EOF", b"# eof"))
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type"),
+    [
+        ("alltypes.237mfs.prom.txt", "text/plain"),
+        ("alltypes.5mfs.om.txt", "application/openmetrics-text"),
+    ],
+)
+def test_label_cache_gives_the_same_batch(name: str, content_type: str) -> None:
+    body = read(name)
+    plain = parse(body, content_type)
+    cache: dict[object, object] = {}
+    first = parse(body, content_type, label_cache=cache)  # type: ignore[arg-type]
+    second = parse(body, content_type, label_cache=cache)  # type: ignore[arg-type]
+    assert first.labels == plain.labels == second.labels
+    assert len(cache) >= len(set(plain.keys))  # _created lines are cached too
+    # The second parse reuses the label sets built by the first.
+    assert all(a is b for a, b in zip(first.labels, second.labels))
+    np.testing.assert_array_equal(second.values, plain.values)
