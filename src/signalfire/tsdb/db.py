@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,16 @@ class DB:
         self.wal: WAL | None = None
         self.replay_stats = ReplayStats()
         self._closed = False
+        self._stop = threading.Event()
+        self.compaction_failures = 0
+        self._compactor: threading.Thread | None = None
+
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike[str], options: DBOptions | None = None, *, repair: bool = True
+    ) -> DB:
+        """Same as :func:`open_db`."""
+        return open_db(path, options, repair=repair)
 
     # ---------------------------------------------------------------- open/close
 
@@ -81,9 +92,26 @@ class DB:
         self.wal = WAL(wal_dir, self.options.wal_segment_size, self.options.fsync)
         if os.path.getsize(os.path.join(wal_dir, f"{self.wal.current_segment:08d}")) > 0:
             self.wal.next_segment()
+        if self.options.compaction_interval_ms > 0:
+            self._compactor = threading.Thread(target=self._compact_loop, name="tsdb-compact", daemon=True)
+            self._compactor.start()
+
+    def _compact_loop(self) -> None:
+        """Background job: compact every interval until close (a task boundary: errors
+        are logged and counted, the loop goes on)."""
+        while not self._stop.wait(self.options.compaction_interval_ms / 1000):
+            try:
+                self.compact()
+            except Exception:
+                self.compaction_failures += 1
+                log.exception("background compaction of %s failed", self.path)
 
     def close(self) -> None:
-        """Sync and close the WAL, close blocks, release the lock. Idempotent."""
+        """Stop background compaction, sync and close the WAL, close blocks, release the
+        lock. Idempotent."""
+        self._stop.set()
+        if self._compactor is not None and self._compactor is not threading.current_thread():
+            self._compactor.join()
         with self._lock:
             if self._closed:
                 return

@@ -48,6 +48,9 @@ class DBOptions:
     wal_compression: bool = False
     # Run retention and block compaction in DB.compact(); off leaves blocks as cut.
     enable_compaction: bool = True
+    # Call DB.compact() from a background thread this often (Prometheus: every minute);
+    # 0 = only when the owner calls it (library and test default; the server sets 60s).
+    compaction_interval_ms: int = 0
 
     def block_ranges(self) -> list[int]:
         """Compaction ranges: min_block_duration times powers of 3 up to the max duration."""

@@ -322,3 +322,20 @@ def test_snapshot_while_writing_sees_a_commit_boundary(tmp_path):
     batches = got["0"][0]
     assert len(batches) >= 50 and batches == [b * 1000 for b in range(len(batches))]
     assert all(v[0] == batches for v in got.values()) and len(got) == 8
+
+
+def test_background_compaction(tmp_path):
+    import time
+
+    from signalfire.tsdb import DB
+
+    db = DB.open(tmp_path / "d", DBOptions(fsync="never", retention_ms=0, compaction_interval_ms=20))
+    try:
+        _fill_hours(db, 7)
+        deadline = time.monotonic() + 10
+        while len(db.blocks) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(db.blocks) == 2 and db.compaction_failures == 0
+        assert _dump(db)["0"][0] == list(range(0, 7 * H, 10 * 60_000))
+    finally:
+        db.close()
