@@ -189,7 +189,9 @@ def test_fuzz_parser_raises_only_parse_errors() -> None:
     elapsed = time.perf_counter() - started
     # A good share of mutants must still parse, or the fuzzer is only testing the lexer.
     assert parsed > ROUNDS // 20
-    assert elapsed < 60, f"fuzz run took {elapsed:.1f}s"
+    # About 10 s on an idle core. The bound only catches pathological (e.g. exponential)
+    # parsing; a loaded CI machine must not make it flaky.
+    assert elapsed < 240, f"fuzz run took {elapsed:.1f}s"
 
 
 def test_deep_nesting_is_a_parse_error() -> None:
