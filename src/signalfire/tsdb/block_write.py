@@ -45,15 +45,10 @@ def ragged_arange(starts: I64, lens: I64) -> I64:
     return out
 
 
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """A splitmix64-style finaliser (wrapping uint64 arithmetic) for column hashing."""
-    x = x.astype(np.uint64, copy=True)
-    x ^= x >> np.uint64(30)
-    x *= np.uint64(0xBF58476D1CE4E5B9)
-    x ^= x >> np.uint64(27)
-    x *= np.uint64(0x94D049BB133111EB)
-    x ^= x >> np.uint64(31)
-    return x
+#: Odd 64-bit multipliers, one per position modulo 64, for the column hash.
+_HASH_MULT = (
+    np.random.default_rng(0x5F1E).integers(0, 2**63, 64, dtype=np.uint64) << np.uint64(1)
+) | np.uint64(1)
 
 
 def _sorted_series(series: SeriesSet) -> SeriesSet:
@@ -250,10 +245,12 @@ def _dedupe_columns(ts: I64, off: I64, win: I64) -> tuple[I64, I64]:
     """
     n = len(off) - 1
     lens = np.diff(off)
+    # A position-weighted sum (wrapping uint64) with the first sample's time: cheap, and
+    # only a proposal. Every piece has a sample, so reduceat needs no empty-segment care.
     pos = np.arange(len(ts), dtype=np.int64) - np.repeat(off[:-1], lens)
-    mixed = _mix64(ts.view(np.uint64) ^ _mix64(pos.view(np.uint64)))
-    # Every piece has at least one sample, so reduceat needs no empty-segment care.
-    h = np.add.reduceat(mixed, off[:-1]) if n else np.zeros(0, np.uint64)
+    weighted = ts.view(np.uint64) * _HASH_MULT[pos & 63]
+    h = np.add.reduceat(weighted, off[:-1]) if n else np.zeros(0, np.uint64)
+    h ^= ts[off[:-1]].view(np.uint64) if n else h
     # Representative = first piece with the same (window, length, hash).
     key = np.lexsort((np.arange(n), h, lens, win))
     ks = key

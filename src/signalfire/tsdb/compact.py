@@ -19,7 +19,7 @@ from signalfire.labels import Labels
 from signalfire.storage import SeriesSet
 from signalfire.tsdb.block import Block
 from signalfire.tsdb.block_meta import BlockMeta
-from signalfire.tsdb.block_write import write_block
+from signalfire.tsdb.block_write import ragged_arange, write_block
 
 HOUR_MS = 3_600_000
 #: Prometheus's default ranges for a 2h minimum block: 2h, 6h, 18h.
@@ -105,39 +105,52 @@ def merge_series_sets(sets: Sequence[SeriesSet], *, overlapping: bool) -> Series
     """Merge series by label set; at equal timestamps the sample of the earliest set wins.
 
     Without ``overlapping`` the sets must be in time order with disjoint time ranges,
-    so a stable sort by series is enough; otherwise samples are sorted by (series,
-    time, set) and duplicates dropped. Loops over series only to map label sets.
+    so every sample's destination is computed directly (no sort); otherwise samples
+    are sorted by (series, time, set) and duplicates dropped. Loops over series only
+    to map label sets.
     """
     all_labels = sorted({ls for s in sets for ls in s.labels})
     gid_of: dict[Labels, int] = {ls: i for i, ls in enumerate(all_labels)}
-    gids, ts, vals, sts, prio = [], [], [], [], []
+    G = len(all_labels)
+    sgids = [np.fromiter((gid_of[ls] for ls in s.labels), np.int64, count=len(s.labels)) for s in sets]
     any_st = any(s.st is not None for s in sets)
-    for k, s in enumerate(sets):
-        sg = np.fromiter((gid_of[ls] for ls in s.labels), np.int64, count=len(s.labels))
-        gids.append(np.repeat(sg, np.diff(s.offsets)))
-        ts.append(np.asarray(s.ts, np.int64))
-        vals.append(np.asarray(s.values, np.float64))
-        if any_st:
-            sts.append(np.asarray(s.st, np.int64) if s.st is not None else np.zeros(len(s.ts), np.int64))
-        prio.append(np.full(len(s.ts), k, np.int64))
-    g = np.concatenate(gids) if gids else np.empty(0, np.int64)
-    t = np.concatenate(ts) if ts else np.empty(0, np.int64)
+    ts = np.concatenate([np.asarray(s.ts, np.int64) for s in sets]) if sets else np.empty(0, np.int64)
+    vals = np.concatenate([np.asarray(s.values, np.float64) for s in sets]) if sets else np.empty(0)
+    st = None
+    if any_st:
+        st = np.concatenate(
+            [np.asarray(s.st, np.int64) if s.st is not None else np.zeros(len(s.ts), np.int64) for s in sets]
+        )
     if overlapping:
-        p = np.concatenate(prio) if prio else np.empty(0, np.int64)
-        order = np.lexsort((p, t, g))
-        g, t = g[order], t[order]
+        g = np.concatenate([np.repeat(sg, np.diff(s.offsets)) for sg, s in zip(sgids, sets)]) if sets else ts
+        p = np.concatenate([np.full(len(s.ts), k, np.int64) for k, s in enumerate(sets)]) if sets else ts
+        order = np.lexsort((p, ts, g))
+        g, t = g[order], ts[order]
         keep = np.ones(len(t), np.bool_)
         keep[1:] = (g[1:] != g[:-1]) | (t[1:] != t[:-1])
         order = order[keep]
-        g, t = g[keep], t[keep]
+        counts = np.bincount(g[keep], minlength=G)
     else:
-        order = np.argsort(g, kind="stable")
-        g, t = g[order], t[order]
-    v = np.concatenate(vals)[order] if vals else np.empty(0, np.float64)
-    st = np.concatenate(sts)[order] if any_st else None
-    offsets = np.zeros(len(all_labels) + 1, np.int64)
-    np.cumsum(np.bincount(g, minlength=len(all_labels)), out=offsets[1:])
-    return SeriesSet(all_labels, offsets, t, v, st=st)
+        # Series g gets set 0's samples, then set 1's, ...: scatter them straight there.
+        per_set = [
+            np.bincount(sg, weights=np.diff(s.offsets), minlength=G).astype(np.int64)
+            for sg, s in zip(sgids, sets)
+        ]
+        counts = np.sum(per_set, axis=0) if per_set else np.zeros(G, np.int64)
+        base = np.zeros(G, np.int64)
+        np.cumsum(counts[:-1], out=base[1:])
+        dest = np.empty(len(ts), np.int64)
+        at = 0
+        for sg, s, c in zip(sgids, sets, per_set):  # loop over sets: array work each
+            lens = np.diff(s.offsets)
+            dest[at : at + len(s.ts)] = ragged_arange(base[sg], lens)
+            at += len(s.ts)
+            base += c
+        order = np.empty(len(ts), np.int64)
+        order[dest] = np.arange(len(ts), dtype=np.int64)
+    offsets = np.zeros(G + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return SeriesSet(all_labels, offsets, ts[order], vals[order], st=st[order] if st is not None else None)
 
 
 def compact_blocks(parent_dir: Path, blocks: Sequence[Block]) -> BlockMeta | None:

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from signalfire.labels import Labels, Matcher
-from signalfire.storage import series_set_from_lists
+from signalfire.storage import SeriesSet, series_set_from_lists
 from signalfire.tsdb.block import Block, BlockMeta, write_block
-from signalfire.tsdb.compact import compact_blocks, plan_compaction
+from signalfire.tsdb.compact import compact_blocks, merge_series_sets, plan_compaction
 from signalfire.tsdb.retention import blocks_to_delete
 
 H = 3_600_000
@@ -126,3 +128,39 @@ def test_retention_by_size() -> None:
     assert blocks_to_delete(ms, retention_ms=None, max_bytes=300) == []
     assert blocks_to_delete(ms, retention_ms=None, max_bytes=250, head_bytes=60) == ["a", "b"]
     assert blocks_to_delete(ms, retention_ms=None, max_bytes=50) == ["a", "b", "c"]
+
+
+@st.composite
+def _sets(draw: st.DrawFn, disjoint: bool) -> list[SeriesSet]:
+    out = []
+    for k in range(draw(st.integers(1, 4))):
+        names = draw(st.lists(st.sampled_from("abcdef"), unique=True, max_size=5))
+        labels, ts, vals = [], [], []
+        for n in names:
+            lo = k * 1000 if disjoint else 0
+            t = sorted(
+                set(draw(st.lists(st.integers(lo, lo + (999 if disjoint else 50)), min_size=1, max_size=8)))
+            )
+            labels.append(Labels.from_dict({"s": n}))
+            ts.append(np.array(t, np.int64))
+            vals.append(np.array([k * 1000.0 + x for x in t]))
+        out.append(series_set_from_lists(labels, ts, vals))
+    return out
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.booleans().flatmap(lambda d: st.tuples(st.just(d), _sets(d))))
+def test_merge_series_sets_matches_reference(case: tuple[bool, list[SeriesSet]]) -> None:
+    disjoint, sets = case
+    want: dict[Labels, dict[int, float]] = {}
+    for s in sets:
+        for i in range(len(s)):
+            ls, t, v = s.series(i)
+            d = want.setdefault(ls, {})
+            for tt, vv in zip(t.tolist(), v.tolist()):
+                d.setdefault(tt, vv)  # the earliest set wins
+    got = merge_series_sets(sets, overlapping=not disjoint)
+    assert list(got.labels) == sorted(want)
+    for i, ls in enumerate(got.labels):
+        _, t, v = got.series(i)
+        assert list(zip(t.tolist(), v.tolist())) == sorted(want[ls].items())
