@@ -7,7 +7,7 @@ Parse with :func:`parse_expr` (``features`` takes ``--enable-feature`` names suc
 from signalfire.promql.check import documented_type, iter_children, value_type
 from signalfire.promql.durations import format_duration, parse_duration
 from signalfire.promql.function_signatures import ALL_FEATURES, FUNCTIONS, FunctionSignature
-from signalfire.promql.parser import ParserOptions, parse_expr, parse_metric_selector
+from signalfire.promql.parser import ParserOptions, parse_expr, parse_metric_selector, position_of
 from signalfire.promql.printer import add_at_modifiers, prettify, to_string
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "parse_duration",
     "parse_expr",
     "parse_metric_selector",
+    "position_of",
     "prettify",
     "to_string",
     "value_type",
