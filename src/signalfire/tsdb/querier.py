@@ -93,7 +93,9 @@ class BlockQuerier:
         cols = t["piece_tscol"][pieces]
         t_chunk = t["tscol_chunk"][cols]
         t_pos = t["tscol_pos"][cols]
-        vals_parts, st_parts, ts_parts = [], [], []
+        vals_parts: list[np.ndarray] = []
+        st_parts: list[np.ndarray | None] = []
+        ts_parts: list[np.ndarray] = []
         v_start = np.zeros(len(pieces), np.int64)
         t_start = np.zeros(len(pieces), np.int64)
         lens = np.zeros(len(pieces), np.int64)
@@ -102,6 +104,10 @@ class BlockQuerier:
         # Loop over the distinct chunks: each is decoded once, as whole columns.
         for c in np.unique(v_chunk).tolist():
             dec = self.block.chunk(c)
+            if dec.values is None:
+                raise CorruptionError(
+                    str(self.block.chunks.path), int(t["chunk_ref"][c]), "not a value chunk"
+                )
             starts = np.cumsum(dec.counts) - dec.counts
             sel = v_chunk == c
             v_start[sel] = base + starts[v_pos[sel]]
@@ -109,10 +115,12 @@ class BlockQuerier:
             vals_parts.append(dec.values)
             st_parts.append(dec.st)
             any_st |= dec.st is not None
-            base += len(dec.values)  # type: ignore[arg-type]
+            base += len(dec.values)
         base = 0
         for c in np.unique(t_chunk).tolist():
             dec = self.block.chunk(c)
+            if dec.ts is None:
+                raise CorruptionError(str(self.block.chunks.path), int(t["chunk_ref"][c]), "not a ts chunk")
             starts = np.cumsum(dec.counts) - dec.counts
             sel = t_chunk == c
             t_start[sel] = base + starts[t_pos[sel]]

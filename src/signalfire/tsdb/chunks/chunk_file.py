@@ -15,6 +15,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from signalfire._types import F64, I64
 from signalfire.errors import CorruptionError
 from signalfire.tsdb.chunks import codec
 
+_zstd: Any
 try:  # cramjam's zstd is the fast general codec; zlib is the fallback.
     import cramjam
 
@@ -133,14 +135,14 @@ def encode_value_chunk(counts: I64, values: F64, st: I64 | None = None) -> bytes
     out = _Out()
     out.arr(counts, "<u4")
     p = codec.encode_float_segments(values, counts)
-    out.arr(p["is_int"], "u1")  # type: ignore[arg-type]
-    out.arr(p["scale"], "u1")  # type: ignore[arg-type]
-    _put_ints(out, {k: p["i" + k] for k in ("mode", "first", "gcd", "bias")}, p["iresid"])  # type: ignore[misc]
-    out.arr(p["xfirst"], "<u8")  # type: ignore[arg-type]
-    out.planes(p["xresid"])  # type: ignore[arg-type]
+    out.arr(p["is_int"], "u1")
+    out.arr(p["scale"], "u1")
+    _put_ints(out, {k: p["i" + k] for k in ("mode", "first", "gcd", "bias")}, p["iresid"])
+    out.arr(p["xfirst"], "<u8")
+    out.planes(p["xresid"])
     exc_pos = np.asarray(p["exc_pos"], np.int64)
     out.arr(np.diff(exc_pos, prepend=0), "<u4")
-    out.arr(p["exc_bits"], "<u8")  # type: ignore[arg-type]
+    out.arr(p["exc_bits"], "<u8")
     flags = 0
     if st is not None and np.any(st):
         flags |= FLAG_ST

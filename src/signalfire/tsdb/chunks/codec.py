@@ -41,7 +41,7 @@ MAX_SCALE = 6
 #: A series stays in integer mode while at most this share of its samples are exceptions.
 MAX_EXCEPTION_SHARE = 0.125
 
-_POW10 = 10.0 ** np.arange(MAX_SCALE + 1)
+_POW10: F64 = 10.0 ** np.arange(MAX_SCALE + 1, dtype=np.float64)
 _I64_LIMIT = float(2**62)
 
 
@@ -76,7 +76,7 @@ def _seg_xor_accumulate(x: U64, counts: I64) -> U64:
     base = np.zeros(len(counts), np.uint64)
     nz = starts > 0
     base[nz] = acc[starts[nz] - 1]
-    out: U64 = acc ^ np.repeat(base, counts)
+    out: U64 = np.bitwise_xor(acc, np.repeat(base, counts), dtype=np.uint64)
     return out
 
 
@@ -179,7 +179,7 @@ def encode_int_segments(x: I64, counts: I64) -> tuple[dict[str, np.ndarray], U64
     mode = np.where(use_dod, MODE_DOD, MODE_DELTA).astype(np.uint8)
     bias = np.where(use_dod, bias_dod, bias_delta)
     r = np.where(np.repeat(use_dod, dcounts), r_dod, r_delta)
-    params = {"mode": mode, "first": first, "gcd": gcd, "bias": bias}
+    params: dict[str, np.ndarray] = {"mode": mode, "first": first, "gcd": gcd, "bias": bias}
     return params, zigzag(r)
 
 
@@ -238,7 +238,7 @@ def decimal_scale(values: F64, counts: I64) -> tuple[I64, I64, np.ndarray]:
     if n:
         np.maximum.at(scale, seg[finite], best[finite])
     # Re-check every sample at its series' exponent; failures are exceptions.
-    p = _POW10[np.repeat(scale, counts)]
+    p: F64 = _POW10[np.repeat(scale, counts)]
     with np.errstate(all="ignore"):
         ok = _roundtrips(v, vbits, p)
         k = np.where(ok, np.rint(v * p), 0.0).astype(np.int64)
@@ -255,7 +255,7 @@ def _roundtrips(v: F64, vbits: U64, p: F64 | float) -> np.ndarray:
     return result
 
 
-def encode_float_segments(values: F64, counts: I64) -> dict[str, np.ndarray | int | bytes]:
+def encode_float_segments(values: F64, counts: I64) -> dict[str, np.ndarray]:
     """Encode a float64 column; returns the named arrays the chunk writer stores."""
     m = len(counts)
     v = np.ascontiguousarray(values, np.float64)

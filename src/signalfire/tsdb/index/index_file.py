@@ -77,7 +77,7 @@ def _decode_int(raw: bytes, count: int) -> I64:
     nres = max(count - 1, 0)
     if len(raw) != hdr + nplanes * nres or nplanes > 8:
         raise ValueError(f"int section of {len(raw)} bytes does not hold {count} values")
-    params = {
+    params: dict[str, np.ndarray] = {
         "mode": np.array([mode], np.uint8),
         "first": np.array([first], np.int64),
         "gcd": np.array([gcd], np.int64),
@@ -142,7 +142,7 @@ def write_index(path: Path, labels: Sequence[Labels], tables: dict[str, I64]) ->
         for name in SECTIONS:
             data = sections[name]
             if name in _BYTE_SECTIONS:
-                raw, kind, count = bytes(data), KIND_BYTES, len(data)  # type: ignore[arg-type]
+                raw, kind, count = bytes(data), KIND_BYTES, len(data)
             else:
                 arr = np.asarray(data, np.int64)
                 raw, kind, count = _encode_int(arr), KIND_INT, len(arr)
