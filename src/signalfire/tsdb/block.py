@@ -45,8 +45,9 @@ __all__ = [
     "write_block",
 ]
 
-#: Decoded chunks kept per block, in samples (about 16 bytes each).
-CACHE_SAMPLES = 1 << 21
+#: Decoded chunks kept per block, in samples (8-16 bytes each): repeated queries over
+#: recent blocks skip decompression without pinning much memory per block.
+CACHE_SAMPLES = 1 << 20
 
 
 class Block:

@@ -57,6 +57,11 @@ SECTIONS = (
     "chunk_ref",  # int64[C] byte offset of each chunk record in the chunks file
 )
 _BYTE_SECTIONS = frozenset({"sym_data"})
+#: Sections of ids and positions, held as int32 in memory when they fit.
+_NARROW_SECTIONS = (
+    "lbl_name", "lbl_value", "key_name", "key_value", "post_ids",
+    "piece_chunk", "piece_pos", "piece_tscol", "tscol_chunk", "tscol_pos",
+)  # fmt: skip
 
 
 def _encode_int(a: I64) -> bytes:
@@ -205,6 +210,11 @@ def read_sections(path: Path) -> tuple[dict[str, I64], bytes]:
     if missing:
         raise CorruptionError(p, pos, f"index sections missing: {missing}")
     _check_shapes(p, out, len(sym_data))
+    # Ids and positions fit int32 in any realistic block: halve the resident index.
+    for name in _NARROW_SECTIONS:
+        a = out[name]
+        if len(a) == 0 or (a.min() >= 0 and a.max() < 2**31):
+            out[name] = a.astype(np.int32)
     return out, sym_data
 
 
