@@ -219,16 +219,24 @@ class Head:
             out[i] = ref
         return out
 
-    def set_series(self, refs: Sequence[int], labels: Sequence[Labels]) -> None:
-        """Recreate series with their WAL refs (replay); a ref already alive is left alone."""
+    def set_series(self, refs: Sequence[int], labels: Sequence[Labels]) -> dict[int, int]:
+        """Recreate series with their WAL refs (replay); a ref already alive is left alone.
+
+        Returns aliases ``{ref: live_ref}`` for records that define a label set already
+        alive under another ref (a series garbage-collected and created again before the
+        next checkpoint); the caller maps the samples of ``ref`` to ``live_ref``.
+        """
+        aliases: dict[int, int] = {}
         for ref, ls in zip(refs, labels):
             if ref < len(self._labels) and self._labels[ref] is not None and self.alive[ref]:
                 continue
             other = self._by_labels.get(ls)
             if other is not None and other != ref:
-                raise AssertionError(f"BUG: WAL defines {ls} twice (refs {other} and {ref})")
+                aliases[ref] = other
+                continue
             self._register(ref, ls)
             self.logged[ref] = True
+        return aliases
 
     def revive(self, refs: I64) -> I64:
         """Map refs of series removed by GC back to live refs (re-registering if needed)."""

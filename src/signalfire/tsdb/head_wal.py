@@ -21,6 +21,7 @@ import numpy as np
 
 from signalfire._types import F64, I64
 from signalfire.errors import CorruptionError
+from signalfire.labels import Labels
 from signalfire.tsdb.head import Head
 from signalfire.tsdb.wal import records
 from signalfire.tsdb.wal.checkpoint import (
@@ -51,21 +52,38 @@ class _Replayer:
         self.stats = stats
         self.pending: list[tuple[I64, I64, F64, I64 | None]] = []
         self.pending_n = 0
+        self.alias: dict[int, int] = {}
+
+    def series(self, refs: list[int], labels: list[Labels]) -> None:
+        for ref in refs:
+            self.alias.pop(ref, None)  # a ref defined again is itself again
+        self.alias.update(self.head.set_series(refs, labels))
+
+    def map_refs(self, refs: I64) -> I64:
+        if not self.alias:
+            return refs
+        src = np.fromiter(self.alias.keys(), np.int64, len(self.alias))
+        dst = np.fromiter(self.alias.values(), np.int64, len(self.alias))
+        o = np.argsort(src)
+        src, dst = src[o], dst[o]
+        i = np.minimum(np.searchsorted(src, refs), len(src) - 1)
+        return np.where(src[i] == refs, dst[i], refs)
 
     def record(self, rec: Record, path: str) -> None:
         try:
             if rec.type == records.REC_COMMIT:
                 refs, labels, samples = records.decode_commit(rec.payload)
-                self.head.set_series(refs, labels)
+                self.series(refs, labels)
                 self.add(samples)
             elif rec.type == records.REC_SERIES:
-                self.head.set_series(*records.decode_series(rec.payload))
+                self.series(*records.decode_series(rec.payload))
             elif rec.type == records.REC_SAMPLES:
                 self.add(records.decode_samples(rec.payload))
             elif rec.type == records.REC_TOMBSTONES:
                 tomb = records.decode_tombstones(rec.payload)
                 self.flush()
-                refs = tomb.refs[self._known(tomb.refs)]
+                refs = self.map_refs(tomb.refs)
+                refs = refs[self._known(refs)]
                 self.head.delete(refs, tomb.mint, tomb.maxt)
             else:
                 raise records.RecordDecodeError(f"unknown record type {rec.type}")
@@ -80,14 +98,15 @@ class _Replayer:
         return ok
 
     def add(self, s: records.SamplesRecord) -> None:
-        ok = self._known(s.refs)
+        refs = self.map_refs(s.refs)
+        ok = self._known(refs)
+        ts, values, st = s.ts, s.values, s.st
         if not ok.all():
             self.stats.unknown_refs += int(len(ok) - ok.sum())
-            s = records.SamplesRecord(
-                s.refs[ok], s.ts[ok], s.values[ok], s.st[ok] if s.st is not None else None
-            )
-        self.pending.append((s.refs, s.ts, s.values, s.st))
-        self.pending_n += len(s.refs)
+            refs, ts, values = refs[ok], ts[ok], values[ok]
+            st = st[ok] if st is not None else None
+        self.pending.append((refs, ts, values, st))
+        self.pending_n += len(refs)
         if self.pending_n >= _FLUSH_SAMPLES:
             self.flush()
 

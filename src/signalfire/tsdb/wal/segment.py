@@ -27,7 +27,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from signalfire.errors import CorruptionError
+from signalfire.errors import CorruptionError, StorageError
 from signalfire.tsdb.options import FsyncPolicy
 
 HEADER = struct.Struct("<B3xII")  # type, length, crc
@@ -111,6 +111,7 @@ class WAL:
         self._index = segs[-1] if segs else 0
         self._fd = -1
         self._size = 0
+        self._broken: OSError | None = None
         self._open_segment(self._index)
 
     @property
@@ -141,12 +142,25 @@ class WAL:
 
     def log(self, rec_type: int, payload: bytes) -> None:
         """Append one record, rotating first when it would overflow the current segment."""
+        if self._broken is not None:
+            raise StorageError(f"write WAL {self.dir}: unusable after an earlier failure") from self._broken
         data = frame(rec_type, payload)
         if self._size > 0 and self._size + len(data) > self.segment_size:
             self.next_segment()
-        self._write_all(data)
-        if self.fsync_policy == "commit":
-            os.fdatasync(self._fd)
+        before = self._size
+        try:
+            self._write_all(data)
+            if self.fsync_policy == "commit":
+                os.fdatasync(self._fd)
+        except OSError as err:
+            # Cut a partial record off again: left in place it would make replay stop
+            # (and repair drop everything) at this point, including later commits.
+            try:
+                os.ftruncate(self._fd, before)
+                self._size = before
+            except OSError:
+                self._broken = err
+            raise StorageError(f"write WAL segment {segment_name(self._index)}: {err}") from err
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
