@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from signalfire.errors import PromQLParseError
-from signalfire.promql import ALL_FEATURES, iter_children, parse_expr, to_string
+from signalfire.promql import ALL_FEATURES, iter_children, parse_expr, prettify, to_string
 
 SCRIPTS = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "promqltest"
 _EVAL = re.compile(r"^eval\S*\s+(?:instant\s+at\s+\S+|range\s+from\s+\S+\s+to\s+\S+\s+step\s+\S+)\s+(.*)$")
@@ -206,3 +206,73 @@ def test_deep_nesting_is_a_parse_error() -> None:
     for q in deep:
         with pytest.raises(PromQLParseError, match="nested too deeply"):
             parse_expr(q, features=ALL_FEATURES)
+
+
+def grammar_query(rng: random.Random, depth: int = 0) -> str:
+    """A random query built from the grammar, so most of them are valid PromQL."""
+    leaf = depth > 4 or rng.random() < 0.3
+    if leaf:
+        return rng.choice(
+            [
+                "x",
+                'x{a="b"}',
+                '{"a.b"="c", d!~"e|f"}',
+                "1",
+                "-2.5",
+                "0x1f",
+                "Inf",
+                "NaN",
+                "5m",
+                "x offset -5m",
+                "x @ 10",
+                "x @ end()",
+                "step()",
+                "time()",
+                '"s"',
+            ]
+        )
+    sub = lambda: grammar_query(rng, depth + 1)  # noqa: E731
+    kind = rng.randrange(9)
+    if kind == 0:
+        op = rng.choice(
+            ["+", "-", "*", "/", "%", "^", "atan2", "==", "!= bool", "> bool", "and", "or", "unless"]
+        )
+        mod = rng.choice(
+            ["", "", " on(a)", " ignoring(a, b)", " on(a) group_left(c)", " ignoring(a) group_right"]
+        )
+        fill = rng.choice(["", "", " fill(0)", " fill_left(-1) fill_right(2)"])
+        return f"{sub()} {op}{mod}{fill} {sub()}"
+    if kind == 1:
+        return f"({sub()})"
+    if kind == 2:
+        return f"-{sub()}"
+    if kind == 3:
+        agg = rng.choice(["sum", "avg", "count", "max by (a)", "min without (b)", "group"])
+        return f"{agg}({sub()})"
+    if kind == 4:
+        return f"topk({rng.choice(['1', '2 + 1', 'scalar(x)'])}, {sub()})"
+    if kind == 5:
+        rng_text = rng.choice(["5m", "1h30m", "10", "5m+1m", "step()*2", "(1m)", "-1m + 2m"])
+        mod = rng.choice(["", " anchored", " smoothed", " offset 1m", " @ 5 offset -1s"])
+        return f"{rng.choice(['rate', 'increase', 'delta'])}(x[{rng_text}]{mod})"
+    if kind == 6:
+        step = rng.choice(["", "1m", "step()"])
+        return f"max_over_time(({sub()})[10m:{step}] offset {rng.choice(['1m', '-(2*30s)', 'step()'])})"
+    if kind == 7:
+        return f"{rng.choice(['abs', 'ceil', 'sort', 'absent'])}({sub()})"
+    return f'label_replace({sub()}, "dst", "$1", "src", "(.*)")'
+
+
+def test_grammar_generated_queries_round_trip() -> None:
+    rng = random.Random(7)
+    parsed = 0
+    for _ in range(5000):
+        q = grammar_query(rng)
+        if check_one(q):
+            parsed += 1
+            # The multi-line form must read back as the same one-line form too.
+            pretty = prettify(parse_expr(q, features=ALL_FEATURES), max_line=20)
+            assert to_string(parse_expr(pretty, features=ALL_FEATURES)) == to_string(
+                parse_expr(q, features=ALL_FEATURES)
+            ), (q, pretty)
+    assert parsed > 1000

@@ -176,7 +176,10 @@ def to_string(node: ast.Expr) -> str:
     if isinstance(node, ast.UnaryExpr):
         return f"{node.op}{to_string(node.expr)}"
     if isinstance(node, ast.BinaryExpr):
-        return f"{to_string(node.lhs)} {node.op}{_matching(node)} {to_string(node.rhs)}"
+        lhs = to_string(node.lhs)
+        if node.op == "^" and lhs == "+Inf":
+            lhs = "Inf"  # "+Inf ^ x" would read back as +(Inf ^ x)
+        return f"{lhs} {node.op}{_matching(node)} {to_string(node.rhs)}"
     if isinstance(node, ast.AggregateExpr):
         param = f"{to_string(node.param)}, " if node.param is not None else ""
         return f"{_agg_head(node)}({param}{to_string(node.expr)})"
@@ -209,6 +212,8 @@ def _pretty(node: ast.Expr, level: int, max_line: int) -> str:
         return out + _pretty(node.expr, level + 1, max_line) + f"\n{indent})"
     if isinstance(node, ast.BinaryExpr):
         lhs, rhs = _pretty(node.lhs, level + 1, max_line), _pretty(node.rhs, level + 1, max_line)
+        if node.op == "^" and lhs.strip() == "+Inf":
+            lhs = lhs.replace("+Inf", "Inf")
         return f"{lhs}\n{indent}{node.op}{_matching(node)}\n{rhs}"
     if isinstance(node, ast.Call):
         args = ",\n".join(_pretty(a, level + 1, max_line) for a in node.args)
