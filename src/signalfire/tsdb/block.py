@@ -130,6 +130,8 @@ class Block:
         Only series with data overlapping the interval get a tombstone (as Prometheus).
         The tombstones file and meta.json are rewritten atomically.
         """
+        if mint > maxt:
+            return 0
         with self._lock:
             ids = select_postings(self.index, matchers)
             t = self.index.t

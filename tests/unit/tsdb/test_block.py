@@ -76,6 +76,13 @@ def test_select_matchers_and_range(block: Block) -> None:
         assert np.array_equal(gv.view(np.uint64), v[sel].view(np.uint64))
 
 
+def test_hints_narrow_the_range(block: Block) -> None:
+    q = block.querier(0, 4 * H)
+    got = q.select([Matcher.equal("i", "7")], SelectHints(start=30_000, end=60_000))
+    # Series i=7 is shifted by 7 % 5 = 2 ms: samples at 30_002 and 45_002 only.
+    assert got.ts.tolist() == [30_002, 45_002]
+
+
 def test_series_hint_returns_labels_only(block: Block) -> None:
     got = block.querier(0, 4 * H).select([Matcher.equal("job", "j0")], SelectHints(func="series"))
     assert len(got) > 0 and got.num_samples == 0
