@@ -20,6 +20,7 @@ import numpy as np
 
 from signalfire._types import F64, I64, Bool
 from signalfire.promql.values import RangeWindows
+from signalfire.promql.window_stats import fast_regression, fast_variance
 from signalfire.promql.windows import (
     ColumnWalk,
     fast_sums,
@@ -226,19 +227,29 @@ def _avg_exact(values: F64, lo: I64, hi: I64) -> F64:
 
 
 def _variance(w: RangeWindows) -> tuple[I64, F64]:
-    """Welford's update with Kahan-compensated mean and sum of squares, as Prometheus."""
+    """Prefix-sum variance where its error bound allows, else Prometheus's sequence."""
     cells, lo, hi = _nonempty(w)
+    var, ok = fast_variance(w.values, w.offsets, lo, hi)
+    redo = np.flatnonzero(~ok)
+    if len(redo):
+        var[redo] = _welford(w.values, lo[redo], hi[redo])
+    return cells, var
+
+
+def _welford(values: F64, lo: I64, hi: I64) -> F64:
+    """Welford's update with Kahan-compensated mean and sum of squares, as Prometheus."""
+    w_values = values
     walk = ColumnWalk(lo, hi)
     C = walk.C
     mean, c_mean, aux, c_aux = np.zeros(C), np.zeros(C), np.zeros(C), np.zeros(C)
     for k, n, idx in walk:
-        v = w.values[idx]
+        v = w_values[idx]
         count = float(k + 1)
         delta = v - (mean[:n] + c_mean[:n])
         mean[:n], c_mean[:n] = kahan_inc(delta / count, mean[:n], c_mean[:n])
         aux[:n], c_aux[:n] = kahan_inc(delta * (v - (mean[:n] + c_mean[:n])), aux[:n], c_aux[:n])
     var = (aux + c_aux) / walk.lens.astype(np.float64)
-    return cells, walk.unsort(var)
+    return walk.unsort(var)
 
 
 @_quiet
@@ -577,7 +588,10 @@ def _linear_regression(w: RangeWindows, lo: I64, hi: I64, intercept_t: I64) -> t
 @_quiet
 def deriv(w: RangeWindows) -> Result:
     cells, lo, hi = _nonempty(w, min_len=2)
-    slope, _ = _linear_regression(w, lo, hi, w.ts[lo])
+    slope, _, ok = fast_regression(w.values, w.ts, w.offsets, lo, hi, w.ts[lo])
+    redo = np.flatnonzero(~ok)
+    if len(redo):
+        slope[redo], _ = _linear_regression(w, lo[redo], hi[redo], w.ts[lo[redo]])
     return _pack(w, cells, slope)
 
 
@@ -586,7 +600,11 @@ def predict_linear(w: RangeWindows, step_ts: I64, duration_s: F64) -> Result:
     """Intercept at the step's evaluation time (not the ``@``/offset time), as Prometheus."""
     cells, lo, hi = _nonempty(w, min_len=2)
     T = len(w.eval_ts)
-    slope, intercept = _linear_regression(w, lo, hi, step_ts[cells % T])
+    icpt = step_ts[cells % T]
+    slope, intercept, ok = fast_regression(w.values, w.ts, w.offsets, lo, hi, icpt)
+    redo = np.flatnonzero(~ok)
+    if len(redo):
+        slope[redo], intercept[redo] = _linear_regression(w, lo[redo], hi[redo], icpt[redo])
     return _pack(w, cells, slope * duration_s[cells % T] + intercept)
 
 

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from signalfire._types import F64, I64
+from signalfire._types import F64, I64, Bool
 
 #: Largest float64 below which every integer is exact.
 _EXACT_INT = float(2**53)
@@ -172,34 +172,46 @@ def kahan_window_sum(values: F64, lo: I64, hi: I64) -> tuple[F64, F64]:
     return walk.unsort(s), walk.unsort(c)
 
 
-def fast_sums(values: F64, offsets: I64, lo: I64, hi: I64) -> tuple[F64, np.ndarray]:
-    """Window sums by prefix sums, plus a mask of the cells where they can be trusted.
+def sum_with_error(values: F64, offsets: I64, lo: I64, hi: I64) -> tuple[F64, F64]:
+    """Window sums of finite ``values`` by prefix sums, with an absolute error bound.
 
-    Trusted means: no Inf/NaN in the window, and either everything is an exact
-    integer sum, or the rounding error bound of the prefix difference is below
-    2^-40 of the result. Callers recompute untrusted cells with the exact sequential
-    algorithm (:func:`kahan_window_sum`), so results agree with Prometheus's Kahan
-    summation to ~1e-12 while costing O(N + cells) in the common case.
+    The bound is 0 when every partial sum is an exact integer (below 2^53). Otherwise
+    the error of ``incl[i]`` accumulates eps/2 * |incl[j]| per step j <= i; the errors
+    before ``lo`` cancel in the difference, leaving those of steps lo+1..hi-1 plus
+    one rounding, i.e. eps * (window sum of |prefix| + |result|).
     """
-    finite = np.isfinite(values)
-    clean = np.where(finite, values, 0.0)
-    incl, excl = segment_prefix(clean, offsets)
+    incl, excl = segment_prefix(values, offsets)
     sums = window_sum(incl, excl, lo, hi)
-    bad_prefix = int_prefix(~finite)
-    has_nonfinite = (bad_prefix[hi] - bad_prefix[lo]) > 0
-    ok = ~has_nonfinite & np.isfinite(sums)
     if len(values) == 0:
-        return sums, ok
-    all_int = bool(np.all(clean == np.round(clean)))
-    if all_int and float(np.abs(clean).sum()) < _EXACT_INT:
-        return sums, ok
-    # Error of incl[i] accumulates eps/2 * |incl[j]| per step j <= i; the errors before
-    # lo cancel in the difference, leaving those of steps lo+1..hi-1 plus one rounding.
+        return sums, np.zeros_like(sums)
+    if bool(np.all(values == np.round(values))) and float(np.abs(values).sum()) < _EXACT_INT:
+        return sums, np.zeros_like(sums)
     a_incl, a_excl = segment_prefix(np.abs(incl), offsets)
     spread = window_sum(a_incl, a_excl, lo, hi)
-    bound = np.finfo(np.float64).eps * (spread + np.abs(sums))
-    ok &= bound <= np.abs(sums) * 2.0**-40
-    ok &= np.isfinite(bound)
+    return sums, np.finfo(np.float64).eps * (spread + np.abs(sums))
+
+
+#: Relative error below which a prefix-sum result stands in for Prometheus's sequential one.
+TRUST = 2.0**-40
+
+
+def nonfinite_in_window(values: F64, lo: I64, hi: I64) -> Bool:
+    bad = int_prefix(~np.isfinite(values))
+    return (bad[hi] - bad[lo]) > 0
+
+
+def fast_sums(values: F64, offsets: I64, lo: I64, hi: I64) -> tuple[F64, Bool]:
+    """Window sums by prefix sums, plus a mask of the cells where they can be trusted.
+
+    Trusted means: no Inf/NaN in the window and an error bound below 2^-40 of the
+    result (or an exact integer sum). Callers recompute untrusted cells with the exact
+    sequential algorithm (:func:`kahan_window_sum`), so results agree with Prometheus's
+    Kahan summation to ~1e-12 while costing O(N + cells) in the common case.
+    """
+    finite = np.isfinite(values)
+    sums, err = sum_with_error(np.where(finite, values, 0.0), offsets, lo, hi)
+    ok = ~nonfinite_in_window(values, lo, hi) & np.isfinite(sums) & np.isfinite(err)
+    ok &= err <= np.abs(sums) * TRUST
     return sums, ok
 
 

@@ -298,3 +298,39 @@ def test_start_timestamp_resets_for_delta_series() -> None:
 def test_st_reset_rules(prev_st: int, cur_st: int, reset: bool) -> None:
     got = rf.st_reset(np.array([prev_st]), np.array([120]), np.array([cur_st]), np.array([180]))
     assert bool(got[0]) is reset
+
+
+# ------------------------------------------------------------ prefix-sum fast paths
+
+
+@SETTINGS
+@given(data=series_sets(st.one_of(st.floats(-1e3, 1e3, allow_nan=False), st.integers(0, 100).map(float))))
+def test_fast_paths_agree_where_trusted(data: tuple) -> None:
+    from signalfire.promql.window_stats import fast_regression, fast_variance
+
+    w = build_windows(*data)
+    lo, hi = w.lo.ravel(), w.hi.ravel()
+    keep = hi - lo >= 2
+    lo, hi = lo[keep], hi[keep]
+    var, ok = fast_variance(w.values, w.offsets, lo, hi)
+    icpt = w.ts[lo] + 5000
+    slope, intercept, ok_r = fast_regression(w.values, w.ts, w.offsets, lo, hi, icpt)
+    for k in range(len(lo)):
+        s = list(zip(w.ts[lo[k] : hi[k]].tolist(), w.values[lo[k] : hi[k]].tolist()))
+        if ok[k]:
+            assert close(float(var[k]), ref_variance(s)) or abs(var[k] - ref_variance(s)) < 1e-9
+        want_s, want_i = ref_regression(s, int(icpt[k]))
+        if ok_r[k]:
+            assert close(float(slope[k]), want_s) or abs(slope[k] - want_s) < 1e-12
+            assert close(float(intercept[k]), want_i) or abs(intercept[k] - want_i) < 1e-9
+
+
+def test_fast_paths_are_taken_on_regular_data() -> None:
+    from signalfire.promql.window_stats import fast_regression, fast_variance
+
+    series = [[(i * 15_000, 3.0 * i + float(i % 7) * 1.5 + 0.1 * j) for i in range(200)] for j in range(3)]
+    w = build_windows(series, [600_000 + 60_000 * k for k in range(10)], 300_000)
+    lo, hi = w.lo.ravel(), w.hi.ravel()
+    assert fast_variance(w.values, w.offsets, lo, hi)[1].all()
+    _, _, ok_r = fast_regression(w.values, w.ts, w.offsets, lo, hi, np.repeat(w.eval_ts[None], 3, 0).ravel())
+    assert ok_r.all()
