@@ -18,14 +18,15 @@ that copies data out; the head itself takes no locks.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from signalfire._types import F64, I64, MAX_TIME, MIN_TIME, Bool
 from signalfire.errors import BadDataError
-from signalfire.labels import Labels, Matcher, MatchType
+from signalfire.labels import Labels, Matcher
 from signalfire.storage import AppendStats
+from signalfire.tsdb.index.postings import select_postings, union_sorted
 
 _MIN_CAP = 16
 
@@ -45,18 +46,26 @@ def _round_cap(need: I64) -> I64:
     return np.left_shift(np.int64(1), np.ceil(np.log2(x)).astype(np.int64))
 
 
-class MemPostings:
-    """Label name -> value -> refs, for the head's matchers.
+class HeadPostings:
+    """Label name -> value -> refs for the head; a ``PostingsIndex`` for ``select_postings``.
 
     Refs are appended in increasing order, so every list stays sorted without sorting.
+    Matchers are evaluated by the block index's ``select_postings``, so head and blocks
+    share one implementation of Prometheus's matcher semantics.
     """
 
     def __init__(self) -> None:
         self._index: dict[str, dict[str, list[int]]] = {}
+        self._sorted: dict[str, list[str]] = {}  # sorted values per name, rebuilt lazily
+        self._live: Callable[[], I64] = lambda: np.empty(0, np.int64)
 
     def add(self, ref: int, labels: Labels) -> None:
         for name, value in labels:
-            self._index.setdefault(name, {}).setdefault(value, []).append(ref)
+            values = self._index.setdefault(name, {})
+            if value not in values:
+                values[value] = []
+                self._sorted.pop(name, None)
+            values[value].append(ref)
 
     def remove(self, dead: set[int], labels: Sequence[Labels]) -> None:
         """Drop ``dead`` refs; ``labels`` are their label sets (to visit only their lists)."""
@@ -68,60 +77,38 @@ class MemPostings:
             kept = [r for r in values[value] if r not in dead]
             if kept:
                 values[value] = kept
-            else:
-                del values[value]
-                if not values:
-                    del self._index[name]
+                continue
+            del values[value]
+            self._sorted.pop(name, None)
+            if not values:
+                del self._index[name]
 
     def label_names(self) -> list[str]:
         return sorted(self._index)
 
     def label_values(self, name: str) -> list[str]:
-        return sorted(self._index.get(name, ()))
+        return list(self.label_value_list(name))
 
-    def _union(self, name: str, values: Sequence[str]) -> I64:
-        lists = self._index.get(name, {})
-        arrays = [np.asarray(lists[v], np.int64) for v in values if v in lists]
-        if not arrays:
-            return np.empty(0, np.int64)
-        if len(arrays) == 1:
-            return arrays[0]
-        return np.unique(np.concatenate(arrays))
+    # PostingsIndex protocol (signalfire.tsdb.index.postings)
 
-    def _matching(self, m: Matcher, want: bool) -> I64:
-        """Refs having label ``m.name`` with a value for which ``m.matches`` equals ``want``."""
-        values = self._index.get(m.name)
-        if not values:
-            return np.empty(0, np.int64)
-        if m.type is MatchType.EQUAL and want:
-            return self._union(m.name, [m.value])
-        names = list(values)
-        hit = m.matches_values(names)
-        keep = hit if want else ~hit
-        return self._union(m.name, [v for v, k in zip(names, keep) if k])
+    def all_postings(self) -> I64:
+        return self._live()
 
-    def select(self, matchers: Sequence[Matcher], all_refs: I64) -> I64:
-        """Sorted refs whose labels satisfy every matcher (Prometheus PostingsForMatchers).
+    def label_value_list(self, name: str) -> Sequence[str]:
+        cached = self._sorted.get(name)
+        if cached is None:
+            cached = self._sorted[name] = sorted(self._index.get(name, ()))
+        return cached
 
-        A matcher that accepts the empty string also selects series without the label, so
-        it is evaluated as "all series minus those whose value fails it".
-        """
-        result: I64 | None = None
-        excluded: list[I64] = []
-        for m in matchers:
-            if m.matches(""):
-                excluded.append(self._matching(m, want=False))
-                continue
-            refs = self._matching(m, want=True)
-            result = refs if result is None else np.intersect1d(result, refs, assume_unique=True)
-            if len(result) == 0:
-                return result
-        if result is None:
-            result = all_refs
-        for ex in excluded:
-            if len(ex):
-                result = np.setdiff1d(result, ex, assume_unique=True)
-        return result
+    def postings_union(self, name: str, value_idx: I64) -> I64:
+        values = self._index.get(name, {})
+        names = self.label_value_list(name)
+        return union_sorted([np.asarray(values[names[int(i)]], np.int64) for i in value_idx])
+
+    def select(self, matchers: Sequence[Matcher], live: Callable[[], I64]) -> I64:
+        """Sorted live refs whose labels satisfy every matcher."""
+        self._live = live
+        return select_postings(self, matchers)
 
 
 class Head:
@@ -130,7 +117,7 @@ class Head:
     def __init__(self, chunk_range: int) -> None:
         self.chunk_range = chunk_range
         self.lock = threading.RLock()
-        self.postings = MemPostings()
+        self.postings = HeadPostings()
         self._by_labels: dict[Labels, int] = {}
         self._labels: list[Labels | None] = []  # by ref; kept after GC so stale refs revive
         self._sorted_refs: I64 | None = None  # live refs sorted by labels, rebuilt lazily
@@ -264,7 +251,7 @@ class Head:
         return refs[np.argsort(self._rank[refs], kind="stable")]
 
     def select_refs(self, matchers: Sequence[Matcher]) -> I64:
-        return self.postings.select(matchers, self.live_refs())
+        return self.postings.select(matchers, self.live_refs)
 
     # ---------------------------------------------------------------- slabs
 

@@ -270,10 +270,10 @@ class HeadAppender:
                 return
             if self._wal is not None:
                 new = np.unique(refs[~head.logged[refs]])
-                series = records.encode_series(new.tolist(), [head.labels_of(r) for r in new.tolist()])
-                payload = records.encode_commit(
-                    series if len(new) else b"", records.encode_samples(refs, ts, values, st)
-                )
+                series = b""
+                if len(new):
+                    series = records.encode_series(new.tolist(), [head.labels_of(r) for r in new.tolist()])
+                payload = records.encode_commit(series, records.encode_samples(refs, ts, values, st))
                 self._wal.log(records.REC_COMMIT, payload)
                 head.logged[new] = True
             else:
