@@ -140,23 +140,37 @@ def max_over_time(w: RangeWindows) -> Result:
 
 
 def _ts_of_extreme(w: RangeWindows, is_max: bool) -> Result:
-    # The last sample that ties the extreme wins (``>=``/``<=`` in Prometheus), and
-    # a NaN running value is always replaced.
+    """Timestamp of the window's max (min) sample; among ties the last one wins
+    (``>=``/``<=`` in Prometheus), NaN loses to any number, all-NaN gives the last.
+
+    Each sample gets an integer key ``priority * N + index`` where priority is the
+    value's dense rank (reversed for min, -1 for NaN); the largest key of a window,
+    one ``np.maximum.reduceat``, is then the winning sample.
+    """
     cells, lo, hi = _nonempty(w)
-    walk = ColumnWalk(lo, hi)
-    best = np.zeros(walk.C)
-    best_ts = np.zeros(walk.C, np.int64)
-    for k, n, idx in walk:
-        cur = w.values[idx]
-        if k == 0:
-            best[:n], best_ts[:n] = cur, w.ts[idx]
-            continue
-        b = best[:n]
-        take = (cur >= b) if is_max else (cur <= b)
-        take |= np.isnan(b)
-        best[:n] = np.where(take, cur, b)
-        best_ts[:n] = np.where(take, w.ts[idx], best_ts[:n])
-    return _pack(w, cells, walk.unsort(best_ts) / 1000.0)
+    v = w.values
+    N = len(v)
+    nan = np.isnan(v)
+    uniq, rank = np.unique(np.where(nan, 0.0, v), return_inverse=True)
+    rank = rank.reshape(-1).astype(np.int64)
+    if not is_max:
+        rank = len(uniq) - 1 - rank
+    rank = np.where(nan, -1, rank)
+    key = rank * N + np.arange(N, dtype=np.int64)
+    best = _reduceat_int(key, lo, hi)
+    winner = best - (best // N) * N
+    return _pack(w, cells, w.ts[winner] / 1000.0)
+
+
+def _reduceat_int(keys: I64, lo: I64, hi: I64) -> I64:
+    """``np.maximum`` over each non-empty ``[lo, hi)`` of an int64 array."""
+    if len(lo) == 0:
+        return np.empty(0, np.int64)
+    ext = np.append(keys, np.int64(0))
+    idx = np.empty(2 * len(lo), np.int64)
+    idx[0::2] = lo
+    idx[1::2] = hi
+    return np.maximum.reduceat(ext, idx)[0::2]
 
 
 @_quiet
