@@ -72,8 +72,8 @@ class _Replayer:
     def record(self, rec: Record, path: str) -> None:
         try:
             if rec.type == records.REC_COMMIT:
-                refs, labels, samples = records.decode_commit(rec.payload)
-                self.series(refs, labels)
+                series_refs, labels, samples = records.decode_commit(rec.payload)
+                self.series(series_refs, labels)
                 self.add(samples)
             elif rec.type == records.REC_SERIES:
                 self.series(*records.decode_series(rec.payload))
@@ -82,9 +82,8 @@ class _Replayer:
             elif rec.type == records.REC_TOMBSTONES:
                 tomb = records.decode_tombstones(rec.payload)
                 self.flush()
-                refs = self.map_refs(tomb.refs)
-                refs = refs[self._known(refs)]
-                self.head.delete(refs, tomb.mint, tomb.maxt)
+                dead = self.map_refs(tomb.refs)
+                self.head.delete(dead[self._known(dead)], tomb.mint, tomb.maxt)
             else:
                 raise records.RecordDecodeError(f"unknown record type {rec.type}")
         except records.RecordDecodeError as err:
