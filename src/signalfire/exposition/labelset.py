@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import sys
 from bisect import bisect_left
-from typing import cast
 
 from signalfire.exposition._lex import (
     LNAME,
@@ -91,9 +90,8 @@ def make_labels(
 def fast_labels(name: str | None, items: str, normalize: str | None, line_no: int, line: str) -> Labels:
     """The label set of one sample whose ``{...}`` body ``items`` passed the line regex.
 
-    The common case (no escapes, no quoted names) is split with ``str.split``:
-    without a backslash a value cannot contain ``"``, so ``",`` only separates
-    items. ``normalize`` names the label (``le``/``quantile``) to put in float form.
+    The common case (no escapes, no quoted names) is split with ``str.split`` on
+    the quotes. ``normalize`` names the label (``le``/``quantile``) to put in float form.
     """
     if not items:
         if name is None:  # pragma: no cover - callers reject a sample without a name
@@ -106,8 +104,11 @@ def fast_labels(name: str | None, items: str, normalize: str | None, line_no: in
         return make_labels(name, pairs, normalize, line_no, line)
     if name is None:
         raise error_at(line_no, line, 0, f"metric name not set while parsing: {go_quote(line)}")
-    parts = (items[:-1] if items[-1] == '"' else items[:-2]).split('",')
-    pairs = cast(list[tuple[str, str]], [tuple(p.split('="', 1)) for p in parts])
+    # Without escapes a value holds no '"', so quotes alternate: names (with '=' and a leading
+    # ',') at even positions, values at odd ones; keys cannot hold '=' or ','.
+    parts = items.split('"')
+    keys = "".join(parts[0::2]).rstrip(",")[:-1].split("=,")
+    pairs = list(zip(keys, parts[1::2]))
     pairs.append((METRIC_NAME, name))
     pairs.sort()
     # A repeated name or an empty value (dropped, as Prometheus does) takes the general path.

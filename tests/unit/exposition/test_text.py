@@ -194,6 +194,9 @@ def test_bad_inputs() -> None:
     e(b'foo{a="1",a="2"} 1\n', 1, 1, 'label name "a" is not unique')
     e(b'foo{a="\xff"} 1\n', 1, 8, 'invalid UTF-8 label value: "foo{a=\\"\\xff\\"} 1"')
     e(b"# HELP foo \xff\n", 1, 1, 'help text "\\xff" is not a valid utf8 string')
+    # Deliberate differences from Prometheus (docs/format/exposition.md).
+    e(b"\x00foo 1\n", 1, 1, 'expected a valid start token, got "\\x00" ("INVALID") while parsing: "\\x00"')
+    e(b'foo{a="1\nb"} 1\n', 1, 7, 'expected label value, got "\\"" ("INVALID") while parsing: "foo{a=\\""')
     # Columns count bytes, as in Prometheus.
     e(
         'foo{a="é"} x\n'.encode(),
