@@ -88,17 +88,27 @@ class Engine:
         return parse_expr(expr, features=self.options.features)
 
     def instant_query(
-        self, queryable: Queryable, expr: str, t_ms: int, *, cancel: threading.Event | None = None
+        self,
+        queryable: Queryable,
+        expr: str,
+        t_ms: int,
+        *,
+        cancel: threading.Event | None = None,
+        lookback_delta_ms: int | None = None,
     ) -> QueryResult:
         """Evaluate ``expr`` at ``t_ms``: a vector, scalar, string, or (for a range-vector
         expression) a matrix with the raw samples of each series' window.
 
-        Setting ``cancel`` from another thread stops the query with QueryCanceledError.
+        Setting ``cancel`` from another thread stops the query with QueryCanceledError;
+        ``lookback_delta_ms`` overrides the engine's lookback for this query (the API's
+        ``lookback_delta`` parameter).
         """
         t0 = time.perf_counter()
         node = self.parse(expr)
         parse_s = time.perf_counter() - t0
-        return self._run(queryable, node, expr, int(t_ms), int(t_ms), 0, True, parse_s, cancel)
+        return self._run(
+            queryable, node, expr, int(t_ms), int(t_ms), 0, True, parse_s, cancel, lookback_delta_ms
+        )
 
     def range_query(
         self,
@@ -109,6 +119,7 @@ class Engine:
         step_ms: int,
         *,
         cancel: threading.Event | None = None,
+        lookback_delta_ms: int | None = None,
     ) -> QueryResult:
         """Evaluate ``expr`` at ``start, start+step, ..., <= end``; always a matrix."""
         if step_ms <= 0:
@@ -121,7 +132,16 @@ class Engine:
         node = self.parse(expr)
         parse_s = time.perf_counter() - t0
         return self._run(
-            queryable, node, expr, int(start_ms), int(end_ms), int(step_ms), False, parse_s, cancel
+            queryable,
+            node,
+            expr,
+            int(start_ms),
+            int(end_ms),
+            int(step_ms),
+            False,
+            parse_s,
+            cancel,
+            lookback_delta_ms,
         )
 
     def query_ast(
@@ -150,8 +170,10 @@ class Engine:
         instant: bool,
         parse_s: float,
         cancel: threading.Event | None = None,
+        lookback_delta_ms: int | None = None,
     ) -> QueryResult:
         opts = self.options
+        lookback = opts.lookback_delta_ms if not lookback_delta_ms else int(lookback_delta_ms)
         t_begin = time.perf_counter()
         ts = np.array([start], np.int64) if instant else np.arange(start, end + 1, step, dtype=np.int64)
         delayed = DELAYED_NAME_REMOVAL in opts.features
@@ -159,7 +181,7 @@ class Engine:
             start=start,
             end=end,
             step=step,
-            lookback_ms=opts.lookback_delta_ms,
+            lookback_ms=lookback,
             default_step_ms=opts.default_eval_interval_ms,
             delayed_name_removal=delayed,
             enable_at_modifier=opts.enable_at_modifier,
@@ -171,7 +193,7 @@ class Engine:
             end=end,
             step=step,
             query=text,
-            lookback_ms=opts.lookback_delta_ms,
+            lookback_ms=lookback,
             features=opts.features,
             delayed_name_removal=delayed,
         )

@@ -222,3 +222,11 @@ def test_select_hints_name_the_enclosing_function(store, expr, func):
     Engine().instant_query(store, expr, 5 * M)
     _, hints = store.selects[-1]
     assert hints is not None and hints.func == func
+
+
+def test_per_query_lookback_override(store):
+    eng = Engine()
+    assert len(eng.instant_query(store, "up", 12 * M).labels) == 2
+    assert len(eng.instant_query(store, "up", 12 * M, lookback_delta_ms=M).labels) == 0
+    res = eng.range_query(store, "up", 10 * M, 12 * M, M, lookback_delta_ms=90_000)
+    np.testing.assert_array_equal(res.present[0], [True, True, False])
