@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+import re2
+
 from signalfire.errors import BadDataError
 from signalfire.labels import METRIC_NAME, Matcher, MatchType
 from signalfire.promql import ast
@@ -18,6 +20,43 @@ from signalfire.promql.parser_base import go_f
 from signalfire.promql.parser_durations import DURATION_EXPECTED, RANGE_CONTEXT, DurationParser
 
 _MATCH_OPS = frozenset({"=", "!=", "=~", "!~"})
+
+# RE2's error codes as Go's regexp/syntax words them, which Prometheus reports.
+_GO_REGEX_ERRORS = {
+    "missing )": "missing closing )",
+    "missing ]": "missing closing ]",
+    "unexpected )": "unexpected )",
+    "no argument for repetition operator": "missing argument to repetition operator",
+    "invalid repetition size": "invalid repeat count",
+    "bad repetition operator": "invalid nested repetition operator",
+    "invalid escape sequence": "invalid escape sequence",
+    "invalid named capture group": "invalid named capture",
+    "invalid character class range": "invalid character class range",
+    "invalid character class": "invalid character class",
+    "invalid perl operator": "invalid or unsupported Perl syntax",
+    "trailing \\": "trailing backslash at end of expression",
+    "pattern too large - compile failed": "expression too large",
+    "bad nesting depth": "expression nests too deeply",
+}
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+
+
+def regex_error(pattern: str) -> str:
+    """Prometheus's message for an invalid regex matcher (Go's ``error parsing regexp:
+    <reason>: `<fragment>```), or "" when ``pattern`` compiles."""
+    try:
+        re2.compile(pattern, _RE2_OPTIONS)
+    except UnicodeError:  # escapes that produced bytes that are not UTF-8
+        return f"error parsing regexp: invalid UTF-8: `{go_quote(pattern)[1:-1]}`"
+    except re2.error as err:
+        raw = err.args[0] if err.args else ""
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        code, _, fragment = text.partition(": ")
+        return f"error parsing regexp: {_GO_REGEX_ERRORS.get(code, code)}: `{fragment}`"
+    return ""
+
+
 _SELECTOR_OR_SUBQUERY = "an instant vector selector or range vector selector or a subquery"
 
 
@@ -76,12 +115,15 @@ class SelectorParser(DurationParser):
         if value.kind != STRING:
             raise self.unexpected("label matching", "string")
         self.next()
+        if op.kind in ("=~", "!~"):
+            problem = regex_error(value.text)
+            if problem:
+                self.semantic(tok.pos, problem)
+                return None
         try:
             return Matcher(MatchType(op.kind), name, value.text)
-        except BadDataError as err:
+        except (BadDataError, UnicodeError) as err:
             self.semantic(tok.pos, str(err))
-        except UnicodeError:  # a regex built from escapes that are not valid UTF-8
-            self.semantic(tok.pos, f"error parsing regexp: invalid UTF-8: {go_quote(value.text)}")
         return None
 
     # -- postfix modifiers ------------------------------------------------------

@@ -345,6 +345,10 @@ def test_positions() -> None:
             '1:11: parse error: unexpected identifier "by" in label matching, expected "," or "}"',
         ),
         ('foo{a="b"} by', "1:12: parse error: unexpected <by>"),
+        ('foo{a=~"(.*"}', "1:5: parse error: error parsing regexp: missing closing ): `(.*`"),
+        ('{a!~"a["}', "1:2: parse error: error parsing regexp: missing closing ]: `[`"),
+        ('{a=~"*a"}', "1:2: parse error: error parsing regexp: missing argument to repetition operator: `*`"),
+        ('{a=~"\\xff"}', "1:2: parse error: error parsing regexp: invalid UTF-8: `\\xff`"),
         (
             "999" * 110,
             '1:1: parse error: error parsing number: strconv.ParseFloat: parsing "'
