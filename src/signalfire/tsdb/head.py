@@ -17,6 +17,7 @@ that copies data out; the head itself takes no locks.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Callable, Sequence
 
@@ -120,8 +121,11 @@ class Head:
         self.postings = HeadPostings()
         self._by_labels: dict[Labels, int] = {}
         self._labels: list[Labels | None] = []  # by ref; kept after GC so stale refs revive
-        self._sorted_refs: I64 | None = None  # live refs sorted by labels, rebuilt lazily
-        self._rank: I64 = np.empty(0, np.int64)
+        # Live refs in label order, kept incrementally: new refs wait in _unsorted and are
+        # merged in (binary search + one np.insert) by the next read that needs the order.
+        self._sorted_refs: I64 = np.empty(0, np.int64)
+        self._unsorted: list[int] = []
+        self._rank: I64 | None = None
         cap = 1024
         self.alive = np.zeros(cap, np.bool_)
         self.logged = np.zeros(cap, np.bool_)  # series record is in the WAL
@@ -190,7 +194,8 @@ class Head:
         self._by_labels[labels] = ref
         self.alive[ref] = True
         self.postings.add(ref, labels)
-        self._sorted_refs = None
+        self._unsorted.append(ref)
+        self._rank = None
 
     def get_or_create(self, series: Sequence[Labels]) -> I64:
         """Refs for ``series``, creating the missing ones (not yet logged to the WAL)."""
@@ -242,13 +247,24 @@ class Head:
         return refs
 
     def sort_by_labels(self, refs: I64) -> I64:
-        """``refs`` ordered by their label sets (one Python sort per batch of new series)."""
-        if self._sorted_refs is None:
-            live = self.live_refs()
-            self._sorted_refs = np.array(sorted(live.tolist(), key=self._labels.__getitem__), np.int64)
+        """``refs`` ordered by their label sets, via a cached rank of every live series."""
+        if self._unsorted:
+            self._merge_unsorted()
+        if self._rank is None:
             self._rank = np.zeros(len(self._labels), np.int64)
             self._rank[self._sorted_refs] = np.arange(len(self._sorted_refs))
-        return refs[np.argsort(self._rank[refs], kind="stable")]
+        out: I64 = refs[np.argsort(self._rank[refs], kind="stable")]
+        return out
+
+    def _merge_unsorted(self) -> None:
+        """Insert the refs registered since the last read into the label order: a Python
+        sort of the new series only, a binary search each, one ``np.insert``."""
+        key = self._labels.__getitem__
+        new = sorted({r for r in self._unsorted if self.alive[r]}, key=key)
+        self._unsorted = []
+        order = self._sorted_refs.tolist()
+        pos = [bisect.bisect_left(order, key(r), key=key) for r in new]
+        self._sorted_refs = np.insert(self._sorted_refs, pos, new).astype(np.int64)
 
     def select_refs(self, matchers: Sequence[Matcher]) -> I64:
         return self.postings.select(matchers, self.live_refs)
@@ -428,7 +444,8 @@ class Head:
             self.wasted += int(self.cap[dead].sum())
             self.cap[dead] = 0
             self.last_t[dead] = MIN_TIME
-            self._sorted_refs = None
+            self._sorted_refs = self._sorted_refs[self.alive[self._sorted_refs]]
+            self._rank = None
         if self.wasted > self.pool_end // 2:
             self.repack()
         self._recompute_bounds()

@@ -146,3 +146,17 @@ def test_stats():
     s = head.stats()
     assert (s["num_series"], s["num_samples"], s["min_time"], s["max_time"]) == (3, 6, 1000, 2000)
     assert s["memory_bytes"] > 0
+
+
+def test_label_order_is_kept_across_rounds_of_new_and_removed_series():
+    head = Head(2 * H)
+    rng = np.random.default_rng(3)
+    names = [Labels.from_strings("__name__", "m", "k", f"{x:04d}") for x in rng.permutation(300)]
+    for chunk in range(0, 300, 70):
+        _fill(head, names[chunk : chunk + 70], [1000 + chunk])
+        ss = HeadQuerier(head, 0, 10**6).select([])
+        assert list(ss.labels) == sorted(names[: chunk + 70])
+    head.truncate(1000 + 140)  # GC the first two rounds
+    _fill(head, names[:10], [5000])  # and bring ten of them back
+    ss = HeadQuerier(head, 0, 10**6).select([])
+    assert list(ss.labels) == sorted(names[140:] + names[:10])
