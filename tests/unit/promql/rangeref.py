@@ -252,3 +252,47 @@ def ref_holt(w: list[Sample], sf: float, tf: float) -> float | None:
         y = (1 - sf) * (s1 + b)
         s0, s1 = s1, x + y
     return s1
+
+
+def ref_extended_rate(
+    w: list[Sample], end: int, range_ms: int, smoothed: bool, is_counter: bool, is_rate: bool
+) -> float | None:
+    """Prometheus's extendedRate (anchored/smoothed), line by line, on the window the
+    engine hands over (boundary samples included)."""
+    if not w:
+        return None
+    start = end - range_ms
+    last = len(w) - 1
+    # sort.Search(last, T > start) - 1, clamped at 0.
+    first = max(0, next((i for i in range(last) if w[i][0] > start), last) - 1)
+    if smoothed:
+        last = next((i for i in range(last) if w[i][0] >= end), last)
+    if w[last][0] <= start:
+        return None
+
+    def interp(p1: Sample, p2: Sample, t: int) -> float:
+        y1, y2 = p1[1], p2[1]
+        if is_counter and y2 < y1:
+            y1 = 0.0
+        return y1 + (y2 - y1) * (t - p1[0]) / (p2[0] - p1[0])
+
+    left = interp(w[first], w[first + 1], start) if smoothed and w[first][0] < start else w[first][1]
+    right = interp(w[last - 1], w[last], end) if smoothed and last > 0 and w[last][0] > end else w[last][1]
+    result = right - left
+    if is_counter:
+        fi, la = first, last
+        if w[fi][0] <= start:
+            fi += 1
+        if w[la][0] >= end:
+            la -= 1
+        corr, prev = 0.0, left
+        for _, v in w[fi : la + 1]:
+            if v < prev:
+                corr += prev
+            prev = v
+        if right < prev:
+            corr += prev
+        result += corr
+    if is_rate:
+        result /= range_ms / 1000
+    return result

@@ -378,3 +378,9 @@ def test_format_openmetrics_float() -> None:
         "+Inf",
         "NaN",
     ]
+
+
+def test_every_parsed_function_has_a_kernel() -> None:
+    from signalfire.promql.function_signatures import FUNCTIONS as SIGNATURES
+
+    assert sorted(set(SIGNATURES) - set(FUNCTIONS)) == []

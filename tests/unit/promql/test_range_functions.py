@@ -334,3 +334,21 @@ def test_fast_paths_are_taken_on_regular_data() -> None:
     assert fast_variance(w.values, w.offsets, lo, hi)[1].all()
     _, _, ok_r = fast_regression(w.values, w.ts, w.offsets, lo, hi, np.repeat(w.eval_ts[None], 3, 0).ravel())
     assert ok_r.all()
+
+
+@pytest.mark.parametrize("smoothed", [False, True])
+@pytest.mark.parametrize("is_counter,is_rate", [(True, True), (True, False), (False, False)])
+@SETTINGS
+@given(data=series_sets(COUNTER_VALUES))
+def test_extended_rate_matches_reference(
+    smoothed: bool, is_counter: bool, is_rate: bool, data: tuple
+) -> None:
+    from rangeref import ref_extended_rate
+
+    series, eval_ts, range_ms = data
+    w = build_windows(series, eval_ts, range_ms, anchored=not smoothed, smoothed=smoothed)
+
+    def ref(s: list, i: int, j: int) -> float | None:
+        return ref_extended_rate(s, int(w.eval_ts[j]), w.range_ms, smoothed, is_counter, is_rate)
+
+    check(w, rf.extrapolated_rate(w, is_counter, is_rate), ref)
