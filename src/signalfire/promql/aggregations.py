@@ -58,9 +58,8 @@ def aggregate(node: ast.AggregateExpr, vec: StepMatrix, param: object, ctx: Eval
     elif op == "group":
         vals = np.ones((G, T), np.float64)
     elif op in ("min", "max"):
-        vals = np.full((G, T), np.nan)
         red = np.fmax if op == "max" else np.fmin
-        red.at(vals, ids, np.where(present, vec.values, np.nan))
+        vals = ragged.group_reduce(red, ids, G, np.where(present, vec.values, np.nan), np.nan)
     elif op in ("stddev", "stdvar"):
         vals = _variance(ids, G, vec.values, present, counts)
         if op == "stddev":
@@ -89,11 +88,9 @@ def kahan_group_sum(ids: I64, G: int, values: F64, present: Bool) -> F64:
     per rank, vectorised over groups and steps).
     """
     masked = np.where(present, values, 0.0)
-    plain = np.zeros((G, values.shape[1]), np.float64)
-    np.add.at(plain, ids, masked)
-    mag = np.zeros_like(plain)
+    plain = ragged.group_reduce(np.add, ids, G, masked)
     with np.errstate(all="ignore"):
-        np.add.at(mag, ids, np.abs(masked))
+        mag = ragged.group_reduce(np.add, ids, G, np.abs(masked))
         n = np.bincount(ids, minlength=G).astype(np.float64)[:, None]
         risky = np.isfinite(mag) & (mag * n * 2.0**-52 > np.abs(plain) * 1e-9)
     if not risky.any():
@@ -148,14 +145,11 @@ def _variance(ids: I64, G: int, values: F64, present: Bool, counts: I64) -> F64:
     inputs give exactly 0, as Prometheus's incremental (Welford) form does.
     """
     with np.errstate(all="ignore"):
-        shift = np.full((G, values.shape[1]), np.nan)
-        np.fmax.at(shift, ids, np.where(present, values, np.nan))
+        shift = ragged.group_reduce(np.fmax, ids, G, np.where(present, values, np.nan), np.nan)
         x = np.where(present, values - shift[ids], 0.0)
         mean = kahan_group_sum(ids, G, x, present) / counts
         dev = np.where(present, x - mean[ids], 0.0)
-        sq = np.zeros((G, values.shape[1]), np.float64)
-        np.add.at(sq, ids, dev * dev)
-        return sq / counts
+        return ragged.group_reduce(np.add, ids, G, dev * dev) / counts
 
 
 # ---------------------------------------------------------------- ordering operators

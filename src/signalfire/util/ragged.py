@@ -152,20 +152,35 @@ def group_ids(keys: Sequence[Hashable]) -> tuple[I64, list[Any]]:
     return ids, list(index)
 
 
+def group_reduce(ufunc: np.ufunc, ids: I64, G: int, rows: np.ndarray, fill: float = 0.0) -> np.ndarray:
+    """``ufunc`` over the rows of each group: ``rows[S, T]`` → ``[G, T]``.
+
+    Rows are sorted by group once and reduced with ``ufunc.reduceat`` along the series axis
+    (contiguous, about twice as fast as ``ufunc.at``). Groups without rows get ``fill``.
+    """
+    S = len(ids)
+    T = rows.shape[1]
+    if S == 0:
+        return np.full((G, T), fill, dtype=rows.dtype)
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    starts = np.searchsorted(sorted_ids, np.arange(G))
+    has = starts < S
+    has[has] &= sorted_ids[starts[has]] == np.flatnonzero(has)
+    out = np.full((G, T), fill, dtype=rows.dtype)
+    if has.any():
+        out[has] = ufunc.reduceat(rows[order], starts[has], axis=0)
+    return out
+
+
 def group_reduce_sum(ids: I64, G: int, values: F64, mask: Bool) -> F64:
     """Per-group sums over the series axis: ``values[S, T]`` → float64[G, T], masked cells skipped."""
-    T = values.shape[1]
-    out = np.zeros((G, T), np.float64)
-    np.add.at(out, ids, np.where(mask, values, 0.0))
-    return out
+    return group_reduce(np.add, ids, G, np.where(mask, values, 0.0))
 
 
 def group_count(ids: I64, G: int, mask: Bool) -> I64:
     """Per-group number of present cells: ``mask[S, T]`` → int64[G, T]."""
-    T = mask.shape[1]
-    out = np.zeros((G, T), np.int64)
-    np.add.at(out, ids, mask.astype(np.int64))
-    return out
+    return group_reduce(np.add, ids, G, mask.astype(np.int64), 0)
 
 
 def first_true(mask: Bool, axis: int = 0) -> I64:

@@ -100,3 +100,12 @@ def test_group_reductions_skip_masked_cells():
 def test_prefix_sum():
     p = ragged.prefix_sum(np.array([1.0, 2.0, 3.0]))
     assert (p[3] - p[1]) == 5.0
+
+
+def test_group_reduce_with_empty_groups_and_fill():
+    ids = np.array([2, 0, 2])
+    rows = np.array([[1.0, 5.0], [2.0, np.nan], [3.0, 1.0]])
+    got = ragged.group_reduce(np.fmax, ids, 4, rows, np.nan)
+    np.testing.assert_array_equal(got, [[2.0, np.nan], [np.nan, np.nan], [3.0, 5.0], [np.nan, np.nan]])
+    got = ragged.group_reduce(np.add, np.empty(0, np.int64), 2, np.empty((0, 3)))
+    np.testing.assert_array_equal(got, np.zeros((2, 3)))
