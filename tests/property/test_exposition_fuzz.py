@@ -142,3 +142,28 @@ def test_values_survive_fuzz_corpus() -> None:
     )
     r = parse_text(body)
     assert all(math.isfinite(v) or math.isnan(v) or math.isinf(v) for v in r.values.tolist())
+
+
+_tricky = st.text(alphabet=',="\\{} \tn.le_aé#', max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,3}", fullmatch=True), _tricky, max_size=4))
+def test_fast_and_slow_paths_agree(labels: dict[str, str]) -> None:
+    """The text parser's whole-body regex path and its token-by-token path give one answer."""
+    from signalfire.exposition.text import _parse_lines, decode_lines
+    from signalfire.exposition.write import MetricFamily, Sample, write_text
+    from signalfire.labels import Labels
+
+    lset = Labels.from_dict({"__name__": "m_bucket", **labels})
+    body = write_text([MetricFamily("m", "histogram", samples=[Sample(lset, 1.0, 5)])])
+    fast = parse_text(body)
+    slow = _parse_lines(decode_lines(body)[0], False, None)
+    assert fast.labels == slow.labels
+    assert fast.keys == slow.keys
+    want = dict(lset)
+    if "le" in want:
+        from signalfire.exposition._lex import normalize_float_label
+
+        want["le"] = normalize_float_label(want["le"])
+    assert dict(fast.labels[0]) == want
