@@ -10,6 +10,7 @@ one per series. Layouts: docs/format/block.md.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from signalfire._types import I64
+from signalfire._types import F64, I64
 from signalfire.labels import Labels
 from signalfire.storage import SeriesSet
 from signalfire.tsdb.block_meta import BlockMeta, new_ulid, write_meta
@@ -67,24 +68,192 @@ def _sorted_series(series: SeriesSet) -> SeriesSet:
     return SeriesSet([labels[i] for i in order], offsets, series.ts[idx], series.values[idx], st=st)
 
 
-def _restrict(
-    series: SeriesSet, min_time: int, max_time: int
-) -> tuple[list[Labels], I64, I64, I64, I64 | None]:
-    """Samples in ``[min_time, max_time)`` only, series left empty dropped."""
-    ts = np.asarray(series.ts, np.int64)
-    sid = np.repeat(np.arange(len(series.labels), dtype=np.int64), np.diff(series.offsets))
-    keep = (ts >= min_time) & (ts < max_time)
-    if len(ts) > 1:
-        same = sid[1:] == sid[:-1]
-        if np.any(same & (ts[1:] <= ts[:-1])):
-            raise AssertionError("BUG: write_block got timestamps that do not increase within a series")
-    counts = np.bincount(sid[keep], minlength=len(series.labels))
-    alive = np.flatnonzero(counts > 0)
-    offsets = np.zeros(len(alive) + 1, np.int64)
-    np.cumsum(counts[alive], out=offsets[1:])
-    st = np.asarray(series.st, np.int64)[keep] if series.st is not None else None
-    values = np.asarray(series.values, np.float64)[keep]
-    return [series.labels[i] for i in alive.tolist()], offsets, ts[keep], values, st  # type: ignore[return-value]
+class BlockWriter:
+    """Streams one block to disk: label sets first, then samples window by window.
+
+    ``labels`` are every series the block may hold, sorted and unique; :meth:`add`
+    takes samples of some of them (by position in ``labels``), in non-decreasing 2h
+    windows across calls; :meth:`finish` writes the index, tombstones and meta.json
+    and renames the directory into place. Series that never got a sample are left
+    out of the index. Memory stays bounded by one :meth:`add` call's data, which is
+    what lets compaction merge large blocks window by window.
+    """
+
+    def __init__(
+        self,
+        parent_dir: Path,
+        labels: Sequence[Labels],
+        *,
+        min_time: int,
+        max_time: int,
+        level: int = 1,
+        sources: Sequence[str] = (),
+        parents: Sequence[str] = (),
+        ulid: str | None = None,
+    ) -> None:
+        self.parent_dir = Path(parent_dir)
+        self.labels = list(labels)
+        self.ulid = ulid or new_ulid()
+        self.min_time, self.max_time = min_time, max_time
+        self.level = level
+        self.sources = tuple(sorted(set(sources))) if sources else (self.ulid,)
+        self.parents = tuple(parents)
+        self.tmp = self.parent_dir / (self.ulid + ".tmp")
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        (self.tmp / CHUNKS_DIR).mkdir(parents=True)
+        self._chunks = ChunkWriter(self.tmp / CHUNKS_DIR / CHUNK_SEGMENT)
+        self._pieces: list[dict[str, I64]] = []
+        self._tscols: list[tuple[I64, I64]] = []
+        self._refs: list[int] = []
+        self._n_cols = 0
+        self._n_samples = 0
+        self._last_window: int | None = None
+
+    def add(self, sids: I64, offsets: I64, ts: I64, values: F64, st: I64 | None = None) -> None:
+        """Add samples of series ``sids`` (ascending positions in ``labels``), ragged by ``offsets``.
+
+        Samples outside ``[min_time, max_time)`` are dropped. Windows must not go back
+        in time across calls (AssertionError otherwise).
+        """
+        sids = np.asarray(sids, np.int64)
+        ts = np.asarray(ts, np.int64)
+        lens = np.diff(offsets)
+        owner = np.repeat(sids, lens)
+        keep = (ts >= self.min_time) & (ts < self.max_time)
+        if len(ts) > 1 and np.any((owner[1:] == owner[:-1]) & (ts[1:] <= ts[:-1])):
+            raise AssertionError("BUG: block samples must increase in time within a series")
+        if not keep.all():
+            owner, ts, values = owner[keep], ts[keep], np.asarray(values)[keep]
+            st = st[keep] if st is not None else None
+        if len(ts) == 0:
+            return
+        first_win = int(np.floor_divide(ts.min(), WINDOW_MS))
+        if self._last_window is not None and first_win < self._last_window:
+            raise AssertionError("BUG: BlockWriter.add went back to an earlier window")
+        self._last_window = int(np.floor_divide(ts.max(), WINDOW_MS))
+        self._write_batch(owner, ts, np.asarray(values, np.float64), st)
+
+    def _write_batch(self, owner: I64, ts: I64, values: F64, st: I64 | None) -> None:
+        """Cut pieces, dedupe timestamp columns and write the chunks of one batch."""
+        win = np.floor_divide(ts, WINDOW_MS)
+        # Pieces: runs of equal (series, window), in series order.
+        brk = np.ones(len(ts), np.bool_)
+        brk[1:] = (owner[1:] != owner[:-1]) | (win[1:] != win[:-1])
+        p_start = np.flatnonzero(brk).astype(np.int64)
+        p_len = np.diff(np.append(p_start, len(ts)))
+        p_win = win[p_start]
+        # Chunk order: by window, then series (a stable sort keeps series order).
+        order = np.argsort(p_win, kind="stable")
+        o_len, o_win = p_len[order], p_win[order]
+        perm = ragged_arange(p_start[order], o_len)  # sample index in chunk order
+        o_off = np.zeros(len(order) + 1, np.int64)
+        np.cumsum(o_len, out=o_off[1:])
+        v_chunk_of, v_pos = _cut(o_win, o_len)
+        ts_o = ts[perm]
+        # Timestamp columns: identical (window, samples) pieces share one column.
+        col_of, col_rep = _dedupe_columns(ts_o, o_off, o_win)
+        c_len = o_len[col_rep]
+        t_chunk_of, t_pos = _cut(o_win[col_rep], c_len)
+        ts_cols = ts_o[ragged_arange(o_off[col_rep], c_len)]
+        col_off = np.zeros(len(col_rep) + 1, np.int64)
+        np.cumsum(c_len, out=col_off[1:])
+        vals_o = values[perm]
+        st_o = st[perm] if st is not None else None
+        base = len(self._refs)
+        n_v = int(v_chunk_of[-1]) + 1
+        n_t = int(t_chunk_of[-1]) + 1
+        # Loop over chunks; each iteration encodes one chunk's whole columns.
+        v_bounds = np.searchsorted(v_chunk_of, np.arange(n_v + 1))
+        for c in range(n_v):
+            a, b = int(v_bounds[c]), int(v_bounds[c + 1])
+            sa, sb = int(o_off[a]), int(o_off[b])
+            rec = encode_value_chunk(o_len[a:b], vals_o[sa:sb], st_o[sa:sb] if st_o is not None else None)
+            self._refs.append(self._chunks.write(rec))
+        t_bounds = np.searchsorted(t_chunk_of, np.arange(n_t + 1))
+        for c in range(n_t):
+            a, b = int(t_bounds[c]), int(t_bounds[c + 1])
+            self._refs.append(
+                self._chunks.write(encode_ts_chunk(c_len[a:b], ts_cols[col_off[a] : col_off[b]]))
+            )
+        inv = np.empty(len(order), np.int64)
+        inv[order] = np.arange(len(order))
+        self._pieces.append(
+            {
+                "series": owner[p_start],
+                "win": p_win,
+                "mint": ts[p_start],
+                "maxt": ts[p_start + p_len - 1],
+                "chunk": base + v_chunk_of[inv],
+                "pos": v_pos[inv],
+                "tscol": self._n_cols + col_of[inv],
+            }
+        )
+        self._tscols.append((base + n_v + t_chunk_of, t_pos))
+        self._n_cols += len(col_rep)
+        self._n_samples += len(ts)
+
+    def finish(self) -> BlockMeta:
+        """Write index, tombstones and meta.json, fsync, and rename the block into place."""
+        try:
+            self._chunks.close()
+            pieces = {k: _cat([p[k] for p in self._pieces]) for k in _PIECE_KEYS}
+            # Pieces in (series, window) order; series without pieces leave the index.
+            order = np.lexsort((pieces["win"], pieces["series"]))
+            pieces = {k: v[order] for k, v in pieces.items()}
+            present = np.zeros(len(self.labels), np.bool_)
+            present[pieces["series"]] = True
+            new_id = np.cumsum(present) - 1
+            S = int(present.sum())
+            piece_off = np.zeros(S + 1, np.int64)
+            np.cumsum(np.bincount(new_id[pieces["series"]], minlength=S), out=piece_off[1:])
+            tables = {
+                "piece_off": piece_off,
+                "piece_mint": pieces["mint"],
+                "piece_maxt": pieces["maxt"],
+                "piece_chunk": pieces["chunk"],
+                "piece_pos": pieces["pos"],
+                "piece_tscol": pieces["tscol"],
+                "tscol_chunk": _cat([c for c, _ in self._tscols]),
+                "tscol_pos": _cat([p for _, p in self._tscols]),
+                "chunk_ref": np.array(self._refs, np.int64),
+            }
+            labels = [self.labels[i] for i in np.flatnonzero(present).tolist()]
+            write_index(self.tmp / INDEX_FILE, labels, tables)
+            write_tombstones(self.tmp, Tombstones())
+            meta = BlockMeta(
+                ulid=self.ulid,
+                min_time=self.min_time,
+                max_time=self.max_time,
+                num_series=S,
+                num_samples=self._n_samples,
+                num_chunks=len(order),
+                level=self.level,
+                sources=self.sources,
+                parents=self.parents,
+            )
+            write_meta(self.tmp, meta)
+            _fsync_dir(self.tmp / CHUNKS_DIR)
+            _fsync_dir(self.tmp)
+            os.replace(self.tmp, self.parent_dir / self.ulid)
+            _fsync_dir(self.parent_dir)
+        except BaseException:
+            self.abort()
+            raise
+        return meta
+
+    def abort(self) -> None:
+        """Drop the half-written block."""
+        with contextlib.suppress(OSError):
+            self._chunks.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+_PIECE_KEYS = ("series", "win", "mint", "maxt", "chunk", "pos", "tscol")
+
+
+def _cat(arrays: list[I64]) -> I64:
+    return np.concatenate(arrays).astype(np.int64, copy=False) if arrays else np.empty(0, np.int64)
 
 
 def write_block(
@@ -107,112 +276,19 @@ def write_block(
     ``<ulid>``, so a crash never leaves a half-written block under a block name.
     Level-1 blocks list themselves as their only source.
     """
-    parent_dir = Path(parent_dir)
-    ulid = ulid or new_ulid()
-    tmp = parent_dir / (ulid + ".tmp")
-    final = parent_dir / ulid
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    (tmp / CHUNKS_DIR).mkdir(parents=True)
+    series = _sorted_series(series)
+    w = BlockWriter(
+        parent_dir, series.labels, min_time=min_time, max_time=max_time, level=level,
+        sources=sources, parents=parents, ulid=ulid,
+    )  # fmt: skip
     try:
-        labels, offsets, ts, values, st = _restrict(_sorted_series(series), min_time, max_time)
-        tables, n_pieces = _write_chunks(tmp / CHUNKS_DIR / CHUNK_SEGMENT, offsets, ts, values, st)
-        write_index(tmp / INDEX_FILE, labels, tables)
-        write_tombstones(tmp, Tombstones())
-        meta = BlockMeta(
-            ulid=ulid,
-            min_time=min_time,
-            max_time=max_time,
-            num_series=len(labels),
-            num_samples=len(ts),
-            num_chunks=n_pieces,
-            level=level,
-            sources=tuple(sorted(set(sources))) if sources else (ulid,),
-            parents=tuple(parents),
+        w.add(
+            np.arange(len(series.labels), dtype=np.int64), series.offsets, series.ts, series.values, series.st
         )
-        write_meta(tmp, meta)
-        _fsync_dir(tmp / CHUNKS_DIR)
-        _fsync_dir(tmp)
-        os.replace(tmp, final)
-        _fsync_dir(parent_dir)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        w.abort()
         raise
-    return meta
-
-
-def _write_chunks(
-    path: Path, offsets: I64, ts: I64, values: np.ndarray, st: I64 | None
-) -> tuple[dict[str, I64], int]:
-    """Cut pieces, dedupe timestamp columns, write all chunks; returns the index tables."""
-    S = len(offsets) - 1
-    sid = np.repeat(np.arange(S, dtype=np.int64), np.diff(offsets))
-    win = np.floor_divide(ts, WINDOW_MS)
-    # Pieces: runs of equal (series, window), in series order.
-    brk = np.ones(len(ts), np.bool_)
-    if len(ts):
-        brk[1:] = (sid[1:] != sid[:-1]) | (win[1:] != win[:-1])
-    p_start = np.flatnonzero(brk).astype(np.int64)
-    p_len = np.diff(np.append(p_start, len(ts)))
-    p_series = sid[p_start]
-    p_win = win[p_start]
-    # Chunk order: by window, then series (a stable sort keeps series order).
-    order = np.argsort(p_win, kind="stable")
-    o_len = p_len[order]
-    o_win = p_win[order]
-    o_start = p_start[order]
-    perm = ragged_arange(o_start, o_len)  # sample index in chunk order
-    o_off = np.zeros(len(order) + 1, np.int64)
-    np.cumsum(o_len, out=o_off[1:])
-    v_chunk_of, v_pos = _cut(o_win, o_len)
-    # Timestamp columns: identical (window, samples) pieces share one column.
-    col_of, col_rep = _dedupe_columns(ts[perm], o_off, o_win)
-    c_win = o_win[col_rep]
-    c_len = o_len[col_rep]
-    t_chunk_of, t_pos = _cut(c_win, c_len)
-    n_v = int(v_chunk_of.max()) + 1 if len(v_chunk_of) else 0
-    n_t = int(t_chunk_of.max()) + 1 if len(t_chunk_of) else 0
-    vals_o = values[perm]
-    ts_o = ts[perm]
-    st_o = st[perm] if st is not None else None
-    col_samples = ragged_arange(o_off[col_rep], c_len)
-    ts_cols = ts_o[col_samples]
-    col_off = np.zeros(len(col_rep) + 1, np.int64)
-    np.cumsum(c_len, out=col_off[1:])
-    refs = np.zeros(n_v + n_t, np.int64)
-    writer = ChunkWriter(path)
-    try:
-        # Loop over chunks; each iteration encodes one chunk's whole columns.
-        v_bounds = np.searchsorted(v_chunk_of, np.arange(n_v + 1))
-        t_bounds = np.searchsorted(t_chunk_of, np.arange(n_t + 1))
-        for c in range(n_t):
-            a, b = int(t_bounds[c]), int(t_bounds[c + 1])
-            refs[n_v + c] = writer.write(encode_ts_chunk(c_len[a:b], ts_cols[col_off[a] : col_off[b]]))
-        for c in range(n_v):
-            a, b = int(v_bounds[c]), int(v_bounds[c + 1])
-            sa, sb = int(o_off[a]), int(o_off[b])
-            rec = encode_value_chunk(o_len[a:b], vals_o[sa:sb], st_o[sa:sb] if st_o is not None else None)
-            refs[c] = writer.write(rec)
-    finally:
-        writer.close()
-    # Index tables, back in series order.
-    inv = np.empty(len(order), np.int64)
-    inv[order] = np.arange(len(order))
-    piece_off = np.zeros(S + 1, np.int64)
-    np.cumsum(np.bincount(p_series, minlength=S), out=piece_off[1:])
-    last = p_start + p_len - 1
-    tables = {
-        "piece_off": piece_off,
-        "piece_mint": ts[p_start] if len(ts) else np.empty(0, np.int64),
-        "piece_maxt": ts[last] if len(ts) else np.empty(0, np.int64),
-        "piece_chunk": v_chunk_of[inv],
-        "piece_pos": v_pos[inv],
-        "piece_tscol": col_of[inv],
-        "tscol_chunk": t_chunk_of + n_v,
-        "tscol_pos": t_pos,
-        "chunk_ref": refs,
-    }
-    return tables, len(p_start)
+    return w.finish()
 
 
 def _cut(win: I64, lens: I64) -> tuple[I64, I64]:

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from signalfire._types import F64, I64
 from signalfire.labels import Labels
 from signalfire.storage import SeriesSet
 from signalfire.tsdb.block import Block
 from signalfire.tsdb.block_meta import BlockMeta
-from signalfire.tsdb.block_write import ragged_arange, write_block
+from signalfire.tsdb.block_write import WINDOW_MS, BlockWriter, ragged_arange
 
 HOUR_MS = 3_600_000
 #: Prometheus's default ranges for a 2h minimum block: 2h, 6h, 18h.
@@ -101,56 +102,68 @@ def _select_ranges(blocks: list[BlockMeta], ranges: list[int]) -> list[BlockMeta
     return []
 
 
-def merge_series_sets(sets: Sequence[SeriesSet], *, overlapping: bool) -> SeriesSet:
-    """Merge series by label set; at equal timestamps the sample of the earliest set wins.
+#: One ragged batch: (series ids ascending, offsets, ts, values, st or None).
+Ragged = tuple[I64, I64, I64, F64, "I64 | None"]
 
-    Without ``overlapping`` the sets must be in time order with disjoint time ranges,
-    so every sample's destination is computed directly (no sort); otherwise samples
-    are sorted by (series, time, set) and duplicates dropped. Loops over series only
-    to map label sets.
+
+def merge_ragged(parts: Sequence[Ragged], *, overlapping: bool) -> Ragged:
+    """Merge ragged batches by series id; at equal timestamps the earliest batch wins.
+
+    Without ``overlapping`` the batches must be in time order with disjoint time
+    ranges, so every sample's destination is computed directly (no sort); otherwise
+    samples are sorted by (series, time, batch) and duplicates dropped.
     """
-    all_labels = sorted({ls for s in sets for ls in s.labels})
-    gid_of: dict[Labels, int] = {ls: i for i, ls in enumerate(all_labels)}
-    G = len(all_labels)
-    sgids = [np.fromiter((gid_of[ls] for ls in s.labels), np.int64, count=len(s.labels)) for s in sets]
-    any_st = any(s.st is not None for s in sets)
-    ts = np.concatenate([np.asarray(s.ts, np.int64) for s in sets]) if sets else np.empty(0, np.int64)
-    vals = np.concatenate([np.asarray(s.values, np.float64) for s in sets]) if sets else np.empty(0)
+    if not parts:
+        z = np.empty(0, np.int64)
+        return z, np.zeros(1, np.int64), z, np.empty(0, np.float64), None
+    gids = np.unique(np.concatenate([p[0] for p in parts]))
+    G = len(gids)
+    local = [np.searchsorted(gids, p[0]) for p in parts]  # each batch's series -> output row
+    lens = [np.diff(p[1]) for p in parts]
+    ts = np.concatenate([p[2] for p in parts])
+    vals = np.concatenate([np.asarray(p[3], np.float64) for p in parts])
     st = None
-    if any_st:
-        st = np.concatenate(
-            [np.asarray(s.st, np.int64) if s.st is not None else np.zeros(len(s.ts), np.int64) for s in sets]
-        )
+    if any(p[4] is not None for p in parts):
+        st = np.concatenate([p[4] if p[4] is not None else np.zeros(len(p[2]), np.int64) for p in parts])
     if overlapping:
-        g = np.concatenate([np.repeat(sg, np.diff(s.offsets)) for sg, s in zip(sgids, sets)]) if sets else ts
-        p = np.concatenate([np.full(len(s.ts), k, np.int64) for k, s in enumerate(sets)]) if sets else ts
-        order = np.lexsort((p, ts, g))
+        g = np.concatenate([np.repeat(lo, ln) for lo, ln in zip(local, lens)])
+        batch = np.concatenate([np.full(len(p[2]), k, np.int64) for k, p in enumerate(parts)])
+        order = np.lexsort((batch, ts, g))
         g, t = g[order], ts[order]
         keep = np.ones(len(t), np.bool_)
         keep[1:] = (g[1:] != g[:-1]) | (t[1:] != t[:-1])
         order = order[keep]
         counts = np.bincount(g[keep], minlength=G)
     else:
-        # Series g gets set 0's samples, then set 1's, ...: scatter them straight there.
-        per_set = [
-            np.bincount(sg, weights=np.diff(s.offsets), minlength=G).astype(np.int64)
-            for sg, s in zip(sgids, sets)
-        ]
-        counts = np.sum(per_set, axis=0) if per_set else np.zeros(G, np.int64)
+        # Row r gets batch 0's samples, then batch 1's, ...: scatter them straight there.
+        per_batch = [np.bincount(lo, weights=ln, minlength=G).astype(np.int64) for lo, ln in zip(local, lens)]
+        counts = np.sum(per_batch, axis=0)
         base = np.zeros(G, np.int64)
         np.cumsum(counts[:-1], out=base[1:])
         dest = np.empty(len(ts), np.int64)
         at = 0
-        for sg, s, c in zip(sgids, sets, per_set):  # loop over sets: array work each
-            lens = np.diff(s.offsets)
-            dest[at : at + len(s.ts)] = ragged_arange(base[sg], lens)
-            at += len(s.ts)
+        for lo, ln, c in zip(local, lens, per_batch):  # loop over batches: array work each
+            n = int(ln.sum())
+            dest[at : at + n] = ragged_arange(base[lo], ln)
+            at += n
             base += c
         order = np.empty(len(ts), np.int64)
         order[dest] = np.arange(len(ts), dtype=np.int64)
     offsets = np.zeros(G + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
-    return SeriesSet(all_labels, offsets, ts[order], vals[order], st=st[order] if st is not None else None)
+    return gids, offsets, ts[order], vals[order], st[order] if st is not None else None
+
+
+def merge_series_sets(sets: Sequence[SeriesSet], *, overlapping: bool) -> SeriesSet:
+    """:func:`merge_ragged` over SeriesSets, matching series by label set."""
+    all_labels = sorted({ls for s in sets for ls in s.labels})
+    gid_of: dict[Labels, int] = {ls: i for i, ls in enumerate(all_labels)}
+    parts: list[Ragged] = []
+    for s in sets:
+        g = np.fromiter((gid_of[ls] for ls in s.labels), np.int64, count=len(s.labels))
+        parts.append((g, s.offsets, s.ts, s.values, s.st))
+    gids, offsets, ts, vals, st = merge_ragged(parts, overlapping=overlapping)
+    return SeriesSet([all_labels[i] for i in gids.tolist()], offsets, ts, vals, st=st)
 
 
 def compact_blocks(parent_dir: Path, blocks: Sequence[Block]) -> BlockMeta | None:
@@ -158,8 +171,10 @@ def compact_blocks(parent_dir: Path, blocks: Sequence[Block]) -> BlockMeta | Non
 
     Tombstoned samples are dropped; at equal timestamps the block listed first wins.
     The new block spans all inputs, has level ``max + 1``, the union of their sources
-    and the inputs as parents. The inputs are left in place: the caller deletes them
-    (also when None is returned, since then all their data was deleted).
+    and the inputs as parents. Works one 2h window at a time, so memory stays bounded
+    by a window's samples whatever the block sizes. The inputs are left in place: the
+    caller deletes them (also when None is returned, since then all their data was
+    deleted).
     """
     if not blocks:
         return None
@@ -169,23 +184,38 @@ def compact_blocks(parent_dir: Path, blocks: Sequence[Block]) -> BlockMeta | Non
     by_time = sorted(range(len(blocks)), key=lambda i: metas[i].min_time)
     disjoint = all(metas[a].max_time <= metas[b].min_time for a, b in itertools.pairwise(by_time))
     read_order = by_time if disjoint else list(range(len(blocks)))
-    sets = []
-    for i in read_order:
-        q = blocks[i].querier(metas[i].min_time, metas[i].max_time - 1)
-        try:
-            sets.append(q.select([]))
-        finally:
-            q.close()
-    merged = merge_series_sets(sets, overlapping=not disjoint)
-    if merged.num_samples == 0:
-        return None
-    sources = sorted({s for m in metas for s in m.sources})
-    return write_block(
-        Path(parent_dir),
-        merged,
-        min_time=mint,
-        max_time=maxt,
+    # Every input series gets its row in the output, numbered in label order.
+    block_labels = [b.index.series_labels(b.index.all_postings()) for b in blocks]
+    all_labels = sorted({ls for lbls in block_labels for ls in lbls})
+    gid_of: dict[Labels, int] = {ls: i for i, ls in enumerate(all_labels)}
+    gmaps = [np.fromiter((gid_of[ls] for ls in lbls), np.int64, count=len(lbls)) for lbls in block_labels]
+    writer = BlockWriter(
+        Path(parent_dir), all_labels, min_time=mint, max_time=maxt,
         level=max(m.level for m in metas) + 1,
-        sources=sources,
+        sources=sorted({s for m in metas for s in m.sources}),
         parents=[m.ulid for m in metas],
-    )
+    )  # fmt: skip
+    queriers = [b.querier(m.min_time, m.max_time - 1) for b, m in zip(blocks, metas)]
+    written = 0
+    try:
+        # Loop over 2h windows; each reads, merges and writes one window of every block.
+        for w in range(mint // WINDOW_MS, (maxt - 1) // WINDOW_MS + 1):
+            lo, hi = max(mint, w * WINDOW_MS), min(maxt - 1, (w + 1) * WINDOW_MS - 1)
+            parts: list[Ragged] = []
+            for k in read_order:
+                if metas[k].min_time <= hi and metas[k].max_time > lo:
+                    ids, off, ts, vals, st = queriers[k].read_series(blocks[k].index.all_postings(), lo, hi)
+                    parts.append((gmaps[k][ids], off, ts, vals, st))
+            gids, offsets, ts, vals, st = merge_ragged(parts, overlapping=not disjoint)
+            writer.add(gids, offsets, ts, vals, st)
+            written += len(ts)
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        for q in queriers:
+            q.close()
+    if written == 0:
+        writer.abort()
+        return None
+    return writer.finish()

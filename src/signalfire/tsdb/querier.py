@@ -51,20 +51,23 @@ class BlockQuerier:
             maxt = min(maxt, hints.end) if hints.end is not None else maxt
         index = self.block.index
         ids = select_postings(index, matchers)
-        t = index.t
-        # Pieces of the selected series that overlap the range, in (series, time) order.
-        p_first = t["piece_off"][ids]
-        p_count = t["piece_off"][ids + 1] - p_first
-        pieces = ragged_arange(p_first, p_count)
-        owner = np.repeat(np.arange(len(ids), dtype=np.int64), p_count)
-        live = (t["piece_mint"][pieces] <= maxt) & (t["piece_maxt"][pieces] >= mint)
-        pieces, owner = pieces[live], owner[live]
         if hints is not None and hints.func == "series":
+            _, owner = self._pieces(ids, mint, maxt)
             keep = np.unique(owner)
             zero = np.zeros(len(keep) + 1, np.int64)
             return SeriesSet(
                 index.series_labels(ids[keep]), zero, np.empty(0, np.int64), np.empty(0, np.float64)
             )
+        alive, offsets, ts, values, st = self.read_series(ids, mint, maxt)
+        return SeriesSet(index.series_labels(alive), offsets, ts, values, st=st)
+
+    def read_series(self, ids: I64, mint: int, maxt: int) -> tuple[I64, I64, I64, np.ndarray, I64 | None]:
+        """Samples of block series ``ids`` (sorted) in ``[mint, maxt]`` without tombstoned ones.
+
+        Returns (ids that kept samples, offsets, ts, values, st or None): the ragged
+        arrays of a SeriesSet without building label sets, for compaction.
+        """
+        pieces, owner = self._pieces(ids, mint, maxt)
         ts, values, st, lens = self._load(pieces)
         sample_owner = np.repeat(owner, lens)
         keep_sample = (ts >= mint) & (ts <= maxt)
@@ -77,13 +80,18 @@ class BlockQuerier:
         alive = np.flatnonzero(counts > 0)
         offsets = np.zeros(len(alive) + 1, np.int64)
         np.cumsum(counts[alive], out=offsets[1:])
-        return SeriesSet(
-            index.series_labels(ids[alive]),
-            offsets,
-            ts[keep_sample],
-            values[keep_sample],
-            st=st[keep_sample] if st is not None else None,
-        )
+        st_kept = st[keep_sample] if st is not None else None
+        return ids[alive], offsets, ts[keep_sample], values[keep_sample], st_kept
+
+    def _pieces(self, ids: I64, mint: int, maxt: int) -> tuple[I64, I64]:
+        """Pieces of series ``ids`` overlapping ``[mint, maxt]`` in (series, time) order, with owners."""
+        t = self.block.index.t
+        p_first = t["piece_off"][ids]
+        p_count = t["piece_off"][ids + 1] - p_first
+        pieces = ragged_arange(p_first, p_count)
+        owner = np.repeat(np.arange(len(ids), dtype=np.int64), p_count)
+        live = (t["piece_mint"][pieces] <= maxt) & (t["piece_maxt"][pieces] >= mint)
+        return pieces[live], owner[live]
 
     def _load(self, pieces: I64) -> tuple[I64, np.ndarray, I64 | None, I64]:
         """Samples of ``pieces`` concatenated in order: (ts, values, st or None, piece lengths)."""

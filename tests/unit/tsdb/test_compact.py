@@ -164,3 +164,59 @@ def test_merge_series_sets_matches_reference(case: tuple[bool, list[SeriesSet]])
     for i, ls in enumerate(got.labels):
         _, t, v = got.series(i)
         assert list(zip(t.tolist(), v.tolist())) == sorted(want[ls].items())
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 5),  # start, in hours
+            st.integers(1, 7),  # length, in hours
+            st.lists(st.sampled_from("abcd"), unique=True, min_size=1, max_size=3),
+            st.sampled_from([60_000, 600_000, 1_800_000]),  # scrape interval
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_compact_many_windows_matches_reference(
+    tmp_path_factory: pytest.TempPathFactory, specs: list
+) -> None:
+    tmp = tmp_path_factory.mktemp("c")
+    blocks, want = [], {}
+    for k, (start, length, names, step) in enumerate(specs):
+        mint, maxt = start * H, (start + length) * H
+        series = {}
+        for n in names:
+            t = np.arange(mint + k, maxt, step, dtype=np.int64)
+            series[n] = (t.tolist(), (t * 0 + k * 100.0 + np.arange(len(t))).tolist())
+            d = want.setdefault(n, {})
+            for tt, vv in zip(*series[n]):
+                d.setdefault(tt, vv)  # the block listed first wins
+        blocks.append(_write(tmp, series, mint, maxt))
+    meta = compact_blocks(tmp, blocks)
+    assert meta is not None
+    assert meta.min_time == min(s * H for s, *_ in specs)
+    assert meta.max_time == max((s + n) * H for s, n, *_ in specs)
+    with Block.open(tmp / meta.ulid) as c:
+        got = c.querier(meta.min_time, meta.max_time).select([])
+        assert [ls.get("s") for ls in got.labels] == sorted(want)
+        for i, ls in enumerate(got.labels):
+            _, t, v = got.series(i)
+            assert list(zip(t.tolist(), v.tolist())) == sorted(want[ls.get("s")].items())
+    for b in blocks:
+        b.close()
+
+
+def test_compact_keeps_start_timestamps(tmp_path: Path) -> None:
+    labels = [Labels.from_dict({"s": "x"})]
+    a = SeriesSet(labels, np.array([0, 2]), np.array([10, 20]), np.array([1.0, 2.0]), st=np.array([5, 5]))
+    b = SeriesSet(labels, np.array([0, 1]), np.array([2 * H + 1]), np.array([3.0]))
+    ma = write_block(tmp_path, a, min_time=0, max_time=2 * H)
+    mb = write_block(tmp_path, b, min_time=2 * H, max_time=4 * H)
+    with Block.open(tmp_path / ma.ulid) as ba, Block.open(tmp_path / mb.ulid) as bb:
+        meta = compact_blocks(tmp_path, [ba, bb])
+    assert meta is not None
+    with Block.open(tmp_path / meta.ulid) as c:
+        got = c.querier(0, 4 * H).select([])
+        assert got.st is not None and got.st.tolist() == [5, 5, 0]
