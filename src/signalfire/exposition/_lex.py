@@ -192,10 +192,34 @@ def byte_column(line: str, idx: int) -> int:
     return len(line[:idx].encode("utf-8", "surrogateescape")) + 1
 
 
+_EXPECTED = (
+    ("metric name not set", "metric name"),
+    ("metric name already set", "label name"),
+    ("label name", "unique label name"),
+    ("invalid metric type", "metric type"),
+    ("help text", "UTF-8 help text"),
+    ("invalid UTF-8", "UTF-8"),
+    ("unit ", "unit that suffixes the metric name"),
+    ("strconv.ParseFloat", "value"),
+    ("unsupported character in float", "value"),
+    ("invalid timestamp", "timestamp"),
+    ("invalid exemplar timestamp", "exemplar timestamp"),
+    ("expected text in", "text"),
+    ("data does not end", "# EOF"),
+    ("unexpected data after", "end of data"),
+)
+
+
 def error_at(
     line_no: int, line: str, idx: int, message: str, *, expected: str = "", found: str = ""
 ) -> ExpositionParseError:
-    """An :class:`ExpositionParseError` at character ``idx`` of ``line`` (line 1-based)."""
+    """An :class:`ExpositionParseError` at character ``idx`` of ``line`` (line 1-based).
+
+    When ``expected`` is not given it is derived from the message, so every error
+    says what would have been valid there.
+    """
+    if not expected:
+        expected = next((exp for prefix, exp in _EXPECTED if message.startswith(prefix)), "valid line")
     return ExpositionParseError(
         message, line=line_no, column=byte_column(line, idx), expected=expected, found=found
     )

@@ -204,3 +204,19 @@ def test_bad_inputs() -> None:
         13,
         'strconv.ParseFloat: parsing "x": invalid syntax while parsing: "foo{a=\\"é\\"} x"',
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"{} 1\n", "metric name"),
+        (b'foo{a="1",a="2"} 1\n', "unique label name"),
+        (b"# TYPE foo bar\n", "metric type"),
+        (b"foo x\n", "value"),
+        (b"foo{a} 1\n", "expected equal"),
+    ],
+)
+def test_errors_say_what_was_expected(body: bytes, expected: str) -> None:
+    with pytest.raises(ExpositionParseError) as info:
+        parse_text(body)
+    assert info.value.expected == expected
