@@ -68,6 +68,10 @@ class DB:
         self._closed = False
         self._stop = threading.Event()
         self.compaction_failures = 0
+        #: Serialises compactions, snapshots and close; the DB lock is taken inside it.
+        self._compact_lock = threading.Lock()
+        #: Bumped by every delete, so a block written without the lock can tell it is stale.
+        self._delete_epoch = 0
         self._compactor: threading.Thread | None = None
 
     @classmethod
@@ -112,7 +116,7 @@ class DB:
         self._stop.set()
         if self._compactor is not None and self._compactor is not threading.current_thread():
             self._compactor.join()
-        with self._lock:
+        with self._compact_lock, self._lock:
             if self._closed:
                 return
             self._closed = True
@@ -154,6 +158,7 @@ class DB:
         """Delete samples of matching series in ``[mint, maxt]`` from head and blocks."""
         self._check_open()
         with self._lock:
+            self._delete_epoch += 1
             refs = self.head.select_refs(matchers)
             if len(refs) and self.wal is not None:
                 self.wal.log(records.REC_TOMBSTONES, records.encode_tombstones(refs, mint, maxt))
@@ -231,6 +236,11 @@ class DB:
         compact blocks (``plan_compaction``) and apply retention (time and size).
         Returns the ULIDs of the blocks written.
 
+        Blocks are written *without* the DB lock, so appends and queries go on meanwhile;
+        only the swap (open the new block, truncate the head, drop inputs) takes it. If an
+        out-of-order append or a delete touched the data being written, the block is
+        discarded and written again under the lock (rare; optimistic concurrency).
+
         Crash safety: a block is renamed into place complete before the head or the WAL
         forgets its samples, and a compacted block before its parents are deleted; a
         crash in between leaves the same samples twice, which reads deduplicate and the
@@ -238,26 +248,50 @@ class DB:
         """
         self._check_open()
         written: list[str] = []
-        with self._lock:
+        with self._compact_lock:
+            self._check_open()
             written += self._cut_head()
             if self.options.enable_compaction:
                 written += self._compact_blocks()
-            self._apply_retention()
+            with self._lock:
+                self._apply_retention()
         return written
 
     def _cut_head(self) -> list[str]:
         written = []
         rng = self.options.min_block_duration
-        while self.compactable():
-            mint = self.head.min_time
-            maxt = (mint // rng) * rng + rng
-            series = self.head_series_set(mint, maxt - 1)
-            if series.num_samples:
-                meta = write_block(Path(self.path), series, min_time=mint, max_time=maxt)
-                self.blocks.append(Block.open(os.path.join(self.path, meta.ulid)))
-                written.append(meta.ulid)
-            self.truncate_head(maxt)
-        self._sort_blocks()
+        head = self.head
+        while True:
+            with self._lock:
+                if not self.compactable():
+                    break
+                mint = head.min_time
+                maxt = (mint // rng) * rng + rng
+                series = self.head_series_set(mint, maxt - 1)
+                head.watch_below, head.watch_hit = maxt, False
+                epoch = self._delete_epoch
+            meta = (
+                write_block(Path(self.path), series, min_time=mint, max_time=maxt)
+                if series.num_samples
+                else None
+            )
+            with self._lock:
+                head.watch_below = MIN_TIME
+                if head.watch_hit or epoch != self._delete_epoch:
+                    if meta is not None:
+                        delete_block_dir(Path(self.path) / meta.ulid)
+                    mint = min(mint, head.min_time)  # an out-of-order sample may predate it
+                    series = self.head_series_set(mint, maxt - 1)
+                    meta = (
+                        write_block(Path(self.path), series, min_time=mint, max_time=maxt)
+                        if series.num_samples
+                        else None
+                    )
+                if meta is not None:
+                    self.blocks.append(Block.open(os.path.join(self.path, meta.ulid)))
+                    self._sort_blocks()
+                    written.append(meta.ulid)
+                self.truncate_head(maxt)
         return written
 
     def _sort_blocks(self) -> None:
@@ -267,16 +301,25 @@ class DB:
         written = []
         ranges = self.options.block_ranges()
         for _ in range(1000):  # each round removes at least one block; bounded anyway
-            plan = plan_compaction([b.meta for b in self.blocks], ranges)
-            if not plan:
-                break
-            want = {m.ulid for m in plan[0]}
-            group = [b for b in self.blocks if b.meta.ulid in want]
+            with self._lock:
+                plan = plan_compaction([b.meta for b in self.blocks], ranges)
+                if not plan:
+                    break
+                want = {m.ulid for m in plan[0]}
+                group = [b for b in self.blocks if b.meta.ulid in want]
+                epoch = self._delete_epoch
+            # Inputs stay open: only compactions (serialised by _compact_lock) and close
+            # (which waits for that lock) drop blocks.
             meta = compact_blocks(Path(self.path), group)
-            if meta is not None:
-                self.blocks.append(Block.open(os.path.join(self.path, meta.ulid)))
-                written.append(meta.ulid)
-            self._drop_blocks(want)
+            with self._lock:
+                if epoch != self._delete_epoch:  # tombstones added meanwhile: redo
+                    if meta is not None:
+                        delete_block_dir(Path(self.path) / meta.ulid)
+                    meta = compact_blocks(Path(self.path), group)
+                if meta is not None:
+                    self.blocks.append(Block.open(os.path.join(self.path, meta.ulid)))
+                    written.append(meta.ulid)
+                self._drop_blocks(want)
         return written
 
     def _drop_blocks(self, ulids: set[str]) -> None:
@@ -339,7 +382,7 @@ class DB:
 
         self._check_open()
         dest = os.fspath(dest)
-        with self._lock:
+        with self._compact_lock, self._lock:
             write_snapshot(self, dest, with_head)
         return dest
 

@@ -145,6 +145,10 @@ class Head:
         self.min_valid_time = MIN_TIME
         #: Outcome of every committed (or rolled back) sample, for self-metrics.
         self.counters = AppendStats()
+        #: Set while a block of everything below ``watch_below`` is written without the
+        #: lock: an append below it sets ``watch_hit`` so the DB rewrites that block.
+        self.watch_below = MIN_TIME
+        self.watch_hit = False
         #: Bumped by every mutation, so an appender knows whether its checks are stale.
         self.generation = 0
 
@@ -366,7 +370,10 @@ class Head:
         tail = self.start[uref] + self.n[uref] - 1
         self.last_t[uref] = self.pool_ts[tail]
         self.last_v[uref] = self.pool_v[tail]
-        self.min_time = min(self.min_time, int(t.min()))
+        tmin = int(t.min())
+        if tmin < self.watch_below:
+            self.watch_hit = True
+        self.min_time = min(self.min_time, tmin)
         self.max_time = max(self.max_time, int(t.max()))
 
     def _resort(self, refs: I64) -> None:

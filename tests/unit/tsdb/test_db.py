@@ -376,3 +376,37 @@ def test_failed_wal_write_is_cut_and_later_commits_survive(tmp_path, monkeypatch
         _append(db, 2, 3000)
     with open_db(path, OPTS, repair=False) as db:
         assert _dump(db)["0"][0] == [1000, 3000]
+
+
+@pytest.mark.parametrize("meanwhile", ["ooo-append", "delete"])
+def test_cut_runs_without_the_lock_and_redoes_when_its_range_changed(tmp_path, monkeypatch, meanwhile):
+    import signalfire.tsdb.db as db_mod
+
+    opts = DBOptions(fsync="never", retention_ms=0, enable_compaction=False, out_of_order_time_window=24 * H)
+    db = open_db(tmp_path / "d", opts)
+    _fill_hours(db, 7)
+    real = db_mod.write_block
+    calls = []
+
+    def write_block(*a, **kw):
+        calls.append(kw["max_time"])
+        if len(calls) == 1:  # while the first block is written, without the DB lock
+            if meanwhile == "ooo-append":
+                assert _append(db, 3, 30 * 60_000 + 1).appended == 3  # inside [0, 2h)
+                assert _append(db, 3, -5).appended == 3  # before the head's start
+            else:
+                db.delete([Matcher.equal("i", "2")], 0, H)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(db_mod, "write_block", write_block)
+    want = _dump(db) if meanwhile == "delete" else None
+    db.compact()
+    got = _dump(db)
+    if meanwhile == "ooo-append":
+        assert 30 * 60_000 + 1 in got["0"][0] and -5 in got["1"][0]
+        assert db.blocks[0].meta.min_time == -5
+    else:
+        assert min(got["2"][0]) > H and min(got["1"][0]) == 0
+        assert got["0"] == want["0"]
+    assert calls[0] == calls[1] == 2 * H  # the first block was written twice
+    db.close()
