@@ -211,7 +211,7 @@ def _quantile_over_time(node: ast.Call, args: list[Value], ctx: EvalContext) -> 
     w = _windows(args[1])
     q = _scalar(args[0], ctx.T)
     vals, present = rf.quantile_over_time(w, q)
-    _warn_quantile(q, present.any(axis=0), ctx, node.args[0])
+    _warn_quantile(q, np.asarray(present.any(axis=0), np.bool_), ctx, node.args[0])
     return _from_windows(w, vals, present, False)
 
 
@@ -246,7 +246,7 @@ def _absent_over_time(node: ast.Call, args: list[Value], ctx: EvalContext) -> Va
     any_present = (w.hi > w.lo).any(axis=0) if w.num_series else np.zeros(len(w.eval_ts), np.bool_)
     arg = node.args[0]
     matchers = arg.vector.matchers if isinstance(arg, ast.MatrixSelector) else None
-    return inst.absent_at(any_present, inst.absent_labels(matchers))
+    return inst.absent_at(np.asarray(any_present, np.bool_), inst.absent_labels(matchers))
 
 
 # ------------------------------------------------------------ instant functions
@@ -364,7 +364,7 @@ def _absent(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
     # Prometheus looks at the argument node as written: parentheses hide the matchers.
     arg = node.args[0]
     matchers = arg.matchers if isinstance(arg, ast.VectorSelector) else None
-    return inst.absent_at(any_present, inst.absent_labels(matchers))
+    return inst.absent_at(np.asarray(any_present, np.bool_), inst.absent_labels(matchers))
 
 
 def _info(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:

@@ -117,7 +117,7 @@ def _almost_equal(a: F64, b: F64, eps: float) -> Bool:
         near_zero = (a == 0) | (b == 0) | (abs_sum < _MIN_NORMAL)
         rel = diff / np.minimum(abs_sum, np.finfo(np.float64).max)
         res = np.where(near_zero, diff < eps * _MIN_NORMAL, rel < eps)
-    return res | (a == b) | (np.isnan(a) & np.isnan(b))
+    return np.asarray(res | (a == b) | (np.isnan(a) & np.isnan(b)), np.bool_)
 
 
 @dataclass(slots=True)

@@ -173,13 +173,14 @@ def _combine(
         groups.setdefault(_signature(ls.get(METRIC_NAME), ls), []).append(i)
     chosen: dict[tuple[str, tuple[tuple[str, str], ...]], I64] = {}
     for sig, members in groups.items():
-        picks = info_pick[members]  # [m, T]
-        best = picks.argmax(axis=0)
-        best_ts = picks[best, np.arange(T)]
-        ties = (picks == best_ts[None, :]).sum(axis=0) > 1
+        member_ts = info_pick[members]  # [m, T]
+        best = member_ts.argmax(axis=0)
+        best_ts = member_ts[best, np.arange(T)]
+        ties = (member_ts == best_ts[None, :]).sum(axis=0) > 1
         if (ties & (best_ts >= 0)).any():
             j = int(np.flatnonzero(ties & (best_ts >= 0))[0])
-            dup = [info_labels[members[k]] for k in np.flatnonzero(picks[:, j] == best_ts[j])[:2].tolist()]
+            tied = np.flatnonzero(member_ts[:, j] == best_ts[j])[:2].tolist()
+            dup = [info_labels[members[k]] for k in tied]
             raise QueryError(
                 f"found duplicate series for info metric: existing {dup[0]} @ {best_ts[j]}, "
                 f"new {dup[1]} @ {best_ts[j]}"

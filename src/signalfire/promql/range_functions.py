@@ -369,7 +369,7 @@ def st_reset(prev_st: I64, prev_t: I64, cur_st: I64, cur_t: I64) -> Bool:
     """
     usable = (cur_st != 0) & (cur_st < cur_t) & (cur_st >= prev_t)
     prev_usable = (prev_st != 0) & (prev_st < prev_t)
-    return usable & ((cur_st > prev_t) | prev_usable)
+    return np.asarray(usable & ((cur_st > prev_t) | prev_usable), np.bool_)
 
 
 def st_overlaps(w: RangeWindows) -> Bool:
@@ -380,7 +380,7 @@ def st_overlaps(w: RangeWindows) -> Bool:
     st, pst = w.st, _prev(w.st)
     flags = (st != 0) & (st < _prev(w.ts)) & (st != pst)
     flags[w.offsets[:-1][w.offsets[:-1] < len(flags)]] = False
-    return flags
+    return np.asarray(flags, np.bool_)
 
 
 def _counting_kernel(w: RangeWindows, flags: Bool) -> Result:

@@ -34,7 +34,7 @@ def constant_windows(values: F64, lo: I64, hi: I64) -> Bool:
     ext = np.append(values, 0.0)
     idx = np.empty(2 * len(lo), np.int64)
     idx[0::2], idx[1::2] = lo, hi
-    return np.minimum.reduceat(ext, idx)[0::2] == np.maximum.reduceat(ext, idx)[0::2]
+    return np.asarray(np.minimum.reduceat(ext, idx)[0::2] == np.maximum.reduceat(ext, idx)[0::2], np.bool_)
 
 
 def fast_variance(values: F64, offsets: I64, lo: I64, hi: I64) -> tuple[F64, Bool]:

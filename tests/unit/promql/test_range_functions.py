@@ -84,7 +84,7 @@ def check(
                 assert close(float(vals[i, j]), want), (i, j, samples, float(vals[i, j]), want)
 
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 SIMPLE: dict[str, tuple[Callable, Callable]] = {
     "sum_over_time": (rf.sum_over_time, lambda s, i, j: ref_sum(s)),
