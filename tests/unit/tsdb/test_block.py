@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from signalfire._types import STALE_NAN_BITS
-from signalfire.errors import CorruptionError
+from signalfire.errors import CorruptionError, StorageError
 from signalfire.labels import Labels, Matcher, MatchType
 from signalfire.storage import SelectHints, SeriesSet, series_set_from_lists
 from signalfire.tsdb.block import Block, BlockMeta, new_ulid, ulid_time, write_block
@@ -147,6 +147,15 @@ def test_empty_block(tmp_path: Path) -> None:
 def test_write_is_atomic_and_size(tmp_path: Path, block: Block) -> None:
     assert not list(block.dir.parent.glob("*.tmp"))
     assert block.size_bytes() == sum(f.stat().st_size for f in block.dir.rglob("*") if f.is_file())
+
+
+def test_read_after_close_is_a_storage_error(tmp_path: Path) -> None:
+    meta = write_block(tmp_path, _series(), min_time=0, max_time=4 * H)
+    b = Block.open(tmp_path / meta.ulid)
+    q = b.querier(0, 4 * H)
+    b.close()
+    with pytest.raises(StorageError, match="closed"):
+        q.select([])
 
 
 def test_ulid() -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from signalfire._types import F64, I64
-from signalfire.errors import CorruptionError
+from signalfire.errors import CorruptionError, StorageError
 from signalfire.tsdb.chunks import codec
 
 _zstd: Any
@@ -277,6 +277,9 @@ class ChunkReader:
             raise CorruptionError(str(path), 4, f"unsupported chunks format version {version}")
 
     def read(self, ref: int) -> DecodedChunk:
+        """Decode the record at byte offset ``ref``; StorageError once the reader is closed."""
+        if self._mm.closed:
+            raise StorageError(f"read chunks {self.path}: block already closed")
         return decode_record(self._mm, ref, str(self.path))
 
     def close(self) -> None:
