@@ -261,7 +261,7 @@ def _select_k(
 
 
 def _rows_kept(vec: StepMatrix, present: Bool, row_order: I64 | None) -> StepMatrix:
-    rows = present.any(axis=1)
+    rows: Bool = np.asarray(present.any(axis=1))
     idx = np.flatnonzero(rows) if row_order is None else row_order[rows[row_order]]
     dn = None if vec.drop_name is None else vec.drop_name[idx]
     return StepMatrix([vec.labels[i] for i in idx.tolist()], vec.values[idx], present[idx], dn)

@@ -270,8 +270,9 @@ def _check_one_side(
     dup = r_count > 1
     if not dup.any():
         return
-    steps_live = lhs.present.any(axis=0) | fill_left
-    bad = dup & steps_live[None, :] & rhs.present.any(axis=0)[None, :]
+    steps_live: Bool = np.asarray(lhs.present.any(axis=0)) | fill_left
+    rhs_live: Bool = np.asarray(rhs.present.any(axis=0))
+    bad = dup & steps_live[None, :] & rhs_live[None, :]
     if not bad.any():
         return
     g, j = (int(x[0]) for x in np.nonzero(bad))

@@ -71,7 +71,7 @@ class Evaluator:
         method = _DISPATCH.get(type(node))
         if method is None:
             raise QueryError(f"unhandled expression of type {type(node).__name__}")
-        return method(self, node, ctx)  # type: ignore[no-any-return]
+        return method(self, node, ctx)
 
     # ------------------------------------------------------------ helpers
 

@@ -82,10 +82,10 @@ class QueryResult:
             return {"resultType": rt, "result": [format_ts(t), self.string_value]}
         out: list[dict[str, Any]] = []
         if rt == "vector":
-            t = format_ts(int(self.timestamps[-1]))
+            tv = format_ts(int(self.timestamps[-1]))
             for i, ls in enumerate(self.labels):
                 if self.present[i, -1]:
-                    out.append({"metric": dict(ls), "value": [t, format_value(float(self.values[i, -1]))]})
+                    out.append({"metric": dict(ls), "value": [tv, format_value(float(self.values[i, -1]))]})
             return {"resultType": rt, "result": out}
         if self.series is not None:
             ss = self.series

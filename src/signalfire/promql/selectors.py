@@ -137,7 +137,7 @@ def range_windows(
     lo, hi = ragged.window_bounds(ss.offsets, ss.ts, eval_ts, range_ms)
     if anchored or smoothed:
         lo, hi = _extend_windows(ss, eval_ts, range_ms, lookback_ms, lo, hi, smoothed)
-    rows = (hi > lo).any(axis=1) if lo.size else np.zeros(len(ss.labels), np.bool_)
+    rows: Bool = np.asarray((hi > lo).any(axis=1)) if lo.size else np.zeros(len(ss.labels), np.bool_)
     if not rows.all():
         # Re-slice to the kept series: shift every index by what was removed before it.
         sub = keep_series(ss, rows)
