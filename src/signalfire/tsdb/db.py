@@ -6,10 +6,11 @@ Layout::
     <path>/wal/00000000 ...          WAL segments; checkpoint.NNNNNNNN/ directories
     <path>/<ULID>/                   blocks (meta.json, index, chunks/, tombstones)
 
-Every mutation (commit, delete, head cut, compaction, snapshot) runs under one lock, the
-head's, so the WAL's order is the head's order and a snapshot sees a commit boundary.
-Queriers copy head data under that lock and read blocks without it. Nothing is global:
-two DBs in one process share no state.
+Commits, deletes, head truncations and block swaps run under one lock, the head's, so the
+WAL's order is the head's order and a snapshot sees a commit boundary. Compaction writes
+its blocks outside that lock (serialised by a second one) and only swaps them in under
+it. Queriers copy head data under the lock and read blocks without it. Nothing is
+global: two DBs in one process share no state.
 """
 
 from __future__ import annotations
