@@ -410,3 +410,14 @@ def test_cut_runs_without_the_lock_and_redoes_when_its_range_changed(tmp_path, m
         assert got["0"] == want["0"]
     assert calls[0] == calls[1] == 2 * H  # the first block was written twice
     db.close()
+
+
+def test_commit_after_close_is_a_storage_error(tmp_path):
+    from signalfire.errors import StorageError
+
+    db = open_db(tmp_path / "d", OPTS)
+    app = db.appender()
+    app.append_batch(app.refs(_labels(1)), 1000, np.array([1.0]))
+    db.close()
+    with pytest.raises(StorageError, match="closed"):
+        app.commit()

@@ -142,6 +142,8 @@ class WAL:
 
     def log(self, rec_type: int, payload: bytes) -> None:
         """Append one record, rotating first when it would overflow the current segment."""
+        if self._fd < 0:
+            raise StorageError(f"write WAL {self.dir}: closed")
         if self._broken is not None:
             raise StorageError(f"write WAL {self.dir}: unusable after an earlier failure") from self._broken
         data = frame(rec_type, payload)
