@@ -32,12 +32,17 @@ _TEXT_TYPE = {"unknown": "untyped", "gaugehistogram": "histogram", "info": "gaug
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """One sample to render: ``labels`` include ``__name__``; ``timestamp`` in ms or None."""
+    """One sample to render: ``labels`` include ``__name__``; times in ms.
+
+    ``timestamp`` None writes no timestamp; a non-zero ``start_timestamp`` of a
+    counter, histogram or summary sample becomes an OpenMetrics ``_created`` line.
+    """
 
     labels: Labels
     value: float
     timestamp: int | None = None
     exemplar: tuple[Labels, float, int | None] | None = None
+    start_timestamp: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +124,19 @@ def write_openmetrics(families: Iterable[MetricFamily], *, escaping: str = "allo
         out.append(f"# TYPE {mname} {fam.type}\n")
         if fam.unit:
             out.append(f"# UNIT {mname} {fam.unit}\n")
+        created = _CREATED_DROP.get(fam.type)
+        if created is not None and any(x.labels.metric_name.endswith("_created") for x in fam.samples):
+            created = None  # The family carries its _created samples itself.
+        group: Labels | None = None
+        group_st = 0
         for s in fam.samples:
+            if created is not None:
+                # A _created line follows the last sample of its label group, where
+                # Prometheus's parser looks for it (it only peeks ahead).
+                g = s.labels.without(*created)
+                if g != group:
+                    _created_line(out, fam.name, group, group_st, escaping)
+                    group, group_st = g, s.start_timestamp
             line = f"{_series(s.labels, escaping)} {format_om_float(s.value)}"
             if s.timestamp is not None:
                 line += " " + _om_ts(s.timestamp)
@@ -129,8 +146,24 @@ def write_openmetrics(families: Iterable[MetricFamily], *, escaping: str = "allo
                 if ets is not None:
                     line += " " + _om_ts(ets)
             out.append(line + "\n")
+        _created_line(out, fam.name, group, group_st, escaping)
     out.append("# EOF\n")
     return "".join(out).encode("utf-8", "surrogateescape")
+
+
+#: Family types with start timestamps, and the labels a _created line does not carry.
+_CREATED_DROP = {
+    "counter": (METRIC_NAME,),
+    "histogram": (METRIC_NAME, "le"),
+    "summary": (METRIC_NAME, "quantile"),
+}
+
+
+def _created_line(out: list[str], family: str, group: Labels | None, st: int, escaping: str) -> None:
+    if group is None or not st:
+        return
+    lset = Labels(tuple(sorted((*group, (METRIC_NAME, family + "_created")))))
+    out.append(f"{_series(lset, escaping)} {_om_ts(st)}\n")
 
 
 def family_name(metric: str, metadata: dict[str, str]) -> str:
@@ -181,6 +214,7 @@ def families_from_parsed(parsed: ParsedScrape) -> list[MetricFamily]:
                 float(parsed.values[i]),
                 int(parsed.timestamps[i]) if parsed.has_timestamp[i] else None,
                 (ex.labels, ex.value, ex.ts) if ex is not None else None,
+                int(parsed.start_timestamps[i]),
             )
         )
     flush()

@@ -132,6 +132,28 @@ def test_text_round_trip_conformance(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["alltypes.5mfs.om.txt", "1histogram.om.txt"])
+def test_openmetrics_round_trip_start_timestamps(name: str) -> None:
+    # _created lines are consumed as start timestamps and written back as _created lines.
+    first = parse_openmetrics((EXPOSITION / name).read_bytes())
+    body = write_openmetrics(families_from_parsed(first))
+    same(first, parse_openmetrics(body), keys=False)
+
+
+def test_created_lines_follow_their_group() -> None:
+    fam = MetricFamily(
+        "c",
+        "counter",
+        samples=[
+            Sample(lbl("c_total", a="1"), 1.0, start_timestamp=1500),
+            Sample(lbl("c_total", a="2"), 2.0),
+        ],
+    )
+    assert write_openmetrics([fam]).decode() == (
+        '# TYPE c counter\nc_total{a="1"} 1.0\nc_created{a="1"} 1.500\nc_total{a="2"} 2.0\n# EOF\n'
+    )
+
+
+@pytest.mark.parametrize("name", ["alltypes.5mfs.om.txt", "1histogram.om.txt"])
 def test_openmetrics_round_trip_conformance(name: str) -> None:
     body = (EXPOSITION / name).read_bytes()
     first = parse_openmetrics(body, keep_created_series=True)
