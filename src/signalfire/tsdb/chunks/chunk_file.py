@@ -75,6 +75,11 @@ class _Out:
         self.parts.append(struct.pack("<IB", len(b), nplanes))
         self.parts.append(b)
 
+    def bitplanes(self, z: np.ndarray, runs: I64) -> None:
+        nbits, b = codec.to_bitplanes(z, runs)
+        self.parts.append(struct.pack("<IB", len(b), nbits))
+        self.parts.append(b)
+
     def bytes(self) -> bytes:
         return b"".join(self.parts)
 
@@ -105,13 +110,20 @@ class _In:
             raise ValueError(f"byte planes of {n} bytes do not hold {count} values")
         return codec.from_planes(nplanes, count, self._take(n))
 
+    def bitplanes(self, runs: I64) -> np.ndarray:
+        n, nbits = struct.unpack("<IB", self._take(5))
+        total = int(((runs + 7) // 8 * 8).sum())
+        if n != nbits * (total // 8) or nbits > 64:
+            raise ValueError(f"bit planes of {n} bytes do not hold runs of {int(runs.sum())} values")
+        return codec.from_bitplanes(nbits, runs, self._take(n))
 
-def _put_ints(out: _Out, params: dict[str, np.ndarray], z: np.ndarray) -> None:
+
+def _put_ints(out: _Out, params: dict[str, np.ndarray], z: np.ndarray, counts: I64) -> None:
     out.arr(params["mode"], "u1")
     out.arr(params["first"], "<i8")
     out.arr(params["gcd"], "<i8")
     out.arr(params["bias"], "<i8")
-    out.planes(z)
+    out.bitplanes(z, np.maximum(np.asarray(counts, np.int64) - 1, 0))
 
 
 def _get_ints(inp: _In, counts: I64) -> I64:
@@ -122,8 +134,7 @@ def _get_ints(inp: _In, counts: I64) -> I64:
         "gcd": inp.arr("<i8", m),
         "bias": inp.arr("<i8", m),
     }
-    nres = int(np.maximum(counts - 1, 0).sum())
-    return codec.decode_int_segments(params, counts, inp.planes(nres))
+    return codec.decode_int_segments(params, counts, inp.bitplanes(np.maximum(counts - 1, 0)))
 
 
 # ---------------------------------------------------------------- encode
@@ -137,7 +148,8 @@ def encode_value_chunk(counts: I64, values: F64, st: I64 | None = None) -> bytes
     p = codec.encode_float_segments(values, counts)
     out.arr(p["is_int"], "u1")
     out.arr(p["scale"], "u1")
-    _put_ints(out, {k: p["i" + k] for k in ("mode", "first", "gcd", "bias")}, p["iresid"])
+    icounts = counts[p["is_int"].astype(bool)]
+    _put_ints(out, {k: p["i" + k] for k in ("mode", "first", "gcd", "bias")}, p["iresid"], icounts)
     out.arr(p["xfirst"], "<u8")
     out.planes(p["xresid"])
     exc_pos = np.asarray(p["exc_pos"], np.int64)
@@ -147,7 +159,7 @@ def encode_value_chunk(counts: I64, values: F64, st: I64 | None = None) -> bytes
     if st is not None and np.any(st):
         flags |= FLAG_ST
         params, z = codec.encode_int_segments(np.asarray(st, np.int64), counts)
-        _put_ints(out, params, z)
+        _put_ints(out, params, z, counts)
     return _record(KIND_VALUES, flags, len(counts), len(values), out.bytes())
 
 
@@ -157,7 +169,7 @@ def encode_ts_chunk(counts: I64, ts: I64) -> bytes:
     out = _Out()
     out.arr(counts, "<u4")
     params, z = codec.encode_int_segments(np.asarray(ts, np.int64), counts)
-    _put_ints(out, params, z)
+    _put_ints(out, params, z, counts)
     return _record(KIND_TS, 0, len(counts), len(ts), out.bytes())
 
 
@@ -223,7 +235,7 @@ def _decode_payload(kind: int, flags: int, m: int, n: int, raw: bytes) -> Decode
     parts["ifirst"] = inp.arr("<i8", m_int)
     parts["igcd"] = inp.arr("<i8", m_int)
     parts["ibias"] = inp.arr("<i8", m_int)
-    parts["iresid"] = inp.planes(int(np.maximum(icounts - 1, 0).sum()))
+    parts["iresid"] = inp.bitplanes(np.maximum(icounts - 1, 0))
     parts["xfirst"] = inp.arr("<u8", len(fcounts))
     parts["xresid"] = inp.planes(int(np.maximum(fcounts - 1, 0).sum()))
     exc_delta = inp.arr("<u4", None).astype(np.int64)

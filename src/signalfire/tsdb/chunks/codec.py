@@ -129,6 +129,56 @@ def from_planes(nplanes: int, n: int, buf: bytes | memoryview) -> U64:
     return res
 
 
+def _padded_positions(runs: I64) -> tuple[I64, int]:
+    """Where each value of ``runs``-long runs lands when every run is padded to a multiple of 8."""
+    padded = (runs + 7) // 8 * 8
+    starts = np.zeros(len(runs), np.int64)
+    np.cumsum(padded[:-1], out=starts[1:])
+    total = int(padded.sum())
+    lens = np.asarray(runs, np.int64)
+    if int(lens.sum()) == 0:
+        return np.empty(0, np.int64), total
+    shift = starts - (np.cumsum(lens) - lens)
+    pos: I64 = np.repeat(shift, lens) + np.arange(int(lens.sum()), dtype=np.int64)
+    return pos, total
+
+
+def to_bitplanes(z: U64, runs: I64) -> tuple[int, bytes]:
+    """(number of bit planes, bytes): bit b of every value, plane by plane.
+
+    Each series' run of values starts on a byte boundary (runs are padded to a multiple
+    of 8 with zeros), so series with equal residuals give equal bytes that the general
+    codec matches. Small residuals leave the high planes out entirely, and a plane that
+    is mostly zeros compresses to a fraction of a bit per value.
+    """
+    if len(z) == 0:
+        return 0, b""
+    nbits = int(z.max()).bit_length()
+    if nbits == 0:
+        return 0, b""
+    pos, total = _padded_positions(runs)
+    zp = np.zeros(total, np.uint64)
+    zp[pos] = z
+    out = []
+    for b in range(nbits):  # loop over bit planes (<= 64), each a whole-array pass
+        bits = ((zp >> np.uint64(b)) & np.uint64(1)).astype(np.uint8)
+        out.append(np.packbits(bits, bitorder="little").tobytes())
+    return nbits, b"".join(out)
+
+
+def from_bitplanes(nbits: int, runs: I64, buf: bytes | memoryview) -> U64:
+    """Inverse of :func:`to_bitplanes`."""
+    pos, total = _padded_positions(runs)
+    zp = np.zeros(total, np.uint64)
+    plane_bytes = total // 8
+    raw = np.frombuffer(buf, np.uint8, count=nbits * plane_bytes)
+    for b in range(nbits):  # loop over bit planes, each a whole-array pass
+        bits = np.unpackbits(raw[b * plane_bytes : (b + 1) * plane_bytes], bitorder="little")
+        zp |= bits.astype(np.uint64) << np.uint64(b)
+    out: U64 = zp[pos]
+    return out
+
+
 # ---------------------------------------------------------------- integer segments
 
 
