@@ -228,24 +228,33 @@ def sorted_windows(values: F64, lo: I64, hi: I64, max_cells: int = 1 << 22) -> I
     nonempty = np.flatnonzero(lens > 0)
     if len(nonempty) == 0:
         return
+    nan_prefix = int_prefix(np.isnan(values))
+    nan_all = nan_prefix[hi] - nan_prefix[lo]
+    last = max(len(values) - 1, 0)
+    ext = values if len(values) else np.zeros(1)
     bucket = np.ceil(np.log2(lens[nonempty].astype(np.float64))).astype(np.int64)
     for b in np.unique(bucket):
         cells_b = nonempty[bucket == b]
         width = int(lens[cells_b].max())
         step = max(1, max_cells // max(width, 1))
+        col = np.arange(width, dtype=np.int64)
         for start in range(0, len(cells_b), step):
             cells = cells_b[start : start + step]
-            l0, ln = lo[cells], lens[cells]
-            col = np.arange(width, dtype=np.int64)
-            inside = col[None, :] < ln[:, None]
-            idx = np.where(inside, l0[:, None] + col[None, :], 0)
-            rows = np.where(inside, values[idx] if len(values) else 0.0, np.inf)
-            isnan = np.isnan(rows)
-            nan_counts = isnan.sum(axis=1)
-            # numpy sorts NaN last; move them first by sorting with NaN -> -Inf
-            # markers and then writing NaN into the first nan_counts slots.
-            rows = np.where(isnan, -np.inf, rows)
-            rows.sort(axis=1)
-            # -Inf originals and NaN markers now share the front; NaNs go first.
-            rows[col[None, :] < nan_counts[:, None]] = np.nan
+            ln = lens[cells]
+            idx = lo[cells][:, None] + col[None, :]
+            np.minimum(idx, last, out=idx)
+            rows = ext[idx]
+            rows[col[None, :] >= ln[:, None]] = np.inf
+            nan_counts = nan_all[cells]
+            if nan_counts.any():
+                # numpy sorts NaN last; sort them as -Inf markers, then write NaN into
+                # the first nan_counts slots (-Inf originals and markers are alike).
+                with_nan = np.flatnonzero(nan_counts)
+                sub = rows[with_nan]
+                sub[np.isnan(sub)] = -np.inf
+                rows[with_nan] = sub
+                rows.sort(axis=1)
+                rows[col[None, :] < nan_counts[:, None]] = np.nan
+            else:
+                rows.sort(axis=1)
             yield cells, rows, nan_counts
