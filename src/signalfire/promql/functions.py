@@ -231,10 +231,11 @@ def _double_exp(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
     w = _windows(args[0])
     sf, tf = _scalar(args[1], ctx.T), _scalar(args[2], ctx.T)
     if w.num_series:
-        bad_sf = ~((sf > 0) & (sf < 1))
+        # Go's ``sf <= 0 || sf >= 1``: NaN passes the check (and yields NaN).
+        bad_sf = (sf <= 0) | (sf >= 1)
         if bad_sf.any():
             raise QueryError(f"invalid smoothing factor. Expected: 0 < sf < 1, got: {sf[bad_sf][0]:f}")
-        bad_tf = ~((tf > 0) & (tf < 1))
+        bad_tf = (tf <= 0) | (tf >= 1)
         if bad_tf.any():
             raise QueryError(f"invalid trend factor. Expected: 0 < tf < 1, got: {tf[bad_tf][0]:f}")
     vals, present = rf.double_exponential_smoothing(w, sf, tf)
