@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
-from bisect import bisect_left
+from bisect import bisect_left, insort
 
 from signalfire.exposition._lex import (
     LNAME,
@@ -87,11 +87,39 @@ def make_labels(
     return Labels(tuple(sorted((_intern(k), _intern(v)) for k, v in d.items() if v != "")))
 
 
-def fast_labels(name: str | None, items: str, normalize: str | None, line_no: int, line: str) -> Labels:
+def _plain_pairs(name: str, items: str) -> list[tuple[str, str]] | None:
+    """Sorted pairs (``__name__`` included) of escape-free items; None when a name repeats
+    or a value is empty (the general path handles those)."""
+    # Without escapes a value holds no '"', so quotes alternate: names (with '=' and a leading
+    # ',') at even positions, values at odd ones; keys cannot hold '=' or ','.
+    parts = items.split('"')
+    keys = "".join(parts[0::2]).rstrip(",")[:-1].split("=,")
+    pairs = list(zip(keys, parts[1::2]))
+    pairs.append((METRIC_NAME, name))
+    pairs.sort()
+    if len(dict(pairs)) != len(pairs) or '=""' in items:
+        return None
+    return pairs
+
+
+#: Per-parse memo for histogram buckets: (name, items without ``le``) -> sorted pairs.
+BucketMemo = dict[tuple[str, str], list[tuple[str, str]]]
+
+
+def fast_labels(
+    name: str | None,
+    items: str,
+    normalize: str | None,
+    line_no: int,
+    line: str,
+    memo: BucketMemo | None = None,
+) -> Labels:
     """The label set of one sample whose ``{...}`` body ``items`` passed the line regex.
 
     The common case (no escapes, no quoted names) is split with ``str.split`` on
-    the quotes. ``normalize`` names the label (``le``/``quantile``) to put in float form.
+    the quotes. ``normalize`` names the label (``le``/``quantile``) to put in float
+    form. With a ``memo``, the buckets of one histogram series share the split and
+    sort of their other labels: only ``le`` differs from bucket to bucket.
     """
     if not items:
         if name is None:  # pragma: no cover - callers reject a sample without a name
@@ -104,18 +132,28 @@ def fast_labels(name: str | None, items: str, normalize: str | None, line_no: in
         return make_labels(name, pairs, normalize, line_no, line)
     if name is None:
         raise error_at(line_no, line, 0, f"metric name not set while parsing: {go_quote(line)}")
-    # Without escapes a value holds no '"', so quotes alternate: names (with '=' and a leading
-    # ',') at even positions, values at odd ones; keys cannot hold '=' or ','.
-    parts = items.split('"')
-    keys = "".join(parts[0::2]).rstrip(",")[:-1].split("=,")
-    pairs = list(zip(keys, parts[1::2]))
-    pairs.append((METRIC_NAME, name))
-    pairs.sort()
-    # A repeated name or an empty value (dropped, as Prometheus does) takes the general path.
-    if len(dict(pairs)) != len(pairs) or '=""' in items:
-        return make_labels(name, [(k, v) for k, v in pairs if k != METRIC_NAME], normalize, line_no, line)
+    if memo is not None and normalize == "le":
+        j = 0 if items.startswith('le="') else items.find(',le="') + 1
+        if j > 0 or items.startswith('le="'):
+            k = items.find('"', j + 4)
+            le = items[j + 4 : k]
+            rest = items[:j] + items[k + 2 :]
+            base = memo.get((name, rest))
+            if base is None and le and not rest.startswith('le="') and ',le="' not in rest:
+                base = _plain_pairs(name, rest) if rest else [(METRIC_NAME, name)]
+                if base is not None:
+                    memo[(name, rest)] = base
+            if base is not None and le:
+                pairs = list(base)
+                insort(pairs, ("le", normalize_float_label(le)))
+                return Labels(pairs)
+    plain = _plain_pairs(name, items)
+    if plain is None:
+        # A repeated name or an empty value (dropped, as Prometheus does) takes the general path.
+        _, pairs = split_items(name, items, line_no, line)
+        return make_labels(name, pairs, normalize, line_no, line)
     if normalize is not None:
-        i = bisect_left(pairs, (normalize,))
-        if i < len(pairs) and pairs[i][0] == normalize:
-            pairs[i] = (normalize, normalize_float_label(pairs[i][1]))
-    return Labels(pairs)
+        i = bisect_left(plain, (normalize,))
+        if i < len(plain) and plain[i][0] == normalize:
+            plain[i] = (normalize, normalize_float_label(plain[i][1]))
+    return Labels(plain)

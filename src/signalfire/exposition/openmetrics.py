@@ -28,7 +28,7 @@ from signalfire.exposition._lex import (
     seconds_to_ms,
     unescape,
 )
-from signalfire.exposition.labelset import OM_ITEMS, check_utf8, fast_labels, split_items
+from signalfire.exposition.labelset import OM_ITEMS, BucketMemo, check_utf8, fast_labels, split_items
 from signalfire.exposition.om_errors import locate_error
 from signalfire.exposition.result import Exemplar, LabelCache, ParsedScrape, ScrapeBuilder
 from signalfire.exposition.text import decode_lines
@@ -72,6 +72,7 @@ def parse_openmetrics(
     created: dict[tuple[str, Labels], int] = {}
     wants_ct: list[tuple[int, str]] = []
     vals: list[str] = []
+    memo: BucketMemo = {}
     starts: list[int] = []
     ct_family = False
     sample_re = _SAMPLE_RE.fullmatch
@@ -130,12 +131,12 @@ def parse_openmetrics(
         items = items1 if items1 is not None else items2
         key = line[: m.start(4) - 1]
         if label_cache is None:
-            lset = fast_labels(name, items or "", normalize, line_no, line)
+            lset = fast_labels(name, items or "", normalize, line_no, line, memo)
         else:
             ck = key if normalize is None else (key, normalize)
             cached = label_cache.get(ck)
             if cached is None:
-                cached = label_cache[ck] = fast_labels(name, items or "", normalize, line_no, line)
+                cached = label_cache[ck] = fast_labels(name, items or "", normalize, line_no, line, memo)
             lset = cached
         metric = name if name is not None else lset.metric_name
         if ct_family and metric.endswith("_created"):

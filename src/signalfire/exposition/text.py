@@ -28,7 +28,7 @@ from signalfire.exposition._lex import (
     unescape,
     unescape_help_text,
 )
-from signalfire.exposition.labelset import TEXT_ITEMS, check_utf8, fast_labels, make_labels
+from signalfire.exposition.labelset import TEXT_ITEMS, BucketMemo, check_utf8, fast_labels, make_labels
 from signalfire.exposition.result import LabelCache, ParsedScrape, ScrapeBuilder
 
 _SAMPLE_RE = re.compile(rf"(?=[a-zA-Z_:{{])({NAME})?(?:\{{({TEXT_ITEMS})\}})? ({FLOAT})(?: ([0-9]+))?")
@@ -94,6 +94,7 @@ def _parse_rows(
     normalize: str | None = None
     labels, keys, vals, tss, line_nos = b.labels, b.keys, [], b.ts, b.line_nos
     build = fast_labels
+    memo: BucketMemo = {}
     for line_no, (key, name, items, val, ts, comment) in enumerate(rows, 1):
         if not val:
             if comment:
@@ -103,12 +104,12 @@ def _parse_rows(
             line = lines[line_no - 1]
             raise error_at(line_no, line, 0, f"metric name not set while parsing: {go_quote(line)}")
         if cache is None:
-            labels.append(build(name or None, items, normalize, line_no, lines[line_no - 1]))
+            labels.append(build(name or None, items, normalize, line_no, lines[line_no - 1], memo))
         else:
             ck = key if normalize is None else (key, normalize)
             lset = cache.get(ck)
             if lset is None:
-                lset = cache[ck] = build(name or None, items, normalize, line_no, lines[line_no - 1])
+                lset = cache[ck] = build(name or None, items, normalize, line_no, lines[line_no - 1], memo)
             labels.append(lset)
         keys.append(key)
         vals.append(val)

@@ -220,3 +220,24 @@ def test_errors_say_what_was_expected(body: bytes, expected: str) -> None:
     with pytest.raises(ExpositionParseError) as info:
         parse_text(body)
     assert info.value.expected == expected
+
+
+def test_histogram_bucket_memo_positions() -> None:
+    # Buckets of one series share their other labels; le may sit anywhere among them.
+    body = (
+        b"# TYPE h histogram\n"
+        b'h_bucket{le="1",handle="x",a="1"} 1\nh_bucket{le="2",handle="x",a="1"} 2\n'
+        b'h_bucket{handle="x",le="1",a="1"} 3\nh_bucket{handle="x",le="2",a="1",} 4\n'
+        b'h_bucket{handle="x",a="1",le="1"} 5\nh_bucket{handle="x",a="1",le="2",} 6\n'
+        b'h_bucket{le="3"} 7\nh_bucket{le="4"} 8\nh_bucket{le=""} 9\n'
+    )
+    r = parse_text(body)
+    want = [lbl("h_bucket", le=f"{le}.0", handle="x", a="1") for le in (1, 2) for _ in range(3)]
+    assert sorted(r.labels[:6]) == sorted(want)
+    assert r.labels[6:] == [lbl("h_bucket", le="3.0"), lbl("h_bucket", le="4.0"), lbl("h_bucket")]
+    e(
+        b'# TYPE h histogram\nh_bucket{le="1",a="1"} 1\nh_bucket{le="1",le="2"} 1\n',
+        3,
+        1,
+        'label name "le" is not unique',
+    )
