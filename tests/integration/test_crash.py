@@ -86,7 +86,7 @@ def test_kill9_loses_nothing_acknowledged(tmp_path):
     rnd.shuffle(modes)
     fired: list[str] = []
     start = 0
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 400  # a guard against hangs, not a timing assertion
     for cycle, mode in enumerate(modes):
         arm_after = rnd.randint(5, 60)
         proc = subprocess.Popen(
@@ -101,7 +101,7 @@ def test_kill9_loses_nothing_acknowledged(tmp_path):
                 proc.send_signal(signal.SIGKILL)
             else:
                 try:
-                    proc.wait(timeout=8)
+                    proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
