@@ -22,6 +22,7 @@ from signalfire.promql import subquery as subq
 from signalfire.promql.limits import QueryLimits
 from signalfire.promql.names import settle_names
 from signalfire.promql.stats import QueryStats
+from signalfire.promql.step_invariant import invariant_nodes, repeat_steps, worth_wrapping
 from signalfire.promql.values import EvalContext, RangeWindows, ScalarSeries, StepMatrix, StringValue, Value
 from signalfire.storage import SeriesSet
 from signalfire.storage.interface import SelectHints
@@ -56,22 +57,47 @@ class Evaluator:
         #: Name of the closest enclosing function or aggregation (Prometheus's hints.Func);
         #: "" under a binary operator.
         self._func = ""
+        self._invariant: set[int] = set()
 
     # ------------------------------------------------------------ entry points
 
     def evaluate(self, node: ast.Expr, ctx: EvalContext) -> Value:
         """Evaluate the root node; numpy floating warnings are expected (1/0, NaN) and silenced."""
         self._top_ts = ctx.ts
+        self._invariant = invariant_nodes(node)
         ctx.select = self._select_range
         with np.errstate(all="ignore"):
             return self.eval(node, ctx)
 
     def eval(self, node: ast.Expr, ctx: EvalContext) -> Value:
         self.limits.check_deadline()
+        if ctx.T > 1 and id(node) in self._invariant and worth_wrapping(node):
+            return self._eval_once(node, ctx)
         method = _DISPATCH.get(type(node))
         if method is None:
             raise QueryError(f"unhandled expression of type {type(node).__name__}")
         return method(self, node, ctx)
+
+    def _eval_once(self, node: ast.Expr, ctx: EvalContext) -> Value:
+        """A step-invariant subtree: evaluate at the first step only, then repeat the column.
+
+        The context keeps the query's start/end/step, which ``start()``/``end()`` read.
+        """
+        one = EvalContext(
+            ts=ctx.ts[:1],
+            start=ctx.start,
+            end=ctx.end,
+            step=ctx.step,
+            query=ctx.query,
+            lookback_ms=ctx.lookback_ms,
+            annotations=ctx.annotations,
+            features=ctx.features,
+            delayed_name_removal=ctx.delayed_name_removal,
+            select=ctx.select,
+            extra=ctx.extra,
+        )
+        method = _DISPATCH[type(node)]
+        return repeat_steps(method(self, node, one), ctx.T, ctx.ts)
 
     # ------------------------------------------------------------ helpers
 

@@ -230,3 +230,16 @@ def test_per_query_lookback_override(store):
     assert len(eng.instant_query(store, "up", 12 * M, lookback_delta_ms=M).labels) == 0
     res = eng.range_query(store, "up", 10 * M, 12 * M, M, lookback_delta_ms=90_000)
     np.testing.assert_array_equal(res.present[0], [True, True, False])
+
+
+def test_step_invariant_subtrees_are_evaluated_once(store):
+    eng = Engine()
+    res = eng.range_query(store, "sum(rate(c_total[5m] @ 300)) + time() * 0", 0, 10 * M, M)
+    np.testing.assert_allclose(res.values[0], np.full(11, 10 / 60))
+    store.selects.clear()
+    eng.range_query(store, "rate(c_total[5m] @ end())", 0, 10 * M, M)
+    _, hints = store.selects[-1]
+    assert (hints.start, hints.end) == (5 * M + 1, 10 * M)  # one window, not eleven
+    eng = Engine(EngineOptions(features=frozenset({"promql-experimental-functions", "promql-duration-expr"})))
+    res = eng.range_query(store, "start() + end() + c_total @ start()", 2 * M, 4 * M, M)
+    np.testing.assert_array_equal(res.values[0], np.full(3, 120 + 240 + 20.0))

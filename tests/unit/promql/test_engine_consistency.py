@@ -90,6 +90,9 @@ EXPRS = [
     "max_over_time(a[45s:15s])",
     "avg_over_time(sum by (g) (a)[1m:30s] offset 15s)",
     "a @ 300",
+    "sum by (g) (a @ 300) * 2 + a",
+    "max_over_time(a[1m:15s] @ 300) > bool 0",
+    "rate(a[2m] @ 450) - timestamp(a)",
     "rate(a[2m])",
 ]
 
