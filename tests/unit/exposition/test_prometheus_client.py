@@ -105,3 +105,36 @@ def test_escaping_schemes(registry: CollectorRegistry, escaping: str) -> None:
     assert value(r, want) == 1.0
     t = parse_text(generate_latest(registry, escaping=escaping))
     assert value(t, want) == 1.0
+
+
+def _norm(name: str, labels: dict[str, str], value: float) -> tuple[str, tuple[tuple[str, str], ...], str]:
+    from signalfire.exposition._lex import normalize_float_label
+
+    d = {k: normalize_float_label(v) if k in ("le", "quantile") else v for k, v in labels.items()}
+    return name, tuple(sorted(d.items())), repr(float(value))  # repr: NaN equals NaN
+
+
+@pytest.mark.parametrize(
+    ("name", "openmetrics"),
+    [
+        ("alltypes.237mfs.prom.txt", False),
+        ("alltypes.237mfs.nometa.prom.txt", False),
+        ("1histogram.om.txt", True),
+    ],
+)
+def test_same_samples_as_prometheus_client_parser(name: str, openmetrics: bool) -> None:
+    """prometheus_client's own parsers are an independent reference for names, labels and values."""
+    from pathlib import Path
+
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_families
+    from prometheus_client.parser import text_string_to_metric_families
+
+    body = (Path("/work/shared/conformance/exposition") / name).read_bytes()
+    ref = om_families if openmetrics else text_string_to_metric_families
+    want = sorted(_norm(s.name, s.labels, s.value) for fam in ref(body.decode()) for s in fam.samples)
+    r = parse_openmetrics(body, keep_created_series=True) if openmetrics else parse_text(body)
+    got = sorted(
+        _norm(lset.metric_name, {k: v for k, v in lset if k != "__name__"}, float(v))
+        for lset, v in zip(r.labels, r.values)
+    )
+    assert got == want
