@@ -222,7 +222,11 @@ class Engine:
         """Append one JSON line in Prometheus's query-log shape."""
 
         def iso(t_ms: int) -> str:
-            return _dt.datetime.fromtimestamp(t_ms / 1000, _dt.UTC).isoformat().replace("+00:00", "Z")
+            return (
+                _dt.datetime.fromtimestamp(t_ms / 1000, _dt.UTC)
+                .isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z")
+            )
 
         params: dict[str, Any] = {"query": text, "start": iso(start), "end": iso(end), "step": step // 1000}
         if instant:
@@ -230,7 +234,7 @@ class Engine:
         entry = {
             "params": params,
             "stats": {"timings": stats.to_json()["timings"], "samples": stats.to_json()["samples"]},
-            "ts": _dt.datetime.now(_dt.UTC).isoformat().replace("+00:00", "Z"),
+            "ts": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }
         line = json.dumps(entry, separators=(",", ":"))
         assert self.options.query_log_file is not None

@@ -150,6 +150,7 @@ def test_query_log(store, tmp_path):
     assert [x["params"]["query"] for x in lines] == ["up", "up"]
     assert lines[1]["params"]["step"] == 60
     assert "timings" in lines[0]["stats"]
+    assert lines[0]["params"]["start"] == "1970-01-01T00:01:00.000Z"
 
 
 def test_annotations_carry_positions(store):
