@@ -413,12 +413,15 @@ def resets(w: RangeWindows) -> Result:
     return _counting_kernel(w, flags)
 
 
-def _reset_corrections(w: RangeWindows) -> F64:
-    """Per sample i: the value to add back for a counter reset between i-1 and i (else 0)."""
+def _reset_corrections(w: RangeWindows, use_st: bool = True) -> F64:
+    """Per sample i: the value to add back for a counter reset between i-1 and i (else 0).
+
+    A reset is a decrease, or (``use_st``) a start timestamp that says the counter
+    restarted."""
     v = w.values
     pv = _prev(v)
     reset = v < pv
-    if w.st is not None:
+    if use_st and w.st is not None:
         reset |= st_reset(_prev(w.st), _prev(w.ts), w.st, w.ts)
     corr = np.where(reset, pv, 0.0)
     corr[w.offsets[:-1][w.offsets[:-1] < len(v)]] = 0.0
@@ -430,7 +433,7 @@ def extrapolated_rate(w: RangeWindows, is_counter: bool, is_rate: bool) -> Resul
     """``rate``/``increase``/``delta`` with Prometheus's extrapolation to the window edges."""
     if w.anchored or w.smoothed:
         return extended_rate(w, is_counter, is_rate)
-    # With start timestamps, one sample can be enough (see _st_zero_point).
+    # With start timestamps one sample can be enough (the ST zero point below).
     cells, lo, hi = _nonempty(w, min_len=1 if (is_counter and w.st is not None) else 2)
     T = len(w.eval_ts)
     end_t = w.eval_ts[cells % T]
@@ -522,7 +525,7 @@ def extended_rate(w: RangeWindows, is_counter: bool, is_rate: bool) -> Result:
         fi = np.where(w.ts[first] <= start_t, first + 1, first)
         la = np.where(w.ts[last] >= end_t, last - 1, last)
         # Start timestamps play no part here, only values (Prometheus correctForCounterResets).
-        corr = _plain_corrections(w)
+        corr = _reset_corrections(w, use_st=False)
         has_pts = fi <= la
         fi_c = np.minimum(fi, len(w.values) - 1)
         la_c = np.maximum(la, 0)
@@ -535,14 +538,6 @@ def extended_rate(w: RangeWindows, is_counter: bool, is_rate: bool) -> Result:
     if is_rate:
         result = result / (w.range_ms / 1000.0)
     return _pack(w, cells, result)
-
-
-def _plain_corrections(w: RangeWindows) -> F64:
-    v = w.values
-    pv = _prev(v)
-    corr = np.where(v < pv, pv, 0.0)
-    corr[w.offsets[:-1][w.offsets[:-1] < len(v)]] = 0.0
-    return corr
 
 
 @_quiet
