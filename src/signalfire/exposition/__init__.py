@@ -10,7 +10,7 @@
 - :func:`lint`: ``promtool check metrics``.
 """
 
-from signalfire.exposition.lint import LintProblem, format_problems, lint
+from signalfire.exposition.lint import LintProblem, MetricCardinality, cardinality, format_problems, lint
 from signalfire.exposition.negotiate import (
     DEFAULT_ESCAPING,
     ESCAPING_SCHEMES,
@@ -51,10 +51,12 @@ __all__ = [
     "Format",
     "LabelCache",
     "LintProblem",
+    "MetricCardinality",
     "MetricFamily",
     "MetricMetadata",
     "ParsedScrape",
     "Sample",
+    "cardinality",
     "escape_name",
     "families_from_parsed",
     "format_problems",

@@ -221,6 +221,26 @@ def _metric_unit(name: str) -> tuple[str, str] | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class MetricCardinality:
+    """One row of ``promtool check metrics --extended``: series per family and share of all."""
+
+    metric: str
+    cardinality: int
+    percentage: float
+
+
+def cardinality(body: bytes) -> list[MetricCardinality]:
+    """Series per family, largest first (stable), as ``promtool check metrics --extended`` lists them.
+
+    A histogram or summary counts all its series (buckets or quantiles, ``_sum``, ``_count``).
+    """
+    families = [f for f in _families(body).values() if f.series]
+    total = sum(len(f.series) for f in families)
+    rows = [MetricCardinality(f.name, len(f.series), len(f.series) / total) for f in families]
+    return sorted(rows, key=lambda r: -r.cardinality)
+
+
 def format_problems(problems: list[LintProblem]) -> str:
     """promtool's output: one ``metric text`` line per problem."""
     return "".join(f"{p.metric} {p.text}\n" for p in problems)

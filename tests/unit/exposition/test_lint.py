@@ -108,3 +108,16 @@ def test_errors() -> None:
         lint(b"# HELP a x\n# HELP a y\na 1\n")
     with pytest.raises(ExpositionParseError, match="TYPE reported after samples"):
         lint(b"a 1\n# TYPE a gauge\n")
+
+
+def test_cardinality_like_promtool_extended() -> None:
+    from pathlib import Path
+
+    from signalfire.exposition import cardinality
+
+    body = Path("/work/shared/conformance/promtool/metrics-test.prom").read_bytes()
+    rows = cardinality(body)
+    assert sum(r.cardinality for r in rows) == 27
+    assert rows[0].metric == "prometheus_tsdb_compaction_chunk_size_bytes"
+    assert rows[0].cardinality == 15
+    assert abs(sum(r.percentage for r in rows) - 1.0) < 1e-9
