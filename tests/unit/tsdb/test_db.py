@@ -421,3 +421,21 @@ def test_commit_after_close_is_a_storage_error(tmp_path):
     db.close()
     with pytest.raises(StorageError, match="closed"):
         app.commit()
+
+
+def test_start_timestamps_survive_replay_checkpoint_and_blocks(tmp_path):
+    path = tmp_path / "d"
+    opts = DBOptions(fsync="never", retention_ms=0)
+    with open_db(path, opts) as db:
+        for t in range(0, 7 * H, 30 * 60_000):
+            with db.appender() as app:
+                app.append_batch(app.refs(_labels(2)), t, np.array([1.0, 2.0]), st=np.array([t - 5, 0]))
+        db.compact()
+        assert db.blocks
+    with open_db(path, opts) as db:
+        q = db.querier(MIN_TIME, MAX_TIME)
+        ss = q.select(ALL)
+        q.close()
+    assert ss.st is not None
+    a, b = ss.offsets[0], ss.offsets[1]
+    assert (ss.st[a:b] == ss.ts[a:b] - 5).all() and (ss.st[b:] == 0).all()
