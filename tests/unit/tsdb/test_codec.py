@@ -69,8 +69,10 @@ def test_special_values_only() -> None:
         np.linspace(-1e300, 1e300, 500),
         np.array([2.0**62, -(2.0**62), 2.0**63, -(2.0**63), 9.2e18, 1e19, -1e19] * 10),
         np.array([0.1, 0.2, 0.3, 1e-6, 1.5e-6, 123456.789012]),
+        np.cumsum(np.random.default_rng(2).uniform(0, 1e-3, 500)),  # raw bits as integers
+        np.random.default_rng(3).normal(size=500),  # sign changes
     ],
-    ids=["xor", "decimals", "gcd", "const", "huge", "int64-edges", "small-decimals"],
+    ids=["xor", "decimals", "gcd", "const", "huge", "int64-edges", "small-decimals", "raw-bits", "normal"],
 )
 def test_value_kinds_roundtrip(values: np.ndarray) -> None:
     _roundtrip_values([len(values)], values)
@@ -118,6 +120,28 @@ def test_decimal_scale() -> None:
     assert scale.tolist() == [1, 3, 0]
     assert exc.tolist() == [False, False, False, False, True, False]
     assert k[:4].tolist() == [10, 25, 3250, 125]
+
+
+def test_float_forms_are_chosen_per_series() -> None:
+    rng = np.random.default_rng(4)
+    slow = 1e5 + np.cumsum(rng.uniform(0, 1e-3, 300))  # a histogram _sum: raw bits
+    # Only the low mantissa bits vary at random: XOR keeps them, deltas add a bit.
+    noisy = (np.uint64(0x3FF0000000000000) | rng.integers(0, 256, 300).astype(np.uint64)).view(np.float64)
+    counter = np.cumsum(rng.poisson(4, 300)).astype(np.float64)  # decimal integers
+    counts = np.array([300, 300, 300], np.int64)
+    p = codec.encode_float_segments(np.concatenate([slow, noisy, counter]), counts)
+    assert p["is_int"].tolist() == [1, 0, 1]
+    assert p["scale"].tolist() == [codec.RAW_BITS, 0]
+
+
+def test_bitplanes_keep_series_byte_aligned() -> None:
+    runs = np.array([3, 0, 9, 8], np.int64)
+    z = np.arange(20, dtype=np.uint64) * 37
+    nbits, b = codec.to_bitplanes(z, runs)
+    assert nbits == int(z.max()).bit_length()
+    assert len(b) == nbits * (8 + 0 + 16 + 8) // 8
+    assert codec.from_bitplanes(nbits, runs, b).tolist() == z.tolist()
+    assert codec.to_bitplanes(np.zeros(4, np.uint64), np.array([4])) == (0, b"")
 
 
 def test_zigzag_and_planes() -> None:

@@ -38,6 +38,8 @@ MODE_XOR = 2
 
 #: Largest decimal exponent tried (values with up to 6 decimals become integers).
 MAX_SCALE = 6
+#: ``scale`` of a series stored as its raw float64 bit patterns read as int64.
+RAW_BITS = 255
 #: A series stays in integer mode while at most this share of its samples are exceptions.
 MAX_EXCEPTION_SHARE = 0.125
 
@@ -305,38 +307,61 @@ def _roundtrips(v: F64, vbits: U64, p: F64 | float) -> np.ndarray:
     return result
 
 
+def _xor_residuals(bits: U64, counts: I64) -> tuple[U64, U64]:
+    """(first bits per series, XOR of every later sample with its predecessor)."""
+    starts = _starts(counts)
+    has = counts > 0
+    first = np.zeros(len(counts), np.uint64)
+    first[has] = bits[starts[has]]
+    x = np.empty(len(bits), np.uint64)
+    if len(bits):
+        x[0] = 0
+        np.bitwise_xor(bits[1:], bits[:-1], out=x[1:])
+    is_first = np.zeros(len(bits), np.bool_)
+    is_first[starts[has]] = True
+    return first, x[~is_first]
+
+
 def encode_float_segments(values: F64, counts: I64) -> dict[str, np.ndarray]:
-    """Encode a float64 column; returns the named arrays the chunk writer stores."""
+    """Encode a float64 column; returns the named arrays the chunk writer stores.
+
+    Each series takes one of three forms: decimal integers (``scale`` 0..6, with
+    exceptions), its raw bit patterns read as int64 (``scale`` RAW_BITS; slowly moving
+    floats such as a histogram's ``_sum`` leave smaller deltas than XORs), or XOR.
+    The last two are chosen per series by the bit length of their residuals.
+    """
     m = len(counts)
     v = np.ascontiguousarray(values, np.float64)
     bits = v.view(np.uint64)
     k, scale, exc = decimal_scale(v, counts)
     seg = _seg_ids(counts)
     n_exc = np.bincount(seg[exc], minlength=m)
-    is_int = n_exc <= MAX_EXCEPTION_SHARE * counts
+    is_dec = n_exc <= MAX_EXCEPTION_SHARE * counts
+    # The other series: raw bits as integers, or XOR, whichever leaves fewer bits.
+    rest = np.flatnonzero(~is_dec)
+    use_raw = np.zeros(m, np.bool_)
+    if len(rest):
+        rcounts = counts[rest]
+        rbits = bits[~np.repeat(is_dec, counts)]
+        _, zi = encode_int_segments(rbits.view(np.int64), rcounts)
+        _, xr = _xor_residuals(rbits, rcounts)
+        rseg = _seg_ids(np.maximum(rcounts - 1, 0))
+        cost_raw = np.bincount(rseg, weights=_bitlen(zi), minlength=len(rest))
+        cost_xor = np.bincount(rseg, weights=_bitlen(xr), minlength=len(rest))
+        use_raw[rest] = cost_raw < cost_xor
+    is_int = is_dec | use_raw
+    per_sample_dec = np.repeat(is_dec, counts)
     per_sample_int = np.repeat(is_int, counts)
-    # Integer series: exceptions take the previous good integer so they cost ~nothing.
-    exc_int = exc & per_sample_int
+    # Decimal series: exceptions take the previous good integer so they cost ~nothing.
+    exc_int = exc & per_sample_dec
     if exc_int.any():
         idx = np.where(exc_int, -1, np.arange(len(k)))
         np.maximum.accumulate(idx, out=idx)
         k = np.where(idx >= 0, k[np.maximum(idx, 0)], 0)
-    int_counts = np.where(is_int, counts, 0)
-    iparams, iz = encode_int_segments(k[per_sample_int], int_counts[is_int])
-    # Float series: XOR with the previous sample's bits.
-    fcounts = counts[~is_int]
-    fbits = bits[~per_sample_int]
-    fstarts = _starts(fcounts)
-    fhas = fcounts > 0
-    xfirst = np.zeros(len(fcounts), np.uint64)
-    xfirst[fhas] = fbits[fstarts[fhas]]
-    x = np.empty(len(fbits), np.uint64)
-    if len(fbits):
-        x[0] = 0
-        np.bitwise_xor(fbits[1:], fbits[:-1], out=x[1:])
-    isf = np.zeros(len(fbits), np.bool_)
-    isf[fstarts[fhas]] = True
-    x = x[~isf]
+    k = np.where(per_sample_dec, k, bits.view(np.int64))
+    scale = np.where(use_raw, RAW_BITS, scale)
+    iparams, iz = encode_int_segments(k[per_sample_int], counts[is_int])
+    xfirst, x = _xor_residuals(bits[~per_sample_int], counts[~is_int])
     exc_pos = np.flatnonzero(exc_int).astype(np.int64)
     return {
         "is_int": is_int.astype(np.uint8),
@@ -354,14 +379,18 @@ def encode_float_segments(values: F64, counts: I64) -> dict[str, np.ndarray]:
 
 
 def decode_float_segments(parts: dict[str, np.ndarray], counts: I64) -> F64:
+    """Inverse of :func:`encode_float_segments`."""
     is_int = parts["is_int"].astype(np.bool_)
     per_sample_int = np.repeat(is_int, counts)
     out = np.empty(int(counts.sum()), np.uint64)
     icounts = counts[is_int]
     iparams = {"mode": parts["imode"], "first": parts["ifirst"], "gcd": parts["igcd"], "bias": parts["ibias"]}
     ints = decode_int_segments(iparams, icounts, parts["iresid"])
-    p = _POW10[np.repeat(parts["scale"].astype(np.int64), icounts)]
-    out[per_sample_int] = (ints.astype(np.float64) / p).view(np.uint64)
+    scales = np.repeat(parts["scale"].astype(np.int64), icounts)
+    raw = scales == RAW_BITS
+    with np.errstate(all="ignore"):
+        as_float = ints.astype(np.float64) / _POW10[np.where(raw, 0, scales)]
+    out[per_sample_int] = np.where(raw, ints.view(np.uint64), as_float.view(np.uint64))
     # XOR series: put the first bits back, then prefix-XOR within each series.
     fcounts = counts[~is_int]
     x = np.empty(int(fcounts.sum()), np.uint64)
