@@ -188,18 +188,23 @@ def vector_vector(
     for i, k in zip(pl.tolist(), pr.tolist()):
         label_parts.append(_result_labels(lhs.labels[i], rhs.labels[k], m, arith, names))
     sig_parts = [gl[pl]]
+    # A comparison keeps the left labels, so a pending (delayed) name drop of the left
+    # side must travel with them.
+    drop_parts = [lhs.name_dropped()[pl]]
     if fill_r is not None:  # left rows whose group has no right sample at a step
         lv_parts.append(lhs.values)
         rv_parts.append(np.full((len(gl), T), fill_r))
         pres_parts.append(lhs.present & ~r_any[gl])
         label_parts += [_result_labels(ls, Labels(()), m, arith, names) for ls in lhs.labels]
         sig_parts.append(gl)
+        drop_parts.append(lhs.name_dropped())
     if fill_l is not None:  # right rows whose group has no left sample at a step
         lv_parts.append(np.full((len(gr), T), fill_l))
         rv_parts.append(rhs.values)
         pres_parts.append(rhs.present & ~l_any[gr])
         label_parts += [_filled_left_labels(ls, m, names) for ls in rhs.labels]
         sig_parts.append(gr)
+        drop_parts.append(np.zeros(len(gr), np.bool_))
     lv = np.concatenate(lv_parts) if lv_parts else np.empty((0, T))
     rv = np.concatenate(rv_parts)
     present = np.concatenate(pres_parts)
@@ -213,7 +218,7 @@ def vector_vector(
             vals = keep.astype(np.float64)
         else:
             present = present & keep
-    drop = np.full(len(label_parts), return_bool, np.bool_)
+    drop = np.concatenate(drop_parts) | return_bool
     if return_bool and not delayed:
         label_parts = [ls.without_metric_name() for ls in label_parts]
     _check_matches(label_parts, sigs, present, G, m)

@@ -175,3 +175,11 @@ def test_nan_comparisons(store):
     s = MemStore().load("n NaN", M)
     assert vec(s, "n != n") == {"n": pytest.approx(math.nan, nan_ok=True)}
     assert vec(s, "n == n") == {}
+
+
+def test_delayed_name_drop_survives_vector_comparison():
+    store = MemStore().load('x_total{a="1"} 0 60 120\ny_total{a="1"} 0 0 0', 5 * M)
+    res = Engine(EngineOptions(features=DELAYED)).instant_query(
+        store, "rate(x_total[10m]) > rate(y_total[10m])", 10 * M
+    )
+    assert [str(ls) for ls in res.labels] == ['{a="1"}']
