@@ -164,10 +164,16 @@ def _counter_rate(is_rate: bool) -> Impl:
 def _warn_not_counter(w: RangeWindows, present: Bool, ctx: EvalContext, arg: ast.Node) -> None:
     """Info for each metric name that does not look like a counter (type labels off)."""
     dropped = w.drop_name
+    seen: set[str] = set()
     for i in np.flatnonzero(present.any(axis=1)).tolist():
         if dropped is not None and dropped[i]:
             continue
-        name = w.labels[i].get(METRIC_NAME)
+        ls = w.labels[i]
+        # Labels sort "__name__" first unless a label name sorts before it.
+        name = ls[0][1] if ls and ls[0][0] == METRIC_NAME else ls.get(METRIC_NAME)
+        if name in seen:
+            continue
+        seen.add(name)
         if name and not name.endswith(_COUNTER_SUFFIXES):
             ctx.info(
                 f'metric might not be a counter, name does not end in _total/_sum/_count/_bucket: "{name}"',
@@ -521,3 +527,7 @@ def _table() -> dict[str, FunctionImpl]:
 
 #: Every function signalfire can evaluate, by name.
 FUNCTIONS: dict[str, FunctionImpl] = _table()
+
+#: Functions whose result depends on the evaluation time itself (Prometheus's
+#: ``AtModifierUnsafeFunctions``): a call to one is never step invariant.
+AT_MODIFIER_UNSAFE_FUNCTIONS = frozenset(name for name, f in FUNCTIONS.items() if f.uses_eval_time)
