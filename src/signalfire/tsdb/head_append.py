@@ -174,6 +174,7 @@ class HeadAppender:
         self._ov_refs = np.empty(0, np.int64)  # newest staged in-order sample per ref
         self._ov_t = np.empty(0, np.int64)
         self._ov_v = np.empty(0, np.float64)
+        self._ov_batches = 0  # staged batches folded into the overlay so far (lazily)
         self._done = False
 
     def refs(self, series: Sequence[Labels]) -> I64:
@@ -210,6 +211,10 @@ class HeadAppender:
             self._generation = head.generation
             base_t = head.last_t[refs]
             base_v = head.last_v[refs]
+            while self._ov_batches < len(self._batches):  # only when a batch follows another
+                r, t, v, _, c = self._batches[self._ov_batches]
+                self._update_overlay(r, t, v, c)
+                self._ov_batches += 1
             if len(self._ov_refs):
                 i = np.minimum(np.searchsorted(self._ov_refs, refs), len(self._ov_refs) - 1)
                 hit = (self._ov_refs[i] == refs) & (self._ov_t[i] > base_t)
@@ -217,7 +222,6 @@ class HeadAppender:
                 base_v = np.where(hit, self._ov_v[i], base_v)
             codes = classify(head, refs, ts_arr, values, base_t, base_v, self._ooo_window())
         self._batches.append((refs, ts_arr, values, st, codes))
-        self._update_overlay(refs, ts_arr, values, codes)
         return count(codes)
 
     def _update_overlay(self, refs: I64, ts: I64, values: F64, codes: np.ndarray) -> None:

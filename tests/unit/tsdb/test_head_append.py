@@ -231,3 +231,22 @@ def _nan_equal(stored, data):
     a = {int(k): [(t, np.float64(v).view(np.uint64)) for t, v in s] for k, s in stored.items()}
     b = {r: [(t, np.float64(v).view(np.uint64)) for t, v in d] for r, d in data.items()}
     return a == b
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(samples, max_size=25), max_size=5))
+def test_many_batches_in_one_appender_match_reference(batches):
+    """Without an OOO window, staged batches are judged as if committed one by one."""
+    chunk_range = 10**6  # no out-of-bounds: the reference's bound moves per batch
+    head = Head(chunk_range=chunk_range)
+    mk = lambda: HeadAppender(head, None, lambda: 0)  # noqa: E731
+    refs = _refs(mk, 4)
+    got = AppendStats()
+    with mk() as app:
+        for batch in batches:
+            if batch:
+                r, t, v = zip(*batch)
+                got.add(app.append_batch(refs[list(r)], np.array(t), np.array(v)))
+    want, data = _reference(batches, 0, chunk_range)
+    assert got == want
+    assert _nan_equal(_series(head), data)
