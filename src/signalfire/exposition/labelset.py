@@ -74,11 +74,16 @@ def make_labels(
 ) -> Labels:
     """Build the sorted label set of one sample; ``normalize`` is "le", "quantile" or None.
 
-    Empty values are dropped (Prometheus's label builder does), a repeated label
-    name is an error, as the scrape loop reports it.
+    Empty values are dropped (Prometheus's label builder does); a repeated label
+    name, an empty metric name or an empty label name are errors, as the scrape
+    loop reports them.
     """
+    if not name:
+        raise error_at(line_no, line, 0, 'invalid metric name ""', expected="metric name")
     d = {"__name__": name}
     for n, v in pairs:
+        if not n:
+            raise error_at(line_no, line, 0, 'invalid label name ""', expected="label name")
         if n in d:
             raise error_at(line_no, line, 0, f"label name {go_quote(n)} is not unique")
         d[n] = v

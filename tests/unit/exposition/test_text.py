@@ -241,3 +241,10 @@ def test_histogram_bucket_memo_positions() -> None:
         1,
         'label name "le" is not unique',
     )
+
+
+def test_empty_names_are_errors() -> None:
+    e(b'{""} 1\n', 1, 1, 'invalid metric name ""')
+    e(b'foo{""="x"} 1\n', 1, 1, 'invalid label name ""')
+    with pytest.raises(ExpositionParseError, match="invalid metric name"):
+        parse(b'{""} 1\n# EOF\n', "application/openmetrics-text")
