@@ -99,8 +99,13 @@ def bucket_block(sm: StepMatrix, ctx: EvalContext, node: ast.Node) -> BucketBloc
     counts = np.zeros((G, B, T))
     active = np.zeros((G, B, T), np.bool_)
     present = sm.present[row_arr]
-    np.add.at(counts, (gid, slot), np.where(present, sm.values[row_arr], 0.0))
-    np.logical_or.at(active, (gid, slot), present)
+    if new_slot.all():
+        # One series per (histogram, bound), the usual case: plain scatter.
+        counts[gid, slot] = np.where(present, sm.values[row_arr], 0.0)
+        active[gid, slot] = present
+    else:
+        np.add.at(counts, (gid, slot), np.where(present, sm.values[row_arr], 0.0))
+        np.logical_or.at(active, (gid, slot), present)
     first_row = row_arr[group_start]
     labels = [sm.labels[r].without(BUCKET_LABEL) for r in first_row.tolist()]
     if not ctx.delayed_name_removal:
@@ -110,13 +115,18 @@ def bucket_block(sm: StepMatrix, ctx: EvalContext, node: ast.Node) -> BucketBloc
 
 
 def _almost_equal(a: F64, b: F64, eps: float) -> Bool:
-    """Prometheus ``almost.Equal``: relative tolerance, absolute near zero."""
+    """Prometheus ``almost.Equal``: relative tolerance, absolute near zero.
+
+    Written as ``diff < eps * |a|+|b|`` rather than dividing; the two differ only in
+    rounding exactly at the tolerance.
+    """
     with np.errstate(all="ignore"):
         abs_sum = np.abs(a) + np.abs(b)
         diff = np.abs(a - b)
+        res = diff < eps * np.minimum(abs_sum, np.finfo(np.float64).max)
         near_zero = (a == 0) | (b == 0) | (abs_sum < _MIN_NORMAL)
-        rel = diff / np.minimum(abs_sum, np.finfo(np.float64).max)
-        res = np.where(near_zero, diff < eps * _MIN_NORMAL, rel < eps)
+        res &= ~near_zero
+        res |= near_zero & (diff < eps * _MIN_NORMAL)
     return np.asarray(res | (a == b) | (np.isnan(a) & np.isnan(b)), np.bool_)
 
 
