@@ -86,6 +86,7 @@ class ScrapeBuilder:
 
     __slots__ = (
         "_help",
+        "_order",
         "_type",
         "_unit",
         "exemplars",
@@ -108,14 +109,18 @@ class ScrapeBuilder:
         self._help: dict[str, str] = {}
         self._type: dict[str, str] = {}
         self._unit: dict[str, str] = {}
+        self._order: dict[str, None] = {}  # families in order of their first metadata line
 
     def set_help(self, name: str, text: str) -> None:
+        self._order.setdefault(name)
         self._help[name] = text
 
     def set_type(self, name: str, typ: str) -> None:
+        self._order.setdefault(name)
         self._type[name] = typ
 
     def set_unit(self, name: str, unit: str) -> None:
+        self._order.setdefault(name)
         self._unit[name] = unit
 
     def type_of(self, name: str) -> str:
@@ -130,12 +135,11 @@ class ScrapeBuilder:
         has_ts = np.fromiter((t is not None for t in self.ts), dtype=np.bool_, count=n)
         fill = 0 if default_ts is None else int(default_ts)
         ts = np.fromiter((fill if t is None else t for t in self.ts), dtype=np.int64, count=n)
-        names = set(self._help) | set(self._type) | set(self._unit)
         metadata = {
             _intern(name): MetricMetadata(
                 self._type.get(name, "unknown"), self._help.get(name, ""), self._unit.get(name, "")
             )
-            for name in names
+            for name in self._order
         }
         return ParsedScrape(
             labels=self.labels,
