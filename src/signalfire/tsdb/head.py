@@ -275,14 +275,14 @@ class Head:
 
     # ---------------------------------------------------------------- slabs
 
-    def _reserve_pool(self, extra: int) -> None:
-        """Make room for ``extra`` more pooled samples, repacking or growing the pool."""
+    def _reserve_pool(self, extra: int) -> bool:
+        """Make room for ``extra`` more pooled samples; True when it repacked (which
+        moves and resizes slabs, so the caller must recompute what it needs)."""
         if self.pool_end + extra <= len(self.pool_ts):
-            return
+            return False
         if self.wasted > self.pool_end // 2:
             self.repack()
-            if self.pool_end + extra <= len(self.pool_ts):
-                return
+            return True
         size = max(len(self.pool_ts) * 2, self.pool_end + extra)
         for name in ("pool_ts", "pool_v", "pool_st"):
             arr = getattr(self, name)
@@ -291,6 +291,7 @@ class Head:
             grown = np.zeros(size, arr.dtype) if name == "pool_st" else np.empty(size, arr.dtype)
             grown[: self.pool_end] = arr[: self.pool_end]
             setattr(self, name, grown)
+        return False
 
     def _columns(self) -> list[np.ndarray]:
         return [a for a in (self.pool_ts, self.pool_v, self.pool_st) if a is not None]
@@ -318,13 +319,15 @@ class Head:
 
     def _ensure_room(self, refs: I64, counts: I64) -> None:
         """Give every series in ``refs`` (unique) room for ``counts`` more samples."""
-        need = self.n[refs] + counts
-        grow = need > self.cap[refs]
-        if not grow.any():
-            return
+        while True:
+            need = self.n[refs] + counts
+            grow = need > self.cap[refs]
+            if not grow.any():
+                return
+            new_cap = _round_cap(need[grow])
+            if not self._reserve_pool(int(new_cap.sum())):
+                break  # a repack tightened slabs: judge again (at most once, waste is 0 now)
         g = refs[grow]
-        new_cap = _round_cap(need[grow])
-        self._reserve_pool(int(new_cap.sum()))
         new_start = self.pool_end + np.cumsum(new_cap) - new_cap
         old_n = self.n[g]
         if old_n.any():

@@ -160,3 +160,52 @@ def test_label_order_is_kept_across_rounds_of_new_and_removed_series():
     _fill(head, names[:10], [5000])  # and bring ten of them back
     ss = HeadQuerier(head, 0, 10**6).select([])
     assert list(ss.labels) == sorted(names[140:] + names[:10])
+
+
+def test_random_growth_truncation_and_repacks_keep_every_sample():
+    head = Head(1 << 40)
+    refs = _mk(head).refs(_labels(40))
+    rng = np.random.default_rng(7)
+    want: dict[int, list[int]] = {int(r): [] for r in refs}
+    t = 0
+    for step in range(400):
+        k = int(rng.integers(1, 12))
+        sel = np.repeat(refs[rng.random(len(refs)) < 0.2], k)
+        ts = np.tile(np.arange(k, dtype=np.int64), len(sel) // k) + t if len(sel) else np.empty(0, np.int64)
+        sel = np.sort(sel, kind="stable")
+        ts = (
+            np.concatenate([np.arange(k, dtype=np.int64) + t for _ in range(len(sel) // k)])
+            if len(sel)
+            else ts
+        )
+        with _mk(head) as app:
+            assert app.append_batch(sel, ts, ts.astype(np.float64)).appended == len(sel)
+        for r, x in zip(sel.tolist(), ts.tolist()):
+            want[r].append(x)
+        t += k
+        if step % 37 == 36:
+            cut = t - int(rng.integers(5, 40))
+            head.truncate(cut)
+            want = {r: [x for x in v if x >= cut] for r, v in want.items()}
+    ss = HeadQuerier(head, 0, 10**9).select([])
+    got = {ls.get("i"): ss.ts[a:b].tolist() for ls, a, b in zip(ss.labels, ss.offsets[:-1], ss.offsets[1:])}
+    assert got == {str(r): v for r, v in want.items() if v}
+    assert (ss.values == ss.ts).all()
+
+
+def test_repack_inside_growth_does_not_shrink_a_slab_below_this_batch():
+    head = Head(1 << 40)
+    a, b = _mk(head).refs(_labels(2))
+    with _mk(head) as app:
+        app.append_batch(np.full(30, a), np.arange(30), np.arange(30.0))
+    head.delete(np.array([a]), 15, 100)  # n=15 in a 32-slot slab
+    # Pool exactly full and mostly "abandoned": the next growth repacks first.
+    head.pool_ts, head.pool_v = head.pool_ts[: head.pool_end], head.pool_v[: head.pool_end]
+    head.wasted = head.pool_end
+    with _mk(head) as app:
+        refs = np.concatenate([np.full(10, a), np.full(100, b)])
+        ts = np.concatenate([np.arange(15, 25), np.arange(100)])
+        assert app.append_batch(refs, ts, ts.astype(np.float64)).appended == 110
+    ss = HeadQuerier(head, 0, 10**6).select([])
+    assert ss.ts.tolist() == list(range(25)) + list(range(100))
+    assert (ss.values == ss.ts).all()
