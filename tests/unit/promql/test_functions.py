@@ -384,3 +384,13 @@ def test_every_parsed_function_has_a_kernel() -> None:
     from signalfire.promql.function_signatures import FUNCTIONS as SIGNATURES
 
     assert sorted(set(SIGNATURES) - set(FUNCTIONS)) == []
+
+
+def test_every_function_is_documented() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "querying" / "functions.md").read_text(
+        encoding="utf-8"
+    )
+    missing = [name for name in FUNCTIONS if f"`{name}`" not in doc]
+    assert missing == []
