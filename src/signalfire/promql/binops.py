@@ -17,10 +17,11 @@ from signalfire._types import F64, I64, Bool
 from signalfire.errors import QueryError
 from signalfire.labels import METRIC_NAME, TYPE_LABEL, UNIT_LABEL, Labels, is_legacy_label_name, quote
 from signalfire.promql import ast
-from signalfire.promql.names import merge_same_labels
+from signalfire.promql.names import merge_same_labels, strip_name
 from signalfire.promql.values import ScalarSeries, StepMatrix
 from signalfire.util import ragged
 
+_NAME_LABELS = frozenset({METRIC_NAME, TYPE_LABEL, UNIT_LABEL})
 ARITHMETIC = frozenset({"+", "-", "*", "/", "%", "^", "atan2"})
 COMPARISON = frozenset({"==", "!=", ">", "<", ">=", "<="})
 SET_OPS = frozenset({"and", "or", "unless"})
@@ -220,7 +221,7 @@ def vector_vector(
             present = present & keep
     drop = np.concatenate(drop_parts) | return_bool
     if return_bool and not delayed:
-        label_parts = [ls.without_metric_name() for ls in label_parts]
+        label_parts = [strip_name(ls) for ls in label_parts]
     _check_matches(label_parts, sigs, present, G, m)
     out = StepMatrix(label_parts, np.ascontiguousarray(vals, np.float64), present, drop)
     return merge_same_labels(_drop_empty(out))
@@ -230,17 +231,21 @@ def _result_labels(
     ls: Labels, rs: Labels, m: ast.VectorMatching, arith: bool, names: frozenset[str]
 ) -> Labels:
     """Prometheus's ``resultMetric``: the left labels, minus the name for arithmetic, cut
-    to the matching labels for one-to-one, plus ``group_x(...)`` labels from the one side."""
-    pairs = dict(ls)
-    if arith:
-        for n in (METRIC_NAME, TYPE_LABEL, UNIT_LABEL):
-            pairs.pop(n, None)
-    if m.card is ast.Cardinality.ONE_TO_ONE:
-        if m.on:
-            pairs = {k: v for k, v in pairs.items() if k in names}
-        else:
-            for n in names:
-                pairs.pop(n, None)
+    to the matching labels for one-to-one, plus ``group_x(...)`` labels from the one side.
+
+    Filtering a sorted label tuple keeps it sorted, so only ``group_x`` labels need a re-sort.
+    """
+    dropped = _NAME_LABELS if arith else frozenset()
+    if m.card is ast.Cardinality.ONE_TO_ONE and m.on:
+        base = tuple(p for p in ls if p[0] in names and p[0] not in dropped)
+    elif m.card is ast.Cardinality.ONE_TO_ONE:
+        gone = names | dropped
+        base = tuple(p for p in ls if p[0] not in gone)
+    else:
+        base = tuple(p for p in ls if p[0] not in dropped)
+    if not m.include:
+        return Labels(base)
+    pairs = dict(base)
     for n in m.include:
         v = rs.get(n)
         if v:

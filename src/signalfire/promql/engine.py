@@ -24,7 +24,7 @@ from signalfire.promql import ast
 from signalfire.promql.evaluator import EvalSettings, Evaluator
 from signalfire.promql.features import DELAYED_NAME_REMOVAL
 from signalfire.promql.limits import QueryLimits
-from signalfire.promql.names import check_unique, merge_same_labels
+from signalfire.promql.names import check_unique, merge_same_labels, strip_name
 from signalfire.promql.result import QueryResult
 from signalfire.promql.stats import QueryStats
 from signalfire.promql.values import EvalContext, RangeWindows, ScalarSeries, StepMatrix, StringValue, Value
@@ -270,7 +270,7 @@ def _shape(value: Value, ts: np.ndarray, instant: bool, delayed: bool) -> QueryR
     assert isinstance(value, StepMatrix)
     sm = value
     if delayed and sm.drop_name is not None and sm.drop_name.any():
-        labels = [ls.without_metric_name() if d else ls for ls, d in zip(sm.labels, sm.drop_name.tolist())]
+        labels = [strip_name(ls) if d else ls for ls, d in zip(sm.labels, sm.drop_name.tolist())]
         sm = StepMatrix(labels, sm.values, sm.present, None)
         if not instant:
             sm = merge_same_labels(sm)
@@ -294,7 +294,7 @@ def _matrix_of_windows(rw: RangeWindows, ts: np.ndarray, delayed: bool) -> Query
     for i in keep.tolist():
         ls = rw.labels[i]
         if rw.drop_name is not None and rw.drop_name[i]:
-            ls = ls.without_metric_name()
+            ls = strip_name(ls)
         labels.append(ls)
     check_unique(labels)
     counts = n[keep]

@@ -25,8 +25,31 @@ def drop_names_now(sm: StepMatrix) -> StepMatrix:
     if sm.drop_name is None or not sm.drop_name.any():
         sm.drop_name = None
         return merge_same_labels(sm)
-    labels = [ls.without_metric_name() if d else ls for ls, d in zip(sm.labels, sm.drop_name.tolist())]
+    labels = [strip_name(ls) if d else ls for ls, d in zip(sm.labels, sm.drop_name.tolist())]
     return merge_same_labels(StepMatrix(labels, sm.values, sm.present, None, sm.sample_ts))
+
+
+_RESERVED = ("__name__", "__type__", "__unit__")
+
+
+def strip_name(ls: Labels) -> Labels:
+    """``ls.without_metric_name()`` with a fast path for the usual layout.
+
+    Labels are sorted, so ``__name__``, ``__type__`` and ``__unit__`` (in that order) sit
+    together, normally at the front; a label set whose first name sorts after all three
+    has none of them.
+    """
+    if not ls:
+        return ls
+    first = ls[0][0]
+    if first == "__name__":
+        j = 1
+        while j < len(ls) and ls[j][0] in _RESERVED:
+            j += 1
+        return Labels(ls[j:])
+    if first > "__unit__":
+        return ls
+    return ls.without_metric_name()
 
 
 def settle_names(sm: StepMatrix, delayed: bool) -> StepMatrix:

@@ -244,3 +244,21 @@ def test_step_invariant_subtrees_are_evaluated_once(store):
     eng = Engine(EngineOptions(features=frozenset({"promql-experimental-functions", "promql-duration-expr"})))
     res = eng.range_query(store, "start() + end() + c_total @ start()", 2 * M, 4 * M, M)
     np.testing.assert_array_equal(res.values[0], np.full(3, 120 + 240 + 20.0))
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        {"__name__": "m", "a": "1"},
+        {"__name__": "m", "__type__": "counter", "__unit__": "s", "a": "1"},
+        {"__type__": "gauge", "b": "2"},
+        {"A": "x", "__name__": "m", "z": "1"},
+        {"a": "1"},
+        {},
+    ],
+)
+def test_strip_name_matches_without_metric_name(pairs):
+    from signalfire.promql.names import strip_name
+
+    ls = Labels.from_dict(pairs)
+    assert strip_name(ls) == ls.without_metric_name()
