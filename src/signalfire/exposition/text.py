@@ -3,9 +3,10 @@
 Grammar and error wording follow Prometheus's ``model/textparse/promparse.go``
 and ``promlex.l``: spaces and tabs between tokens, optional commas between
 labels, ``#`` comments, ``# HELP``/``# TYPE`` metadata, integer millisecond
-timestamps. Each line is first tried against one regular expression for the
-common shape ``name{a="b",...} value [ts]``; only lines that miss it go through
-the token-by-token path, which is also the one that produces the errors.
+timestamps. The whole body is first matched by one regular expression
+(``findall``) for the common shape ``name{a="b",...} value [ts]``; a body with
+any other line goes line by line, where only the unusual lines take the
+token-by-token path, which is also the one that words the errors.
 """
 
 from __future__ import annotations
@@ -120,13 +121,20 @@ def _parse_rows(
     except ValueError:
         return _parse_lines(lines, False, default_ts)  # raises, with the exact position
     # float() is laxer than Go's ParseFloat only for overflow and signed NaN; int64 bounds timestamps.
-    if _INF in b.values or _NINF in b.values or _signed_nan(b.values, vals) or _big(tss):
+    if _overflow(b.values, vals) or _signed_nan(b.values, vals) or _big(tss):
         return _parse_lines(lines, False, default_ts)
     b.start_ts = [0] * len(vals)
     return b.build(default_ts)
 
 
 _SIGNED_NAN_RE = re.compile(r"(?:^|\n)[+-][nN]")
+
+
+def _overflow(values: list[float], vals: list[str]) -> bool:
+    """A finite literal that float() turned into an infinity (Go: "value out of range")."""
+    if _INF not in values and _NINF not in values:
+        return False
+    return any(v in (_INF, _NINF) and t.lstrip("+-")[:1] not in ("i", "I") for v, t in zip(values, vals))
 
 
 def _signed_nan(values: list[float], vals: list[str]) -> bool:
