@@ -262,3 +262,20 @@ def test_strip_name_matches_without_metric_name(pairs):
 
     ls = Labels.from_dict(pairs)
     assert strip_name(ls) == ls.without_metric_name()
+
+
+@pytest.mark.parametrize(
+    ("ends", "range_ms", "step_ms", "want"),
+    [
+        ([60_000], 60_000, 20_000, [20_000, 40_000, 60_000]),  # left edge 0 excluded
+        ([50_000], 60_000, 20_000, [0, 20_000, 40_000]),
+        ([-5_000], 10_000, 3_000, [-12_000, -9_000, -6_000]),  # multiples of the step, below zero
+        ([60_000, 80_000], 40_000, 20_000, [40_000, 60_000, 80_000]),  # union of overlapping windows
+        ([10_000], 5_000, 20_000, []),
+    ],
+)
+def test_subquery_inner_times(ends, range_ms, step_ms, want):
+    from signalfire.promql.subquery import inner_times
+
+    got = inner_times(np.asarray(ends, np.int64), range_ms, step_ms)
+    assert got.tolist() == want
