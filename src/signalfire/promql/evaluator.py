@@ -148,7 +148,7 @@ class Evaluator:
         if self._top_ts is not None and ctx.ts is self._top_ts:
             self.stats.add_step_samples(per_step.astype(np.int64))
         else:
-            self.stats.peak_samples = max(self.stats.peak_samples, total)
+            self.stats.other_samples += total
 
     # ------------------------------------------------------------ leaves
 

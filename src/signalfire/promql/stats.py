@@ -23,6 +23,8 @@ class QueryStats:
     timestamps: I64 = field(default_factory=lambda: np.empty(0, np.int64))
     samples_per_step: I64 = field(default_factory=lambda: np.empty(0, np.int64))
     peak_samples: int = 0
+    #: Samples loaded at times that are not query steps (subquery inner evaluations).
+    other_samples: int = 0
     parse_s: float = 0.0
     prepare_s: float = 0.0
     eval_s: float = 0.0
@@ -37,7 +39,7 @@ class QueryStats:
 
     @property
     def total_samples(self) -> int:
-        return int(self.samples_per_step.sum())
+        return int(self.samples_per_step.sum()) + self.other_samples
 
     def to_json(self, per_step: bool = False) -> dict[str, Any]:
         """Prometheus's ``stats`` object for the API response."""

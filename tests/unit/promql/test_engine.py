@@ -279,3 +279,8 @@ def test_subquery_inner_times(ends, range_ms, step_ms, want):
 
     got = inner_times(np.asarray(ends, np.int64), range_ms, step_ms)
     assert got.tolist() == want
+
+
+def test_stats_include_subquery_samples(store):
+    res = Engine().instant_query(store, "max_over_time(up[3m:1m])", 5 * M)
+    assert res.stats.to_json()["samples"]["totalQueryableSamples"] == 6
