@@ -207,5 +207,6 @@ def test_repack_inside_growth_does_not_shrink_a_slab_below_this_batch():
         ts = np.concatenate([np.arange(15, 25), np.arange(100)])
         assert app.append_batch(refs, ts, ts.astype(np.float64)).appended == 110
     ss = HeadQuerier(head, 0, 10**6).select([])
-    assert ss.ts.tolist() == list(range(25)) + list(range(100))
+    got = {ls.get("i"): ss.ts[x:y].tolist() for ls, x, y in zip(ss.labels, ss.offsets[:-1], ss.offsets[1:])}
+    assert got == {"0": list(range(25)), "1": list(range(100))}
     assert (ss.values == ss.ts).all()
