@@ -115,7 +115,7 @@ class HeadPostings:
 class Head:
     """Series registry plus sample slabs. See the module docstring for the layout."""
 
-    def __init__(self, chunk_range: int) -> None:
+    def __init__(self, chunk_range: int, pool_size: int = 1 << 16) -> None:
         self.chunk_range = chunk_range
         self.lock = threading.RLock()
         self.postings = HeadPostings()
@@ -134,8 +134,8 @@ class Head:
         self.n = np.zeros(cap, np.int64)
         self.last_t = np.full(cap, MIN_TIME, np.int64)
         self.last_v = np.zeros(cap, np.float64)
-        self.pool_ts = np.empty(1 << 16, np.int64)
-        self.pool_v = np.empty(1 << 16, np.float64)
+        self.pool_ts = np.empty(pool_size, np.int64)
+        self.pool_v = np.empty(pool_size, np.float64)
         self.pool_st: I64 | None = None
         self.pool_end = 0
         self.wasted = 0

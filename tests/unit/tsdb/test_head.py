@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from signalfire.labels import Labels, Matcher
 from signalfire.tsdb.head import Head, ragged_index
@@ -210,3 +212,48 @@ def test_repack_inside_growth_does_not_shrink_a_slab_below_this_batch():
     got = {ls.get("i"): ss.ts[x:y].tolist() for ls, x, y in zip(ss.labels, ss.offsets[:-1], ss.offsets[1:])}
     assert got == {"0": list(range(25)), "1": list(range(100))}
     assert (ss.values == ss.ts).all()
+
+
+ops = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("append"), st.lists(st.tuples(st.integers(0, 7), st.integers(0, 200)), max_size=60)
+        ),
+        st.tuples(st.just("delete"), st.integers(0, 7), st.integers(0, 200), st.integers(0, 50)),
+        st.tuples(st.just("truncate"), st.integers(0, 200)),
+        st.tuples(st.just("repack")),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(ops)
+def test_tiny_pool_stress_matches_model(operations):
+    """A 16-slot initial pool forces relocation, pool growth and repacks on every path."""
+    head = Head(1 << 40, pool_size=16)
+    refs = _mk(head).refs(_labels(8))
+    model: dict[int, dict[int, float]] = {i: {} for i in range(8)}
+    for op in operations:
+        if op[0] == "append" and op[1]:
+            idx = np.array([i for i, _ in op[1]])
+            ts = np.array([t for _, t in op[1]], np.int64)
+            with HeadAppender(head, None, lambda: 1 << 40) as app:  # everything admitted
+                app.append_batch(refs[idx], ts, ts * 2.0 + idx)
+            for i, t in zip(idx.tolist(), ts.tolist()):
+                model[i].setdefault(t, t * 2.0 + i)
+        elif op[0] == "delete":
+            _, i, a, span = op
+            head.delete(refs[i : i + 1], a, a + span)
+            model[i] = {t: v for t, v in model[i].items() if not a <= t <= a + span}
+        elif op[0] == "truncate":
+            head.truncate(op[1])
+            model = {i: {t: v for t, v in d.items() if t >= op[1]} for i, d in model.items()}
+        elif op[0] == "repack":
+            head.repack()
+    ss = HeadQuerier(head, -(2**62), 2**62).select([])
+    got = {
+        int(ls.get("i")): list(zip(ss.ts[a:b].tolist(), ss.values[a:b].tolist()))
+        for ls, a, b in zip(ss.labels, ss.offsets[:-1], ss.offsets[1:])
+    }
+    assert got == {i: sorted(d.items()) for i, d in model.items() if d}
