@@ -96,56 +96,58 @@ class BlockQuerier:
     def _load(self, pieces: I64) -> tuple[I64, np.ndarray, I64 | None, I64]:
         """Samples of ``pieces`` concatenated in order: (ts, values, st or None, piece lengths)."""
         t = self.block.index.t
-        v_chunk = t["piece_chunk"][pieces]
-        v_pos = t["piece_pos"][pieces]
         cols = t["piece_tscol"][pieces]
-        t_chunk = t["tscol_chunk"][cols]
-        t_pos = t["tscol_pos"][cols]
-        vals_parts: list[np.ndarray] = []
-        st_parts: list[np.ndarray | None] = []
-        ts_parts: list[np.ndarray] = []
-        v_start = np.zeros(len(pieces), np.int64)
-        t_start = np.zeros(len(pieces), np.int64)
-        lens = np.zeros(len(pieces), np.int64)
-        base = 0
-        any_st = False
-        # Loop over the distinct chunks: each is decoded once, as whole columns.
-        for c in np.unique(v_chunk).tolist():
-            dec = self.block.chunk(c)
-            if dec.values is None:
-                raise CorruptionError(
-                    str(self.block.chunks.path), int(t["chunk_ref"][c]), "not a value chunk"
-                )
-            starts = np.cumsum(dec.counts) - dec.counts
-            sel = v_chunk == c
-            v_start[sel] = base + starts[v_pos[sel]]
-            lens[sel] = dec.counts[v_pos[sel]]
-            vals_parts.append(dec.values)
-            st_parts.append(dec.st)
-            any_st |= dec.st is not None
-            base += len(dec.values)
-        base = 0
-        for c in np.unique(t_chunk).tolist():
-            dec = self.block.chunk(c)
-            if dec.ts is None:
-                raise CorruptionError(str(self.block.chunks.path), int(t["chunk_ref"][c]), "not a ts chunk")
-            starts = np.cumsum(dec.counts) - dec.counts
-            sel = t_chunk == c
-            t_start[sel] = base + starts[t_pos[sel]]
-            if np.any(dec.counts[t_pos[sel]] != lens[sel]):
-                ref = int(t["chunk_ref"][c])
-                raise CorruptionError(str(self.block.chunks.path), ref, "ts column length mismatch")
-            ts_parts.append(dec.ts)
-            base += int(dec.counts.sum())
-        all_vals = np.concatenate(vals_parts) if vals_parts else np.empty(0, np.float64)
-        all_ts = np.concatenate(ts_parts) if ts_parts else np.empty(0, np.int64)
+        vals, st, v_start, lens = self._gather(t["piece_chunk"][pieces], t["piece_pos"][pieces], values=True)
+        ts, _, t_start, t_lens = self._gather(t["tscol_chunk"][cols], t["tscol_pos"][cols], values=False)
+        if not np.array_equal(lens, t_lens):
+            bad = int(t["tscol_chunk"][cols][np.argmax(lens != t_lens)])
+            raise CorruptionError(
+                str(self.block.chunks.path), int(t["chunk_ref"][bad]), "ts column length mismatch"
+            )
         vi = ragged_arange(v_start, lens)
         ti = ragged_arange(t_start, lens)
+        return ts[ti], vals[vi], (st[vi] if st is not None else None), lens
+
+    def _gather(self, chunk: I64, pos: I64, *, values: bool) -> tuple[np.ndarray, I64 | None, I64, I64]:
+        """Decode each distinct chunk once and locate every (chunk, position) run in them.
+
+        Returns (concatenated data, concatenated st or None, start of each run in the
+        data, length of each run).
+        """
+        uniq, inv = np.unique(chunk, return_inverse=True)
+        data: list[np.ndarray] = []
+        sts: list[np.ndarray | None] = []
+        counts: list[I64] = []
+        for c in uniq.tolist():  # loop over distinct chunks; each decodes whole columns
+            dec = self.block.chunk(c)
+            col = dec.values if values else dec.ts
+            if col is None:
+                kind = "value" if values else "ts"
+                ref = int(self.block.index.t["chunk_ref"][c])
+                raise CorruptionError(str(self.block.chunks.path), ref, f"not a {kind} chunk")
+            data.append(col)
+            sts.append(dec.st)
+            counts.append(dec.counts)
+        if not data:
+            z = np.empty(0, np.int64)
+            return (np.empty(0, np.float64) if values else z), None, z, z
+        # Run r of chunk j sits at sum(samples of chunks < j) + sum(counts of runs < r in j).
+        n_runs = np.array([len(c) for c in counts], np.int64)
+        run_base = np.zeros(len(counts), np.int64)
+        np.cumsum(n_runs[:-1], out=run_base[1:])
+        all_counts = np.concatenate(counts)
+        run_start = np.cumsum(all_counts) - all_counts
+        flat = run_base[inv] + pos
+        if len(flat) and (np.any(pos >= n_runs[inv]) or np.any(pos < 0)):
+            bad = int(uniq[inv[np.argmax(pos >= n_runs[inv])]])
+            ref = int(self.block.index.t["chunk_ref"][bad])
+            raise CorruptionError(str(self.block.chunks.path), ref, "piece position beyond its chunk")
         st = None
-        if any_st:
-            full = [s if s is not None else np.zeros(len(v), np.int64) for s, v in zip(st_parts, vals_parts)]
-            st = np.concatenate(full)[vi]
-        return all_ts[ti], all_vals[vi], st, lens
+        if any(x is not None for x in sts):
+            st = np.concatenate(
+                [x if x is not None else np.zeros(len(d), np.int64) for x, d in zip(sts, data)]
+            )
+        return np.concatenate(data), st, run_start[flat], all_counts[flat]
 
     def label_names(self, matchers: Sequence[Matcher] = ()) -> list[str]:
         """Label names of the series matching ``matchers`` (all names without matchers), sorted."""

@@ -272,13 +272,30 @@ class IndexReader:
         return s
 
     def series_labels(self, ids: I64) -> list[Labels]:
-        """Label sets of series ``ids`` (a loop over the selected series only)."""
-        off, ln, lv, sym = self.t["lbl_off"], self.t["lbl_name"], self.t["lbl_value"], self.symbol
-        out = []
-        for i in ids.tolist():
-            a, b = int(off[i]), int(off[i + 1])
-            out.append(Labels(tuple((sym(n), sym(v)) for n, v in zip(ln[a:b].tolist(), lv[a:b].tolist()))))
+        """Label sets of series ``ids``: one gather for all pairs, then a loop over series only."""
+        off = self.t["lbl_off"]
+        ids = np.asarray(ids, np.int64)
+        starts, lens = off[ids], off[ids + 1] - off[ids]
+        total = int(lens.sum())
+        pos = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total, dtype=np.int64)
+        name_ids = self.t["lbl_name"][pos]
+        value_ids = self.t["lbl_value"][pos]
+        syms = self._decoded(np.unique(np.concatenate([name_ids, value_ids])))
+        pairs = list(zip([syms[i] for i in name_ids.tolist()], [syms[i] for i in value_ids.tolist()]))
+        bounds = np.cumsum(lens).tolist()
+        out, a = [], 0
+        for b in bounds:
+            out.append(Labels(tuple(pairs[a:b])))
+            a = b
         return out
+
+    def _decoded(self, needed: I64) -> list[str | None]:
+        """The symbol table with at least ``needed`` decoded."""
+        syms, off, data = self._syms, self.t["sym_off"], self._sym_data
+        for i in needed.tolist():
+            if syms[i] is None:
+                syms[i] = data[int(off[i]) : int(off[i + 1])].decode("utf-8", "surrogateescape")
+        return syms
 
     # -- PostingsIndex
 
