@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from signalfire.errors import ExpositionParseError
 from signalfire.exposition import lint, parse_openmetrics, parse_text
 
-CONFORMANCE = Path("/work/shared/conformance")
+CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance"
 FILES = [
     CONFORMANCE / "exposition" / "alltypes.237mfs.prom.txt",
     CONFORMANCE / "exposition" / "alltypes.5mfs.om.txt",

@@ -9,9 +9,8 @@ import pytest
 
 from signalfire.exposition import lint, parse, parse_openmetrics, parse_text
 
+# The checkout sits next to shared/ (/work/main and /work/shared).
 CONFORMANCE = Path(__file__).resolve().parents[4] / "shared" / "conformance"
-if not CONFORMANCE.is_dir():  # the checkout sits next to shared/ as /work/main and /work/shared
-    CONFORMANCE = Path("/work/shared/conformance")
 EXPOSITION = CONFORMANCE / "exposition"
 
 

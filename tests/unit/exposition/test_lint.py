@@ -115,7 +115,9 @@ def test_cardinality_like_promtool_extended() -> None:
 
     from signalfire.exposition import cardinality
 
-    body = Path("/work/shared/conformance/promtool/metrics-test.prom").read_bytes()
+    body = (
+        Path(__file__).resolve().parents[4] / "shared" / "conformance" / "promtool" / "metrics-test.prom"
+    ).read_bytes()
     rows = cardinality(body)
     assert sum(r.cardinality for r in rows) == 27
     assert rows[0].metric == "prometheus_tsdb_compaction_chunk_size_bytes"

@@ -16,7 +16,7 @@ import pytest
 from signalfire.exposition import format_problems, lint
 
 PROMTOOL = shutil.which("promtool")
-EXPOSITION = Path("/work/shared/conformance/exposition")
+EXPOSITION = Path(__file__).resolve().parents[4] / "shared" / "conformance" / "exposition"
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(PROMTOOL is None, reason="promtool is not installed (apt install prometheus)"),
@@ -25,7 +25,7 @@ pytestmark = [
 CASES = {
     "conformance": (EXPOSITION / "alltypes.237mfs.prom.txt").read_bytes(),
     "conformance_nometa": (EXPOSITION / "alltypes.237mfs.nometa.prom.txt").read_bytes(),
-    "promtool_fixture": Path("/work/shared/conformance/promtool/metrics-test.prom").read_bytes(),
+    "promtool_fixture": (EXPOSITION.parent / "promtool" / "metrics-test.prom").read_bytes(),
     "rules": (
         b"# HELP foo Help.\n# TYPE foo counter\nfoo 1\nbar_ms 2\n"
         b'# TYPE x_bucket gauge\nx_bucket{le="1",quantile="2"} 1\n'

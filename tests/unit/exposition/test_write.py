@@ -25,7 +25,7 @@ from signalfire.exposition import (
 from signalfire.exposition._lex import format_go_float, format_om_float
 from signalfire.labels import Labels
 
-EXPOSITION = Path("/work/shared/conformance/exposition")
+EXPOSITION = Path(__file__).resolve().parents[4] / "shared" / "conformance" / "exposition"
 
 
 def lbl(name: str, **kv: str) -> Labels:
