@@ -94,17 +94,28 @@ def sparse_window_sum(values: F64, lo: I64, hi: I64) -> F64:
 
     Only the non-zero entries (counter-reset corrections, typically few) enter a
     prefix sum; window bounds become positions in that short list by searchsorted.
-    Windows never span two series, so no restart per series is needed.
+    Windows never span two series, so no restart per series is needed. Infinite and
+    NaN entries are counted apart, so an Inf in one window never turns another
+    window's difference of prefix sums into Inf - Inf.
     """
     nz = np.flatnonzero(values)
     out = np.zeros(len(lo), np.float64)
     if len(nz) == 0 or len(lo) == 0:
         return out
+    vals = values[nz]
+    finite = np.isfinite(vals)
     prefix = np.zeros(len(nz) + 1, np.float64)
-    np.cumsum(values[nz], out=prefix[1:])
+    np.cumsum(np.where(finite, vals, 0.0), out=prefix[1:])
     a = np.searchsorted(nz, lo, side="left")
     b = np.searchsorted(nz, hi, side="left")
-    return prefix[b] - prefix[a]
+    out = prefix[b] - prefix[a]
+    if finite.all():
+        return out
+    p_inf, n_inf, nan = (int_prefix(m) for m in (vals == np.inf, vals == -np.inf, np.isnan(vals)))
+    has_p, has_n, has_nan = ((p[b] - p[a]) > 0 for p in (p_inf, n_inf, nan))
+    out = np.where(has_p, np.inf, out)
+    out = np.where(has_n, -np.inf, out)
+    return np.where(has_nan | (has_p & has_n), np.nan, out)
 
 
 def int_prefix(flags: np.ndarray) -> I64:

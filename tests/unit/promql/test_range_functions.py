@@ -352,3 +352,16 @@ def test_extended_rate_matches_reference(
         return ref_extended_rate(s, int(w.eval_ts[j]), w.range_ms, smoothed, is_counter, is_rate)
 
     check(w, rf.extrapolated_rate(w, is_counter, is_rate), ref)
+
+
+def test_rate_after_a_reset_from_inf_is_not_nan() -> None:
+    # An Inf correction in one window must not poison the prefix sums of later windows.
+    w = build_windows(
+        [[(165_000, math.nan), (180_000, math.inf), (195_000, 0.0), (210_000, 0.0)]],
+        [195_000, 210_000],
+        30_000,
+    )
+    vals, present = rf.extrapolated_rate(w, True, True)
+    assert present[0].tolist() == [True, True]
+    assert vals[0, 1] == 0.0
+    assert math.isnan(vals[0, 0])  # (0 - Inf) + Inf, as Prometheus
