@@ -50,3 +50,17 @@ def test_same_output_as_promtool(name: str) -> None:
     ours = format_problems(lint(body))
     assert proc.stderr.decode() + proc.stdout.decode() == ours
     assert proc.returncode == (3 if ours else 0)
+
+
+def test_promtool_reads_our_text_output() -> None:
+    """What write_text renders, Prometheus's own text parser (expfmt, via promtool) accepts."""
+    from signalfire.exposition import families_from_parsed, parse_text, write_text
+
+    body = write_text(families_from_parsed(parse_text(CASES["conformance"])))
+    assert PROMTOOL is not None
+    proc = subprocess.run(
+        [PROMTOOL, "check", "metrics"], input=body, capture_output=True, timeout=60, check=False
+    )
+    out = proc.stderr.decode() + proc.stdout.decode()
+    assert "error while linting" not in out
+    assert out == format_problems(lint(body))
