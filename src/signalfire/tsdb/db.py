@@ -93,10 +93,10 @@ class DB:
         self.wal = WAL(wal_dir, self.options.wal_segment_size, self.options.fsync)
         if os.path.getsize(os.path.join(wal_dir, f"{self.wal.current_segment:08d}")) > 0:
             self.wal.next_segment()
-        if self._ooo_window == 0 and self.head.min_time < self.head.min_valid_time:
-            # A crash between writing a block and checkpointing leaves those samples in
-            # the WAL too; in-order data below the newest block is in that block.
-            self.truncate_head(self.head.min_valid_time)
+        # A crash between writing a block and checkpointing leaves its samples in the WAL
+        # too. They are not dropped here (out-of-order samples below the newest block may
+        # exist only in the head): reads deduplicate them, and the next cut writes them
+        # into an overlapping block that compaction merges away.
         if self.options.compaction_interval_ms > 0:
             self._compactor = threading.Thread(target=self._compact_loop, name="tsdb-compact", daemon=True)
             self._compactor.start()
