@@ -263,7 +263,7 @@ class Head:
     def _merge_unsorted(self) -> None:
         """Insert the refs registered since the last read into the label order: a Python
         sort of the new series only, a binary search each, one ``np.insert``."""
-        key = self._labels.__getitem__
+        key = self.labels_of
         new = sorted({r for r in self._unsorted if self.alive[r]}, key=key)
         self._unsorted = []
         order = self._sorted_refs.tolist()
