@@ -105,9 +105,16 @@ def sparse_window_sum(values: F64, lo: I64, hi: I64) -> F64:
     vals = values[nz]
     finite = np.isfinite(vals)
     prefix = np.zeros(len(nz) + 1, np.float64)
-    np.cumsum(np.where(finite, vals, 0.0), out=prefix[1:])
+    with np.errstate(over="ignore"):
+        np.cumsum(np.where(finite, vals, 0.0), out=prefix[1:])
     a = np.searchsorted(nz, lo, side="left")
     b = np.searchsorted(nz, hi, side="left")
+    if not np.isfinite(prefix[-1]):
+        # Finite corrections that overflow when added up: sum each window on its own.
+        idx = np.empty(2 * len(lo), np.int64)
+        idx[0::2], idx[1::2] = lo, np.maximum(hi, lo)
+        sums = np.add.reduceat(np.append(values, 0.0), idx)[0::2]
+        return np.where(hi > lo, sums, 0.0)
     out = prefix[b] - prefix[a]
     if finite.all():
         return out
