@@ -34,7 +34,9 @@ VALUES = st.one_of(
     st.floats(-1e6, 1e6, allow_nan=False),
     st.integers(0, 1000).map(float),
 )
-COUNTER_VALUES = st.one_of(st.integers(0, 50).map(float), st.floats(0, 1e3, allow_nan=False))
+COUNTER_VALUES = st.one_of(
+    st.integers(0, 50).map(float), st.floats(0, 1e3, allow_nan=False), st.sampled_from([math.inf, math.nan])
+)
 
 
 @st.composite
