@@ -27,7 +27,14 @@ import numpy as np
 from signalfire.errors import CorruptionError
 from signalfire.labels import Matcher
 from signalfire.tsdb.block_meta import BlockMeta, is_ulid, new_ulid, read_meta, ulid_time, write_meta
-from signalfire.tsdb.block_write import CHUNK_SEGMENT, CHUNKS_DIR, INDEX_FILE, ragged_arange, write_block
+from signalfire.tsdb.block_write import (
+    CHUNK_SEGMENT,
+    CHUNKS_DIR,
+    INDEX_FILE,
+    BlockWriter,
+    ragged_arange,
+    write_block,
+)
 from signalfire.tsdb.chunks.chunk_file import RECORD_HEADER, ChunkReader, DecodedChunk
 from signalfire.tsdb.index.index_file import IndexReader
 from signalfire.tsdb.index.postings import select_postings
@@ -38,6 +45,7 @@ __all__ = [
     "Block",
     "BlockMeta",
     "BlockQuerier",
+    "BlockWriter",
     "delete_block_dir",
     "is_ulid",
     "new_ulid",

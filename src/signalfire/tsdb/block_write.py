@@ -76,7 +76,10 @@ class BlockWriter:
     windows across calls; :meth:`finish` writes the index, tombstones and meta.json
     and renames the directory into place. Series that never got a sample are left
     out of the index. Memory stays bounded by one :meth:`add` call's data, which is
-    what lets compaction merge large blocks window by window.
+    what lets compaction merge large blocks window by window; a caller may as well
+    split one window into batches of series (e.g. persisting a large head), as long
+    as a series' samples arrive in time order. Identical timestamp columns are shared
+    within one call only. Not thread-safe.
     """
 
     def __init__(

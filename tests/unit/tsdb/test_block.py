@@ -13,6 +13,7 @@ from signalfire.labels import Labels, Matcher, MatchType
 from signalfire.storage import SelectHints, SeriesSet, series_set_from_lists
 from signalfire.tsdb.block import Block, BlockMeta, new_ulid, ulid_time, write_block
 from signalfire.tsdb.block_meta import read_meta
+from signalfire.tsdb.block_write import BlockWriter
 
 H = 3_600_000
 
@@ -220,3 +221,20 @@ def test_truncated_index(tmp_path: Path) -> None:
 def test_meta_json_roundtrip() -> None:
     m = BlockMeta("01HZZZZZZZZZZZZZZZZZZZZZZZ", 0, 10, 1, 2, 3, 2, ("a", "b"), ("c",), 4)
     assert BlockMeta.from_json(m.to_json()) == m
+
+
+def test_block_writer_in_series_batches(tmp_path: Path) -> None:
+    ss = _series(n=10, steps=50)
+    w = BlockWriter(tmp_path, ss.labels, min_time=0, max_time=4 * H)
+    for lo, hi in ((0, 4), (4, 10)):  # one window, two batches of series
+        a, b = int(ss.offsets[lo]), int(ss.offsets[hi])
+        w.add(np.arange(lo, hi), ss.offsets[lo : hi + 1] - a, ss.ts[a:b], ss.values[a:b])
+    meta = w.finish()
+    with Block.open(tmp_path / meta.ulid) as blk:
+        _same(blk.querier(0, 4 * H).select([]), ss)
+    w2 = BlockWriter(tmp_path, ss.labels, min_time=0, max_time=4 * H)
+    w2.add(np.array([0]), np.array([0, 1]), np.array([3 * H]), np.array([1.0]))
+    with pytest.raises(AssertionError, match="earlier window"):
+        w2.add(np.array([1]), np.array([0, 1]), np.array([0]), np.array([1.0]))
+    w2.abort()
+    assert not list(tmp_path.glob("*.tmp"))

@@ -22,7 +22,6 @@ from signalfire.errors import CorruptionError
 from signalfire.labels import Labels
 from signalfire.tsdb.chunks import codec
 from signalfire.tsdb.chunks.chunk_file import _zstd
-from signalfire.tsdb.index.postings import union_sorted
 
 MAGIC = b"SFIX"
 VERSION = 1
@@ -316,8 +315,13 @@ class IndexReader:
     def postings_union(self, name: str, value_idx: I64) -> I64:
         a, _ = self._name_range.get(name, (0, 0))
         keys = a + np.asarray(value_idx, np.int64)
-        off, ids = self.t["post_off"], self.t["post_ids"]
-        return union_sorted([ids[off[k] : off[k + 1]] for k in keys.tolist()])
+        off = self.t["post_off"]
+        starts, lens = off[keys], off[keys + 1] - off[keys]
+        total = int(lens.sum())
+        pos = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total, dtype=np.int64)
+        # A series has one value per name, so the lists are disjoint: a sort is the union.
+        out: I64 = np.sort(self.t["post_ids"][pos]).astype(np.int64, copy=False)
+        return out
 
     def value_postings(self, name: str) -> tuple[I64, I64]:
         """(series ids, value index) over all series that have label ``name``."""
