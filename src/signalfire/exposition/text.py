@@ -174,6 +174,7 @@ def _metadata(b: ScrapeBuilder, line: str, line_no: int, normalize: str | None) 
 def _parse_lines(lines: list[str], dirty: bool, default_ts: int | None) -> ParsedScrape:
     """The general path: line by line, token by token where the common shape does not fit."""
     b = ScrapeBuilder()
+    memo: BucketMemo = {}
     normalize: str | None = None
     sample_re = _SAMPLE_RE.fullmatch
     for line_no, line in enumerate(lines, 1):
@@ -192,7 +193,7 @@ def _parse_lines(lines: list[str], dirty: bool, default_ts: int | None) -> Parse
                 raise error_at(
                     line_no, line, 0, f"metric name not set while parsing: {go_quote(line.rstrip(_WS))}"
                 )
-            lset = fast_labels(name, items or "", normalize, line_no, line)
+            lset = fast_labels(name, items or "", normalize, line_no, line, memo)
             v = _value(val, line, line_no, m.start(3))
             t = check_int64(int(ts), line_no, line, m.start(4), ts) if ts is not None else None
         else:
