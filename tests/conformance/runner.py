@@ -65,7 +65,10 @@ def open_database(path: Path) -> Any:
     from signalfire import database
 
     features = getattr(database, "ALL_PROMQL_FEATURES", FEATURES) | FEATURES
-    return signalfire.open(  # type: ignore[attr-defined]
+    # signalfire.open is database.open re-exported by the facade; the fallback only
+    # bridges the hours before the facade exports it.
+    open_fn = getattr(signalfire, "open", None) or database.open
+    return open_fn(
         path, features=features, lookback_delta_ms=LOOKBACK_MS, max_samples=MAX_SAMPLES, **DB_OPTIONS
     )
 
