@@ -91,6 +91,9 @@ class Block:
         index = IndexReader(dir_ / INDEX_FILE)
         chunks = ChunkReader(dir_ / CHUNKS_DIR / CHUNK_SEGMENT)
         try:
+            if meta.num_series != index.num_series:
+                reason = f"meta.json says {meta.num_series} series, the index has {index.num_series}"
+                raise CorruptionError(str(dir_ / "meta.json"), 0, reason)
             _check_chunk_extent(index, chunks)
             tomb = read_tombstones(dir_)
         except BaseException:

@@ -210,6 +210,15 @@ def test_damaged_files(tmp_path: Path, name: str) -> None:
     assert err.value.path == str(path)
 
 
+@pytest.mark.parametrize("name", ["index", "chunks/000001", "meta.json"])
+def test_missing_file(tmp_path: Path, name: str) -> None:
+    meta = write_block(tmp_path, _series(), min_time=0, max_time=4 * H)
+    (tmp_path / meta.ulid / name).unlink()
+    with pytest.raises(CorruptionError) as err:
+        Block.open(tmp_path / meta.ulid)
+    assert err.value.path == str(tmp_path / meta.ulid / name)
+
+
 def test_truncated_index(tmp_path: Path) -> None:
     meta = write_block(tmp_path, _series(), min_time=0, max_time=4 * H)
     path = tmp_path / meta.ulid / "index"

@@ -277,7 +277,11 @@ class ChunkReader:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        with open(path, "rb") as f:
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - closed right below; the mmap outlives it
+        except OSError as err:
+            raise CorruptionError(str(path), 0, f"cannot open chunks file: {err}") from err
+        with f:
             self.size = os.fstat(f.fileno()).st_size
             if self.size < FILE_HEADER.size:
                 raise CorruptionError(str(path), self.size, "chunks file shorter than its header")
