@@ -74,21 +74,32 @@ class Tombstones:
         """Mask of the samples of a ragged set that fall in a deleted interval.
 
         Series ``i`` of the ragged arrays is block series ``refs[i]`` and owns
-        ``ts[offsets[i]:offsets[i+1]]`` (sorted). Loops over deleted intervals only.
+        ``ts[offsets[i]:offsets[i+1]]``. Vectorised over samples; the only loop is over
+        the k-th interval of each series (k < the most intervals any series has).
         """
         mask = np.zeros(len(ts), np.bool_)
         if not self._iv:
             return mask
+        iv_ref, iv_lo, iv_hi = self._flat()
         refs = np.asarray(refs, np.int64)
-        hit = np.flatnonzero(np.isin(refs, self.refs()))
-        for i in hit.tolist():
-            a, b = int(offsets[i]), int(offsets[i + 1])
-            seg = ts[a:b]
-            for lo, hi in self._iv[int(refs[i])]:
-                j0 = a + int(np.searchsorted(seg, lo, "left"))
-                j1 = a + int(np.searchsorted(seg, hi, "right"))
-                mask[j0:j1] = True
+        first = np.searchsorted(iv_ref, refs, "left")
+        count = np.searchsorted(iv_ref, refs, "right") - first
+        owner = np.repeat(np.arange(len(refs), dtype=np.int64), np.diff(offsets))
+        for k in range(int(count.max()) if len(count) else 0):
+            has = count > k
+            j = np.where(has, first + k, 0)
+            lo = np.where(has, iv_lo[j], 1)  # an empty interval where there is none
+            hi = np.where(has, iv_hi[j], 0)
+            mask |= (ts >= lo[owner]) & (ts <= hi[owner])
         return mask
+
+    def _flat(self) -> tuple[I64, I64, I64]:
+        """All intervals as arrays sorted by (ref, mint)."""
+        items = self.items()
+        ref = np.array([r for r, ivs in items for _ in ivs], np.int64)
+        lo = np.array([a for _, ivs in items for a, _ in ivs], np.int64)
+        hi = np.array([b for _, ivs in items for _, b in ivs], np.int64)
+        return ref, lo, hi
 
 
 def write_tombstones(dir_: Path, tombstones: Tombstones) -> int:
