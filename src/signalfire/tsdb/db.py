@@ -40,7 +40,7 @@ from signalfire.tsdb.lock import DirLock
 from signalfire.tsdb.options import DBOptions
 from signalfire.tsdb.retention import blocks_to_delete
 from signalfire.tsdb.wal import records
-from signalfire.tsdb.wal.checkpoint import delete_checkpoints_before, write_checkpoint
+from signalfire.tsdb.wal.checkpoint import capture, delete_checkpoints_before, write_checkpoint
 from signalfire.tsdb.wal.segment import WAL
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,8 @@ class DB:
         #: Bumped by every delete, so a block written without the lock can tell it is stale.
         self._delete_epoch = 0
         self._compactor: threading.Thread | None = None
+        self._pending_checkpoints: list[tuple[int, list[bytes]]] = []
+        self._checkpoint_lock = threading.Lock()
 
     @classmethod
     def open(
@@ -117,6 +119,7 @@ class DB:
         self._stop.set()
         if self._compactor is not None and self._compactor is not threading.current_thread():
             self._compactor.join()
+        self._finish_checkpoints()
         with self._compact_lock, self._lock:
             if self._closed:
                 return
@@ -293,6 +296,7 @@ class DB:
                     self._sort_blocks()
                     written.append(meta.ulid)
                 self.truncate_head(maxt)
+            self._finish_checkpoints()  # written without the lock
         return written
 
     def _sort_blocks(self) -> None:
@@ -356,8 +360,12 @@ class DB:
     def truncate_head(self, mint: int) -> None:
         """Drop head samples below ``mint`` and checkpoint the WAL so segments can go.
 
-        Order matters for crash safety: rotate (all older state is in closed segments),
-        write the checkpoint atomically, only then delete what it covers.
+        Under the lock: truncate, rotate the WAL (all older state is in closed segments)
+        and capture the head's state as bytes. Without it: write the checkpoint
+        atomically, then delete what it covers. A crash anywhere leaves either the old
+        checkpoint with every segment, or the new one with the segments after it.
+        When called with the lock already held, the write waits for the outermost
+        caller's lock to be released (see ``_finish_checkpoints``).
         """
         with self._lock:
             self.head.truncate(mint)
@@ -365,10 +373,20 @@ class DB:
                 return
             last = self.wal.current_segment
             self.wal.next_segment()
-            wal_dir = self.wal.dir
-            write_checkpoint(wal_dir, last, self.head, sync=self.options.fsync != "never")
-            self.wal.delete_segments_before(last + 1)
-            delete_checkpoints_before(wal_dir, last)
+            self._pending_checkpoints.append((last, capture(self.head)))
+        self._finish_checkpoints()
+
+    def _finish_checkpoints(self) -> None:
+        """Write captured checkpoints once no caller holds the DB lock any more."""
+        if self._lock._is_owned() or self.wal is None:  # type: ignore[attr-defined]
+            return
+        with self._checkpoint_lock:
+            while self._pending_checkpoints:
+                last, frames = self._pending_checkpoints.pop(0)
+                wal_dir = self.wal.dir
+                write_checkpoint(wal_dir, last, frames, sync=self.options.fsync != "never")
+                self.wal.delete_segments_before(last + 1)
+                delete_checkpoints_before(wal_dir, last)
 
     # ---------------------------------------------------------------- snapshot
 

@@ -28,6 +28,7 @@ from signalfire.errors import BadDataError
 from signalfire.labels import Labels, Matcher
 from signalfire.storage import AppendStats
 from signalfire.tsdb.index.postings import select_postings, union_sorted
+from signalfire.tsdb.wal import records
 
 _MIN_CAP = 16
 
@@ -121,6 +122,7 @@ class Head:
         self.postings = HeadPostings()
         self._by_labels: dict[Labels, int] = {}
         self._labels: list[Labels | None] = []  # by ref; kept after GC so stale refs revive
+        self._entries: list[bytes] = []  # by ref: the series' WAL encoding, built once
         # Live refs in label order, kept incrementally: new refs wait in _unsorted and are
         # merged in (binary search + one np.insert) by the next read that needs the order.
         self._sorted_refs: I64 = np.empty(0, np.int64)
@@ -168,6 +170,11 @@ class Head:
             raise AssertionError(f"BUG: unknown series ref {ref}")
         return ls
 
+    def series_entries(self, refs: I64) -> list[bytes]:
+        """Cached WAL encodings of ``refs`` (see ``records.series_entry``)."""
+        entries = self._entries
+        return [entries[r] for r in refs.tolist()]
+
     def live_refs(self) -> I64:
         return np.flatnonzero(self.alive[: len(self._labels)]).astype(np.int64)
 
@@ -194,7 +201,9 @@ class Head:
         if ref >= len(self._labels):
             self._grow_series(ref + 1)
             self._labels.extend([None] * (ref + 1 - len(self._labels)))
+            self._entries.extend([b""] * (ref + 1 - len(self._entries)))
         self._labels[ref] = labels
+        self._entries[ref] = records.series_entry(ref, labels)
         self._by_labels[labels] = ref
         self.alive[ref] = True
         self.postings.add(ref, labels)

@@ -276,7 +276,7 @@ class HeadAppender:
                 new = np.unique(refs[~head.logged[refs]])
                 series = b""
                 if len(new):
-                    series = records.encode_series(new.tolist(), [head.labels_of(r) for r in new.tolist()])
+                    series = records.encode_series_entries(head.series_entries(new))
                 payload = records.encode_commit(series, records.encode_samples(refs, ts, values, st))
                 self._wal.log(records.REC_COMMIT, payload)
                 head.logged[new] = True

@@ -439,3 +439,29 @@ def test_start_timestamps_survive_replay_checkpoint_and_blocks(tmp_path):
     assert ss.st is not None
     a, b = ss.offsets[0], ss.offsets[1]
     assert (ss.st[a:b] == ss.ts[a:b] - 5).all() and (ss.st[b:] == 0).all()
+
+
+def test_checkpoint_is_written_without_blocking_appends(tmp_path, monkeypatch):
+    import threading
+
+    import signalfire.tsdb.db as db_mod
+
+    db = open_db(tmp_path / "d", OPTS)
+    _append(db, 2, 1000)
+    real = db_mod.write_checkpoint
+    appended = []
+
+    def write_checkpoint(*a, **kw):
+        t = threading.Thread(target=lambda: appended.append(_append(db, 2, 9000).appended))
+        t.start()
+        t.join(timeout=10)
+        assert not t.is_alive(), "an append waited for the checkpoint"
+        return real(*a, **kw)
+
+    monkeypatch.setattr(db_mod, "write_checkpoint", write_checkpoint)
+    db.truncate_head(500)
+    assert appended == [2]
+    db.close()
+    with open_db(tmp_path / "d", OPTS) as db:  # checkpoint + the append logged after it
+        assert {k: v[0] for k, v in _dump(db).items()} == {"0": [1000, 9000], "1": [1000, 9000]}
+        assert db.replay_stats.checkpoint >= 0

@@ -46,29 +46,37 @@ def remove_temporaries(wal_dir: str) -> None:
             shutil.rmtree(os.path.join(wal_dir, name), ignore_errors=True)
 
 
-def write_checkpoint(wal_dir: str, index: int, head: Head, sync: bool = True) -> str:
-    """Write the head's state as ``checkpoint.<index>``; the caller holds ``head.lock``."""
+def capture(head: Head) -> list[bytes]:
+    """The head's state as framed records (series, then samples); the caller holds the
+    head lock. Cheap: cached series encodings are joined and sample columns copied with
+    ``tobytes``, so the slow part (writing, fsync) can run after the lock is released."""
+    refs = head.live_refs()
+    frames = []
+    for a in range(0, len(refs), _SERIES_PER_RECORD):
+        entries = head.series_entries(refs[a : a + _SERIES_PER_RECORD])
+        frames.append(frame(records.REC_SERIES, records.encode_series_entries(entries)))
+    lens = head.n[refs]
+    owners = np.repeat(refs, lens)
+    idx = ragged_index(head.start[refs], lens)
+    for a in range(0, len(idx), _SAMPLES_PER_RECORD):
+        sl = idx[a : a + _SAMPLES_PER_RECORD]
+        st = head.pool_st[sl] if head.pool_st is not None else None
+        payload = records.encode_samples(
+            owners[a : a + _SAMPLES_PER_RECORD], head.pool_ts[sl], head.pool_v[sl], st
+        )
+        frames.append(frame(records.REC_SAMPLES, payload))
+    return frames
+
+
+def write_checkpoint(wal_dir: str, index: int, frames: list[bytes], sync: bool = True) -> str:
+    """Write captured ``frames`` as ``checkpoint.<index>`` (tmp dir, fsync, rename)."""
     final = os.path.join(wal_dir, checkpoint_name(index))
     tmp = final + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    refs = head.live_refs()
     with open(os.path.join(tmp, segment_name(0)), "wb") as f:
-        ref_list = refs.tolist()
-        for a in range(0, len(ref_list), _SERIES_PER_RECORD):
-            chunk = ref_list[a : a + _SERIES_PER_RECORD]
-            payload = records.encode_series(chunk, [head.labels_of(r) for r in chunk])
-            f.write(frame(records.REC_SERIES, payload))
-        lens = head.n[refs]
-        owners = np.repeat(refs, lens)
-        idx = ragged_index(head.start[refs], lens)
-        for a in range(0, len(idx), _SAMPLES_PER_RECORD):
-            sl = idx[a : a + _SAMPLES_PER_RECORD]
-            st = head.pool_st[sl] if head.pool_st is not None else None
-            payload = records.encode_samples(
-                owners[a : a + _SAMPLES_PER_RECORD], head.pool_ts[sl], head.pool_v[sl], st
-            )
-            f.write(frame(records.REC_SAMPLES, payload))
+        for fr in frames:
+            f.write(fr)
         f.flush()
         if sync:
             os.fsync(f.fileno())

@@ -52,22 +52,31 @@ class TombstonesRecord:
     maxt: int
 
 
-def encode_series(refs: Sequence[int], labels: Sequence[Labels]) -> bytes:
-    """Series definitions: per series ``ref, n, (len, name, len, value) * n``.
+def series_entry(ref: int, labels: Labels) -> bytes:
+    """One series of a series payload: ``ref, n, (len, name, len, value) * n``.
 
-    A Python loop over *new* series only; each series is logged once in its life.
+    The head caches this per series (built once, when the series is created), so commits
+    and checkpoints only join bytes.
     """
-    parts: list[bytes] = [_U32.pack(len(refs))]
-    for ref, ls in zip(refs, labels):
-        parts.append(_SERIES_HEAD.pack(int(ref), len(ls)))
-        for name, value in ls:
-            nb = name.encode("utf-8", "surrogateescape")
-            vb = value.encode("utf-8", "surrogateescape")
-            parts.append(_U32.pack(len(nb)))
-            parts.append(nb)
-            parts.append(_U32.pack(len(vb)))
-            parts.append(vb)
+    parts = [_SERIES_HEAD.pack(int(ref), len(labels))]
+    for name, value in labels:
+        nb = name.encode("utf-8", "surrogateescape")
+        vb = value.encode("utf-8", "surrogateescape")
+        parts.append(_U32.pack(len(nb)))
+        parts.append(nb)
+        parts.append(_U32.pack(len(vb)))
+        parts.append(vb)
     return b"".join(parts)
+
+
+def encode_series_entries(entries: Sequence[bytes]) -> bytes:
+    """A series payload from :func:`series_entry` results."""
+    return _U32.pack(len(entries)) + b"".join(entries)
+
+
+def encode_series(refs: Sequence[int], labels: Sequence[Labels]) -> bytes:
+    """Series definitions (a Python loop over *new* series only)."""
+    return encode_series_entries([series_entry(r, ls) for r, ls in zip(refs, labels)])
 
 
 def decode_series(buf: bytes | memoryview) -> tuple[list[int], list[Labels]]:
