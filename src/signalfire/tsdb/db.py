@@ -394,14 +394,15 @@ class DB:
         """Consistent hot backup into ``dest`` (must not exist or be empty).
 
         Blocks are hard-linked (copied across file systems, tombstones always copied);
-        the head is written as one more block. Runs under the DB lock, so it reflects
-        exactly the commits before it. Returns ``dest``.
+        the head is written as one more block. Blocks are linked and the head copied in
+        one DB-lock section, so the backup reflects exactly the commits before it; the
+        head block is written after, while appends go on. Returns ``dest``.
         """
         from signalfire.tsdb.snapshot import write_snapshot
 
         self._check_open()
         dest = os.fspath(dest)
-        with self._compact_lock, self._lock:
+        with self._compact_lock:
             write_snapshot(self, dest, with_head)
         return dest
 

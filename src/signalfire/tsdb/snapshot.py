@@ -1,9 +1,10 @@
 """Hot backups: a consistent copy of a DB while it is being written to.
 
-The caller (``DB.snapshot``) holds the DB lock, so no commit, cut or compaction runs
-meanwhile. Blocks are immutable except for their tombstones file, which is copied rather
-than linked so a later delete in the live DB cannot change the backup. The result is a
-data folder that ``open_db`` opens like any other.
+Blocks are linked and the head copied in one DB-lock section, so the backup reflects
+exactly the commits before it; the head block is then written while appends go on.
+Blocks are immutable except for their tombstones file, which is copied rather than
+linked so a later delete in the live DB cannot change the backup. The result is a data
+folder that ``open_db`` opens like any other.
 """
 
 from __future__ import annotations
@@ -40,14 +41,18 @@ def _link_tree(src: str, dst: str) -> None:
 
 
 def write_snapshot(db: DB, dest: str, with_head: bool) -> None:
-    """Write blocks (+ head) of ``db`` into ``dest``; the caller holds the DB lock."""
+    """Write blocks (+ head) of ``db`` into ``dest``; the caller holds the compaction lock
+    (no block comes or goes). Links blocks and copies the head under the DB lock (a
+    commit boundary), then writes the head block with appends going on."""
     if os.path.exists(dest) and os.listdir(dest):
         raise BadDataError(f"snapshot: destination {dest} is not empty")
     os.makedirs(dest, exist_ok=True)
-    for b in db.blocks:
-        _link_tree(str(b.dir), os.path.join(dest, b.meta.ulid))
     h = db.head
-    if with_head and h.num_samples:
-        series = db.head_series_set(h.min_time, h.max_time)
-        write_block(Path(dest), series, min_time=h.min_time, max_time=h.max_time + 1)
+    with h.lock:
+        for b in db.blocks:
+            _link_tree(str(b.dir), os.path.join(dest, b.meta.ulid))
+        series = db.head_series_set(h.min_time, h.max_time) if with_head and h.num_samples else None
+        mint, maxt = h.min_time, h.max_time + 1
+    if series is not None and series.num_samples:
+        write_block(Path(dest), series, min_time=mint, max_time=maxt)
     fsync_dir(dest)
