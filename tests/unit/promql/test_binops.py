@@ -6,9 +6,12 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from memstore import MemStore
 
 from signalfire.errors import QueryError
+from signalfire.labels import Labels
 from signalfire.promql.engine import Engine, EngineOptions
 
 M = 60_000
@@ -183,3 +186,113 @@ def test_delayed_name_drop_survives_vector_comparison():
         store, "rate(x_total[10m]) > rate(y_total[10m])", 10 * M
     )
     assert [str(ls) for ls in res.labels] == ['{a="1"}']
+
+
+# ---------------------------------------------------------------- against a per-sample twin
+
+_LBL = st.sampled_from(["0", "1", "2"])
+
+
+def _twin(lhs, rhs, op_fn, on, names, card, include, fill_l, fill_r):
+    """Prometheus's VectorBinop, one step, written as plainly as possible."""
+
+    def sig(ls):
+        if on:
+            return tuple((k, v) for k, v in ls if k in names)
+        return tuple((k, v) for k, v in ls if k not in names and k != "__name__")
+
+    if card == "right":
+        lhs, rhs = rhs, lhs
+    right = {}
+    for ls, v in rhs:
+        if sig(ls) in right:
+            if lhs or fill_l is not None:
+                return "error"
+            continue
+        right[sig(ls)] = (ls, v)
+    out = {}
+    matched = set()
+
+    def add(labels, value):
+        if labels in out:
+            raise ValueError("dup")
+        out[labels] = value
+
+    def result_labels(ls, rs):
+        d = {k: v for k, v in ls if k != "__name__"}
+        if card == "one":
+            d = {k: v for k, v in d.items() if (k in names) == on}
+        for n in include:
+            v = dict(rs).get(n, "")
+            if v:
+                d[n] = v
+            else:
+                d.pop(n, None)
+        return Labels.from_dict(d)
+
+    try:
+        for ls, lv in lhs:
+            s = sig(ls)
+            if s in right:
+                matched.add(s)
+                rs, rv = right[s]
+                a, b = (rv, lv) if card == "right" else (lv, rv)
+                add(result_labels(ls, rs), op_fn(a, b))
+            elif fill_r is not None:
+                a, b = (fill_r, lv) if card == "right" else (lv, fill_r)
+                add(result_labels(ls, Labels(())), op_fn(a, b))
+        if fill_l is not None:
+            lsigs = {sig(ls) for ls, _ in lhs}
+            for s, (rs, rv) in right.items():
+                if s not in lsigs:
+                    d = dict(s)
+                    for n in include:
+                        if dict(rs).get(n):
+                            d[n] = dict(rs)[n]
+                    a, b = (rv, fill_l) if card == "right" else (fill_l, rv)
+                    add(Labels.from_dict(d), op_fn(a, b))
+    except ValueError:
+        return "error"
+    if card == "one" and len({sig(ls) for ls, _ in lhs if sig(ls) in right}) != sum(
+        1 for ls, _ in lhs if sig(ls) in right
+    ):
+        return "error"
+    return {str(k): v for k, v in out.items()}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(_LBL, _LBL, st.integers(1, 9)), max_size=5, unique_by=lambda x: x[:2]),
+    st.lists(st.tuples(_LBL, _LBL, st.integers(1, 9)), max_size=5, unique_by=lambda x: x[:2]),
+    st.sampled_from(["on(a)", "ignoring(b)", "on(a,b)", ""]),
+    st.sampled_from(["", "group_left", "group_left(b)", "group_right"]),
+    st.sampled_from(["", "fill(100)", "fill_left(100)", "fill_right(1000)"]),
+)
+def test_vector_matching_matches_twin(left, right, matching, group, fill):
+    store = MemStore()
+    for a, b, v in left:
+        store.add({"__name__": "l", "a": a, "b": b}, [0], [float(v)])
+    for a, b, v in right:
+        store.add({"__name__": "r", "a": a, "b": b, "c": a + b}, [0], [float(v) * 10])
+    if group and not matching:
+        matching = "ignoring(c)"
+    expr = f"l - {matching} {group} {fill} r"
+    on = matching.startswith("on")
+    names = frozenset(x.strip() for x in matching[matching.find("(") + 1 : -1].split(",") if x.strip())
+    card = {"": "one", "group_left": "left", "group_left(b)": "left", "group_right": "right"}[group]
+    include = ["b"] if group == "group_left(b)" else []
+    if "b" in include and on and "b" in names:
+        return  # a parse error: a label may not be in on() and group_left() at once
+    fl = 100.0 if fill in ("fill(100)", "fill_left(100)") else None
+    fr = {"fill(100)": 100.0, "fill_right(1000)": 1000.0}.get(fill)
+    lv = [(Labels.from_dict({"__name__": "l", "a": a, "b": b}), float(v)) for a, b, v in sorted(left)]
+    rv = [
+        (Labels.from_dict({"__name__": "r", "a": a, "b": b, "c": a + b}), float(v) * 10)
+        for a, b, v in sorted(right)
+    ]
+    want = _twin(lv, rv, lambda x, y: x - y, on, names, card, include, fl, fr)
+    try:
+        got = vec(store, expr, FILL)
+    except QueryError:
+        got = "error"
+    assert got == want, expr
