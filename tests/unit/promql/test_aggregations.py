@@ -182,3 +182,47 @@ def test_quantile_matches_numpy_linear():
     for phi in (0, 0.1, 0.5, 0.9, 1):
         got = vec(store, f"quantile({phi}, q)")["{}"]
         assert got == pytest.approx(float(np.quantile(vals, phi)))
+
+
+def _pquantile(q: float, vals: list[float]) -> float:
+    vs = sorted(vals, key=lambda v: (not math.isnan(v), v))  # Go puts NaN first
+    rank = q * (len(vs) - 1)
+    lo = max(0, math.floor(rank))
+    hi = min(len(vs) - 1, lo + 1)
+    w = rank - math.floor(rank)
+    return vs[lo] * (1 - w) + vs[hi] * w
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from("ab"), st.one_of(st.integers(-50, 50).map(float), st.just(math.nan))),
+        min_size=1,
+        max_size=10,
+    )
+)
+def test_moments_quantile_topk_match_reference(rows):
+    store = MemStore()
+    for i, (g, v) in enumerate(rows):
+        store.add({"__name__": "z", "g": g, "i": str(i)}, [0], [v])
+    groups = {g: [v for gg, v in rows if gg == g] for g in sorted({g for g, _ in rows})}
+    refs = {
+        "avg by (g) (z)": lambda vs: sum(vs) / len(vs),
+        "stdvar by (g) (z)": lambda vs: (
+            statistics.pvariance(vs) if not any(map(math.isnan, vs)) else math.nan
+        ),
+        "quantile by (g) (0.3, z)": lambda vs: _pquantile(0.3, vs),
+        "group by (g) (z)": lambda vs: 1.0,
+    }
+    for expr, ref in refs.items():
+        got = vec(store, expr)
+        for g, vs in groups.items():
+            assert _eq({"x": got[f'{{g="{g}"}}']}, {"x": ref(vs)}), (expr, vs)
+    # topk/bottomk: the k largest/smallest numbers per group; NaN only when numbers run out.
+    got = vec(store, "topk by (g) (2, z)")
+    for g, vs in groups.items():
+        nums = sorted((v for v in vs if not math.isnan(v)), reverse=True)
+        want = nums[:2] + [math.nan] * max(0, 2 - len(nums))
+        mine = sorted((v for k, v in got.items() if f'g="{g}"' in k), key=lambda v: (math.isnan(v), -v))
+        assert len(mine) == min(2, len(vs))
+        assert all(_eq({"x": a}, {"x": b}) for a, b in zip(mine, want))
