@@ -226,7 +226,33 @@ class DB:
             out["out_of_bounds_samples_total"] = c.out_of_bounds
             out["too_old_samples_total"] = c.too_old
             out["duplicate_samples_total"] = c.duplicate_conflict
+            out["exact_duplicate_samples_total"] = c.duplicate
+            out["compactions_failed_total"] = self.compaction_failures
+            out["wal_repairs_total"] = len(self.replay_stats.repaired)
             return out
+
+    def metrics(self) -> dict[str, float]:
+        """Self-metrics named like Prometheus's ``prometheus_tsdb_*`` (``signalfire_`` prefix),
+        for ``/metrics``; gauges and ``_total`` counters since open."""
+        s = self.stats()
+        return {
+            "signalfire_tsdb_head_series": s["num_series"],
+            "signalfire_tsdb_head_samples": s["num_samples"],
+            "signalfire_tsdb_head_min_time": s["min_time"] if s["num_samples"] else 0,
+            "signalfire_tsdb_head_max_time": s["max_time"] if s["num_samples"] else 0,
+            "signalfire_tsdb_head_memory_bytes": s["memory_bytes"],
+            "signalfire_tsdb_head_samples_appended_total": s["samples_appended_total"],
+            "signalfire_tsdb_out_of_order_samples_total": s["out_of_order_samples_total"],
+            "signalfire_tsdb_out_of_bound_samples_total": s["out_of_bounds_samples_total"],
+            "signalfire_tsdb_too_old_samples_total": s["too_old_samples_total"],
+            "signalfire_tsdb_duplicate_samples_total": s["duplicate_samples_total"],
+            "signalfire_tsdb_blocks_loaded": s["num_blocks"],
+            "signalfire_tsdb_storage_blocks_bytes": s["blocks_bytes"],
+            "signalfire_tsdb_wal_segment_current": s["wal_segment"],
+            "signalfire_tsdb_wal_corruptions_total": s["wal_repairs_total"],
+            "signalfire_tsdb_compactions_failed_total": s["compactions_failed_total"],
+            "signalfire_tsdb_out_of_order_time_window_milliseconds": s["out_of_order_time_window"],
+        }
 
     # ---------------------------------------------------------------- compaction
 
