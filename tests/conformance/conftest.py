@@ -10,6 +10,7 @@ Environment switches (pytest options in a sub-folder conftest are not seen at st
 - ``SIGNALFIRE_CONFORMANCE_WRITE_XFAILS=1`` rewrites ``expected_failures.toml`` from this
   run: every failing native-histogram case is listed, passing ones are dropped.
 - ``SIGNALFIRE_CONFORMANCE_RANGE_CHECK=0`` turns off the A.11.2 range-mode re-check.
+- ``SIGNALFIRE_CONFORMANCE_AT_CHECK=0`` turns off the A.11.1 ``@`` step-invariance re-check.
 """
 
 from __future__ import annotations

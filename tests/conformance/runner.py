@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,7 +206,7 @@ class ScriptRunner:
 
     # ------------------------------------------------------------------ evaluation
 
-    def run_case(self, index: int, range_check: bool = True) -> CaseResult:
+    def run_case(self, index: int, range_check: bool = True, at_check: bool = True) -> CaseResult:
         ev = self.commands[index]
         assert isinstance(ev, Eval)
         seg = self.segment_of(index)
@@ -216,20 +217,46 @@ class ScriptRunner:
         reasons += check_eval(ev, out)
         if not reasons and range_check and _range_mode_applies(ev):
             reasons += [f"[range mode, A.11.2] {r}" for r in self._range_mode(ev)]
+        if not reasons and at_check and _at_check_applies(ev):
+            reasons += self._at_invariance(ev)
         return CaseResult(reasons, nh)
 
     def _query(self, ev: Eval) -> Outcome:
+        if ev.instant:
+            at = ev.range_vector[1] if ev.range_vector else ev.end_ms
+            return self._run(lambda: self.db.query(ev.expr, at / 1000))
+        return self._run(
+            lambda: self.db.query_range(ev.expr, ev.start_ms / 1000, ev.end_ms / 1000, ev.step_ms / 1000)
+        )
+
+    @staticmethod
+    def _run(query: Callable[[], Any]) -> Outcome:
         try:
-            if ev.instant:
-                at = ev.range_vector[1] if ev.range_vector else ev.end_ms
-                res = self.db.query(ev.expr, at / 1000)
-            else:
-                res = self.db.query_range(ev.expr, ev.start_ms / 1000, ev.end_ms / 1000, ev.step_ms / 1000)
+            res = query()
         except signalfire.SignalfireError as err:
             return Outcome(error=str(err))
         except Exception as err:  # a crash is a bug, never an accepted failure
             return Outcome(kind=f"crash ({type(err).__name__}: {err})")
         return outcome_from_result(res)
+
+    def _at_invariance(self, ev: Eval) -> list[str]:
+        """A.11.1: with ``@ t`` on every selector, the query gives the same answer at any time."""
+        from signalfire.promql import parse_expr, to_string
+
+        t = ev.range_vector[1] if ev.range_vector else ev.end_ms
+        try:
+            text = to_string(pin_selectors(parse_expr(ev.expr, features=FEATURES), t))
+        except Exception as err:
+            return [f"[@ invariance, A.11.1] cannot re-print the query: {type(err).__name__}: {err}"]
+        times = [-1000, 0, 1000] if t == 0 else [-10 * t, 0, t // 5, t, 10 * t]
+        reasons: list[str] = []
+        for at in times:
+            out = self._run(lambda at=at: self.db.query(text, at / 1000))
+            for r in check_eval(ev, out, ignore_positions=True):
+                reasons.append(f"[@ invariance, A.11.1] {text} evaluated at {at / 1000:g}s: {r}")
+            if reasons:
+                break
+        return reasons
 
     def _range_mode(self, ev: Eval) -> list[str]:
         t = ev.end_ms
@@ -249,6 +276,43 @@ class ScriptRunner:
         else:
             inst = Outcome(kind="vector", series=at_t)
         return check_eval(ev, inst, check_annotations=False)
+
+
+def pin_selectors(expr: Any, at_ms: int) -> Any:
+    """Add ``@ at_ms`` as upstream's runner does for A.11.1, in place.
+
+    Every vector selector, range selector and subquery without ``@`` gets one; a subquery
+    (whether it had ``@`` or just got it) is a boundary: what is inside it is left alone,
+    because pinning the inner selectors would change what the subquery computes.
+    """
+    from signalfire.promql import ast, iter_children
+
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.SubqueryExpr):
+            if node.at is ast.AtKind.NONE:
+                node.at, node.at_ms = ast.AtKind.TIMESTAMP, at_ms
+            continue
+        if isinstance(node, ast.MatrixSelector):
+            node = node.vector
+        if isinstance(node, ast.VectorSelector):
+            if node.at is ast.AtKind.NONE:
+                node.at, node.at_ms = ast.AtKind.TIMESTAMP, at_ms
+            continue
+        stack.extend(iter_children(node))
+    return expr
+
+
+_TIME_DEPENDENT_CALL = re.compile(
+    r"\b(?:time|timestamp|predict_linear|minute|hour|day_of_week|day_of_month|day_of_year"
+    r"|days_in_month|month|year|start|end|range|step)\s*\("
+)
+
+
+def _at_check_applies(ev: Eval) -> bool:
+    """A.11.1 skips expressions whose value depends on the evaluation time itself."""
+    return ev.instant and _TIME_DEPENDENT_CALL.search(ev.expr) is None
 
 
 def _range_mode_applies(ev: Eval) -> bool:

@@ -19,6 +19,8 @@ from conformance.script import Eval, parse_file
 EXPECTED_FAILURES = Path(__file__).with_name("expected_failures.toml")
 #: A.11.2 range-mode re-check of instant evals; SIGNALFIRE_CONFORMANCE_RANGE_CHECK=0 turns it off.
 RANGE_CHECK = os.environ.get("SIGNALFIRE_CONFORMANCE_RANGE_CHECK", "1") != "0"
+#: A.11.1 step invariance with ``@``; SIGNALFIRE_CONFORMANCE_AT_CHECK=0 turns it off.
+AT_CHECK = os.environ.get("SIGNALFIRE_CONFORMANCE_AT_CHECK", "1") != "0"
 
 
 def load_expected_failures() -> dict[tuple[str, int], str]:
@@ -63,7 +65,7 @@ def runners(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
 @pytest.mark.parametrize(("file", "index"), _cases())
 def test_eval(file: str, index: int, runners, record_property) -> None:  # type: ignore[no-untyped-def]
     runner = runners(file)
-    result = runner.run_case(index, range_check=RANGE_CHECK)
+    result = runner.run_case(index, range_check=RANGE_CHECK, at_check=AT_CHECK)
     record_property("native_histogram", result.native_histogram)
     record_property("expr", runner.commands[index].expr)  # type: ignore[union-attr]
     if result.reasons:

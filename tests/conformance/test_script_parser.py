@@ -17,7 +17,7 @@ from conformance.notation import (
     parse_values,
     split_items,
 )
-from conformance.runner import Segment, native_histogram_reason, promqltest_files
+from conformance.runner import FEATURES, Segment, native_histogram_reason, pin_selectors, promqltest_files
 from conformance.script import Clear, Eval, Load, ScriptError, parse_file, parse_script
 from signalfire._types import STALE_NAN, is_stale_value
 from signalfire.labels import Labels
@@ -343,3 +343,12 @@ def test_native_histogram_classification() -> None:
     assert native_histogram_reason(evals[2], seg)
     assert native_histogram_reason(evals[3], seg) == ""
     assert native_histogram_reason(evals[0], Segment(0)) == ""
+
+
+def test_pin_selectors_leaves_subquery_insides_alone() -> None:
+    """A.11.1 as upstream does it: a subquery gets ``@`` and is a boundary."""
+    from signalfire.promql import parse_expr, to_string
+
+    tree = parse_expr("sum_over_time(m[5m:1m]) + rate(x[1m]) + y @ 5 + z", features=FEATURES)
+    text = to_string(pin_selectors(tree, 10_000))
+    assert text == "sum_over_time(m[5m:1m] @ 10.000) + rate(x[1m] @ 10.000) + y @ 5.000 + z @ 10.000"
