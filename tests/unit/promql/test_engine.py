@@ -284,3 +284,18 @@ def test_subquery_inner_times(ends, range_ms, step_ms, want):
 def test_stats_include_subquery_samples(store):
     res = Engine().instant_query(store, "max_over_time(up[3m:1m])", 5 * M)
     assert res.stats.to_json()["samples"]["totalQueryableSamples"] == 6
+
+
+def test_parse_features_splits_commas():
+    from signalfire.promql.features import DELAYED_NAME_REMOVAL, KNOWN, parse_features
+
+    got = parse_features(["promql-delayed-name-removal, promql-experimental-functions", "x"])
+    assert got == {"promql-delayed-name-removal", "promql-experimental-functions", "x"}
+    assert DELAYED_NAME_REMOVAL in KNOWN
+
+
+def test_experimental_syntax_needs_its_feature(store):
+    with pytest.raises(PromQLParseError):
+        Engine().instant_query(store, "limitk(1, up)", M)
+    eng = Engine(EngineOptions(features=frozenset({"promql-experimental-functions"})))
+    assert len(eng.instant_query(store, "limitk(1, up)", M).labels) == 1
