@@ -14,7 +14,9 @@ rules of Prometheus's ``memSeries.appendable`` applied in batch order:
 
 "Newest timestamp" includes earlier samples of the same batch, so a batch behaves exactly
 like the same samples appended one by one. ``minValidTime`` is
-``Head.appendable_min_valid_time()``; ``headMaxt`` is the head's max time before the batch.
+``Head.appendable_min_valid_time()``; ``headMaxt`` is the head's max time. Like Prometheus's
+``headAppender``, an appender fixes both (and the window) when it is created, so a commit
+re-judges its samples only against what other commits did to the same series.
 """
 
 from __future__ import annotations
@@ -78,10 +80,11 @@ def classify(
     values: F64,
     base_t: I64,
     base_v: F64,
-    ooo_window: int,
+    bounds: tuple[int, int, int],
 ) -> np.ndarray:
     """Codes (int8[n], batch order) for one batch. ``base_t``/``base_v`` are each sample's
-    series newest time and value before the batch (``MIN_TIME`` for an empty series)."""
+    series newest time and value before the batch (``MIN_TIME`` for an empty series);
+    ``bounds`` is ``(min_valid_time, head_max_time, ooo_window)`` (see :func:`bounds_of`)."""
     n = len(refs)
     codes = np.empty(n, np.int8)
     if n == 0:
@@ -98,7 +101,7 @@ def classify(
     ref_v = np.where(has_prev & (pt > bt), v[prev], bv)
     fresh = (bt == MIN_TIME) & ~has_prev
 
-    min_valid = head.appendable_min_valid_time()
+    min_valid, head_maxt, ooo_window = bounds
     valid = t >= min_valid
     inorder = valid & (fresh | (t > eff_max))
     equal = valid & ~fresh & (t == eff_max)
@@ -109,7 +112,7 @@ def classify(
     c[equal & ~same_bits] = CONFLICT
     rest = ~(inorder | equal)
     if ooo_window > 0:
-        floor = MIN_TIME if head.max_time == MIN_TIME else head.max_time - ooo_window
+        floor = MIN_TIME if head_maxt == MIN_TIME else head_maxt - ooo_window
         c[rest & (t >= floor)] = OOO_OK
         c[rest & (t < floor)] = TOO_OLD
     else:
@@ -118,6 +121,11 @@ def classify(
         _ooo_duplicates(head, r, t, v, c)
     codes[order] = c
     return codes
+
+
+def bounds_of(head: Head, ooo_window: int) -> tuple[int, int, int]:
+    """The limits an appender judges by: (appendable minimum, head max time, window)."""
+    return head.appendable_min_valid_time(), head.max_time, ooo_window
 
 
 def _ooo_duplicates(head: Head, r: I64, t: I64, v: F64, c: np.ndarray) -> None:
@@ -168,7 +176,8 @@ class HeadAppender:
     def __init__(self, head: Head, wal: WAL | None, ooo_window: Callable[[], int]) -> None:
         self._head = head
         self._wal = wal
-        self._ooo_window = ooo_window
+        with head.lock:
+            self._bounds = bounds_of(head, ooo_window())
         self._batches: list[tuple[I64, I64, F64, I64 | None, np.ndarray]] = []
         self._generation = -1
         self._ov_refs = np.empty(0, np.int64)  # newest staged in-order sample per ref
@@ -220,7 +229,7 @@ class HeadAppender:
                 hit = (self._ov_refs[i] == refs) & (self._ov_t[i] > base_t)
                 base_t = np.where(hit, self._ov_t[i], base_t)
                 base_v = np.where(hit, self._ov_v[i], base_v)
-            codes = classify(head, refs, ts_arr, values, base_t, base_v, self._ooo_window())
+            codes = classify(head, refs, ts_arr, values, base_t, base_v, self._bounds)
         self._batches.append((refs, ts_arr, values, st, codes))
         return count(codes)
 
@@ -262,9 +271,7 @@ class HeadAppender:
             stale = self._generation != head.generation or len(self._batches) > 1 or revived is not refs
             refs = revived
             if stale:
-                codes = classify(
-                    head, refs, ts, values, head.last_t[refs], head.last_v[refs], self._ooo_window()
-                )
+                codes = classify(head, refs, ts, values, head.last_t[refs], head.last_v[refs], self._bounds)
             head.counters.add(count(codes))
             acc = (codes == APPEND) | (codes == OOO_OK)
             if not acc.all():

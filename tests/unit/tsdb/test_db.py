@@ -471,3 +471,70 @@ def test_checkpoint_is_written_without_blocking_appends(tmp_path, monkeypatch):
     with open_db(tmp_path / "d", OPTS) as db:  # checkpoint + the append logged after it
         assert {k: v[0] for k, v in _dump(db).items()} == {"0": [1000, 9000], "1": [1000, 9000]}
         assert db.replay_stats.checkpoint >= 0
+
+
+@pytest.mark.slow
+def test_concurrent_writers_compaction_and_readers(tmp_path):
+    """Two writers, a compaction loop and a reader race; nothing is lost or torn."""
+    import threading
+
+    opts = DBOptions(
+        fsync="never",
+        retention_ms=0,
+        min_block_duration=60_000,
+        max_block_duration=540_000,
+        compaction_interval_ms=5,
+    )
+    db = open_db(tmp_path / "d", opts)
+    step, batches = 2_000, 400
+    errors: list[BaseException] = []
+    accepted: dict[int, list[int]] = {0: [], 1: []}
+
+    def writer(w):
+        try:
+            labels = [Labels.from_strings("__name__", "m", "w", str(w), "i", str(i)) for i in range(10)]
+            for b in range(batches):
+                with db.appender() as app:
+                    stats = app.append_batch(app.refs(labels), b * step, np.full(10, float(b)))
+                # A writer that falls 30s (half a block range) behind the other is out of
+                # bounds, as in Prometheus: whole batches, never parts of one.
+                assert stats.appended in (0, 10) and stats.appended + stats.out_of_bounds == 10
+                if stats.appended:
+                    accepted[w].append(b)
+        except BaseException as err:  # reported by the main thread
+            errors.append(err)
+
+    def reader(stop):
+        try:
+            while not stop.is_set():
+                q = db.querier(MIN_TIME, MAX_TIME)
+                ss = q.select(ALL)
+                q.close()
+                for _, ts, vals in (ss.series(i) for i in range(len(ss))):
+                    assert (np.diff(ts) > 0).all() and (vals == ts // step).all()
+        except BaseException as err:
+            errors.append(err)
+
+    stop = threading.Event()
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(2)]
+    r = threading.Thread(target=reader, args=(stop,))
+    for t in [*threads, r]:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    r.join()
+    assert not errors, errors
+    db.compact()
+    assert db.blocks
+    q = db.querier(MIN_TIME, MAX_TIME)
+    ss = q.select(ALL)
+    q.close()
+    db.close()
+    for ls, ts, _ in (ss.series(i) for i in range(len(ss))):
+        assert ts.tolist() == [b * step for b in accepted[int(ls.get("w"))]]
+    assert len(ss) == 20 and len(accepted[0]) + len(accepted[1]) > batches
+    with open_db(tmp_path / "d", opts.with_changes(compaction_interval_ms=0)) as again:
+        q = again.querier(MIN_TIME, MAX_TIME)
+        assert q.select(ALL).ts.tolist() == ss.ts.tolist()
+        q.close()
