@@ -538,3 +538,54 @@ def test_concurrent_writers_compaction_and_readers(tmp_path):
         q = again.querier(MIN_TIME, MAX_TIME)
         assert q.select(ALL).ts.tolist() == ss.ts.tolist()
         q.close()
+
+
+@pytest.mark.slow
+def test_concurrent_deletes_and_snapshots_with_writes(tmp_path):
+    """Deletes of one series and snapshots race a writer and background compaction."""
+    import threading
+
+    opts = DBOptions(
+        fsync="never",
+        retention_ms=0,
+        min_block_duration=60_000,
+        max_block_duration=540_000,
+        compaction_interval_ms=5,
+    )
+    db = open_db(tmp_path / "d", opts)
+    step, batches = 2_000, 300
+    errors: list[BaseException] = []
+    labels = [Labels.from_strings("__name__", "m", "i", str(i)) for i in range(5)]
+
+    def writer():
+        try:
+            for b in range(batches):
+                with db.appender() as app:
+                    assert app.append_batch(app.refs(labels), b * step, np.full(5, float(b))).appended == 5
+        except BaseException as err:
+            errors.append(err)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    snaps = []
+    k = 0
+    while t.is_alive():
+        db.delete([Matcher.equal("i", "4")], MIN_TIME, MAX_TIME)
+        if k % 5 == 0 and len(snaps) < 4:
+            snaps.append(db.snapshot(tmp_path / f"snap{k}"))
+        k += 1
+    t.join()
+    assert not errors, errors
+    db.delete([Matcher.equal("i", "4")], MIN_TIME, MAX_TIME)
+    db.compact()
+    got = _dump(db)
+    db.close()
+    assert "4" not in got
+    assert all(v[0] == [b * step for b in range(batches)] for v in got.values()) and len(got) == 4
+    for snap in snaps:
+        with open_db(snap, OPTS) as s:
+            view = _dump(s)
+        lens = {k: len(v[0]) for k, v in view.items() if k != "4"}
+        assert len(set(lens.values())) == 1  # a commit boundary: all series equally long
+        n = next(iter(lens.values()))
+        assert all(v[0] == [b * step for b in range(n)] for k, v in view.items() if k != "4")
