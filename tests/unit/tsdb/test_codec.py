@@ -114,6 +114,24 @@ def test_integer_predictors_pick_the_cheaper_mode() -> None:
     assert back.tolist() == x.tolist()
 
 
+def test_cross_series_chains() -> None:
+    # Cumulative histogram buckets: each bucket's increments are the previous bucket's
+    # plus a few more observations, so they chain on the series before them.
+    rng = np.random.default_rng(5)
+    bins = rng.poisson(50, (6, 400))
+    buckets = np.cumsum(np.cumsum(bins, axis=0), axis=1).astype(np.int64)
+    other = np.cumsum(rng.poisson(3, 399)).astype(np.int64)  # different length: no cross
+    x = np.concatenate([buckets.reshape(-1), other])
+    counts = np.array([400] * 6 + [399], np.int64)
+    params, z = codec.encode_int_segments(x, counts)
+    assert params["mode"][0] != codec.MODE_CROSS and params["mode"][6] != codec.MODE_CROSS
+    assert (params["mode"][2:6] == codec.MODE_CROSS).all()
+    assert codec.decode_int_segments(params, counts, z).tolist() == x.tolist()
+    with pytest.raises(ValueError, match="first series"):
+        bad = dict(params, mode=np.full(7, codec.MODE_CROSS, np.uint8))
+        codec.decode_int_segments(bad, counts, z)
+
+
 def test_decimal_scale() -> None:
     v = np.array([1.0, 2.5, 3.25, 0.125, np.nan, 7.0])
     k, scale, exc = codec.decimal_scale(v, np.array([2, 2, 2], np.int64))

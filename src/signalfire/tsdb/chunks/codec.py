@@ -34,7 +34,7 @@ from signalfire._types import F64, I64, U64
 
 MODE_DELTA = 0
 MODE_DOD = 1
-MODE_XOR = 2
+MODE_CROSS = 2
 
 #: Largest decimal exponent tried (values with up to 6 decimals become integers).
 MAX_SCALE = 6
@@ -184,28 +184,12 @@ def from_bitplanes(nbits: int, runs: I64, buf: bytes | memoryview) -> U64:
 # ---------------------------------------------------------------- integer segments
 
 
-def encode_int_segments(x: I64, counts: I64) -> tuple[dict[str, np.ndarray], U64]:
-    """Predict each segment of ``x`` and return (per-series params, zigzag residuals).
+def _fit(d: I64, dcounts: I64) -> tuple[I64, tuple[I64, I64], tuple[I64, I64]]:
+    """Fit both own-history predictors to per-series deltas ``d``.
 
-    The residual stream has one entry for every sample that is not the first of its
-    series. Params: ``mode`` (uint8), ``first``, ``gcd``, ``bias`` (int64 each).
+    Returns (gcd, (delta bias, residuals), (dod bias, residuals)), residuals in GCD units.
     """
-    m = len(counts)
-    x = np.ascontiguousarray(x, np.int64)
-    starts = _starts(counts)
-    has = counts > 0
-    first = np.zeros(m, np.int64)
-    first[has] = x[starts[has]]
-    # Deltas at every non-first position (wrapping arithmetic keeps this exact).
-    is_first = np.zeros(len(x), np.bool_)
-    is_first[starts[has]] = True
-    d_full = np.empty(len(x), np.int64)
-    if len(x):
-        d_full[0] = 0
-        np.subtract(x[1:], x[:-1], out=d_full[1:])
-    d_full[is_first] = 0
-    dcounts = np.maximum(counts - 1, 0)
-    d = d_full[~is_first]
+    m = len(dcounts)
     gcd = _seg_gcd(d, dcounts)
     d = d // np.repeat(gcd, dcounts)
     # Delta mode: subtract the rounded mean delta of the series.
@@ -224,13 +208,53 @@ def encode_int_segments(x: I64, counts: I64) -> tuple[dict[str, np.ndarray], U64
         r_dod[0] = 0
         np.subtract(d[1:], d[:-1], out=r_dod[1:])
     r_dod[dstarts[dhas]] = 0
+    return gcd, (bias_delta, r_delta), (bias_dod, r_dod)
+
+
+def encode_int_segments(x: I64, counts: I64) -> tuple[dict[str, np.ndarray], U64]:
+    """Predict each segment of ``x`` and return (per-series params, zigzag residuals).
+
+    The residual stream has one entry for every sample that is not the first of its
+    series. Params: ``mode`` (uint8), ``first``, ``gcd``, ``bias`` (int64 each).
+    Per series the cheapest of three predictors wins: delta minus mean delta, delta
+    of delta, or (``MODE_CROSS``, for a series as long as the one before it) the
+    difference to the previous series' deltas, minus its mean: buckets of one
+    histogram, or a ``_count`` beside its ``+Inf`` bucket, move together.
+    """
+    m = len(counts)
+    x = np.ascontiguousarray(x, np.int64)
+    n = len(x)
+    starts = _starts(counts)
+    has = counts > 0
+    first = np.zeros(m, np.int64)
+    first[has] = x[starts[has]]
+    # Deltas at every non-first position (wrapping arithmetic keeps this exact).
+    is_first = np.zeros(n, np.bool_)
+    is_first[starts[has]] = True
+    d_full = np.empty(n, np.int64)
+    if n:
+        d_full[0] = 0
+        np.subtract(x[1:], x[:-1], out=d_full[1:])
+    d_full[is_first] = 0
+    dcounts = np.maximum(counts - 1, 0)
+    d = d_full[~is_first]
+    # Cross candidates: the previous series has as many samples, so deltas align.
+    same = np.zeros(m, np.bool_)
+    same[1:] = (counts[1:] == counts[:-1]) & (counts[1:] >= 2)
+    shift = np.repeat(np.where(same, counts, 0), counts)
+    c = (d_full - d_full[np.arange(n, dtype=np.int64) - shift])[~is_first]
+    g_own, (b_delta, r_delta), (b_dod, r_dod) = _fit(d, dcounts)
+    g_x, (b_x, r_x), _ = _fit(c, dcounts)
     # Pick per series by the total bit length of its residuals.
-    cost_delta = np.bincount(seg, weights=_bitlen(zigzag(r_delta)), minlength=m)
-    cost_dod = np.bincount(seg, weights=_bitlen(zigzag(r_dod)), minlength=m)
-    use_dod = cost_dod < cost_delta
-    mode = np.where(use_dod, MODE_DOD, MODE_DELTA).astype(np.uint8)
-    bias = np.where(use_dod, bias_dod, bias_delta)
-    r = np.where(np.repeat(use_dod, dcounts), r_dod, r_delta)
+    seg = _seg_ids(dcounts)
+    costs = np.stack(
+        [np.bincount(seg, weights=_bitlen(zigzag(r)), minlength=m) for r in (r_delta, r_dod, r_x)]
+    ).astype(np.float64)
+    costs[2, ~same] = np.inf
+    mode = np.argmin(costs, axis=0).astype(np.uint8)  # ties go to the simpler predictor
+    gcd = np.where(mode == MODE_CROSS, g_x, g_own)
+    bias = np.choose(mode, [b_delta, b_dod, b_x])
+    r = np.choose(np.repeat(mode, dcounts), [r_delta, r_dod, r_x])
     params: dict[str, np.ndarray] = {"mode": mode, "first": first, "gcd": gcd, "bias": bias}
     return params, zigzag(r)
 
@@ -239,11 +263,14 @@ def decode_int_segments(params: dict[str, np.ndarray], counts: I64, z: U64) -> I
     """Inverse of :func:`encode_int_segments`."""
     r = unzigzag(z)
     dcounts = np.maximum(counts - 1, 0)
-    use_dod = np.repeat(params["mode"] == MODE_DOD, dcounts)
+    mode = params["mode"]
+    use_dod = np.repeat(mode == MODE_DOD, dcounts)
     # Dod residuals accumulate into deltas; delta residuals are deltas already.
     acc = _seg_cumsum(r, dcounts)
     d = np.where(use_dod, acc, r) + np.repeat(params["bias"].astype(np.int64), dcounts)
     d = d * np.repeat(params["gcd"].astype(np.int64), dcounts)
+    if np.any(mode == MODE_CROSS):
+        d = _resolve_cross(d, dcounts, mode == MODE_CROSS)
     # Re-insert the first value of each series, then accumulate deltas into values.
     out = np.empty(int(counts.sum()), np.int64)
     starts = _starts(counts)
@@ -253,6 +280,40 @@ def decode_int_segments(params: dict[str, np.ndarray], counts: I64, z: U64) -> I
     out[is_first] = params["first"][has]
     out[~is_first] = d
     return _seg_cumsum(out, counts)
+
+
+def _resolve_cross(d: I64, dcounts: I64, cross: np.ndarray) -> I64:
+    """Turn cross residual rows into deltas: row i = row i-1 + its differences.
+
+    A chain is an own-predicted series followed by cross series of the same length,
+    so its rows stack into a matrix whose cumulative sum down the rows gives every
+    member's deltas. Loops over distinct row lengths only (usually one).
+    """
+    m = len(dcounts)
+    if m and cross[0]:
+        raise ValueError("the first series of a chunk cannot be cross-predicted")
+    idx = np.arange(m)
+    head = np.maximum.accumulate(np.where(~cross, idx, 0))
+    in_chain = cross.copy()
+    in_chain[head[cross]] = True
+    if np.any(dcounts[cross] != dcounts[head[cross]]):
+        raise ValueError("cross-predicted series differs in length from its chain")
+    dstarts = _starts(dcounts)
+    out = d.copy()
+    for L in np.unique(dcounts[in_chain]).tolist():  # loop over row lengths, each array work
+        rows = np.flatnonzero(in_chain & (dcounts == L))
+        if L == 0:
+            continue
+        pos = dstarts[rows][:, None] + np.arange(L)[None, :]
+        mat = d[pos].view(np.uint64)
+        cs = np.cumsum(mat, axis=0, dtype=np.uint64)
+        # Subtract the running sum just before each row's chain head (wrapping).
+        head_row = np.searchsorted(rows, head[rows])
+        base = np.zeros((len(rows), L), np.uint64)
+        nz = head_row > 0
+        base[nz] = cs[head_row[nz] - 1]
+        out[pos] = (cs - base).view(np.int64)
+    return out
 
 
 def _bitlen(z: U64) -> F64:
