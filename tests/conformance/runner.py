@@ -256,18 +256,27 @@ class ScriptRunner:
                 reasons.append(f"[@ invariance, A.11.1] {text} evaluated at {at / 1000:g}s: {r}")
             if reasons:
                 break
+        if not reasons and _range_mode_applies(ev):
+            # Pinned by @, the query is step-invariant: every step of a range query around t
+            # must meet the instant expectation, not only the one at t.
+            for step_t in (t - 60_000, t, t + 60_000):
+                for r in self._range_mode(ev, text, step_t):
+                    reasons.append(f"[@ invariance, range mode] {text} at {step_t / 1000:g}s: {r}")
         return reasons
 
-    def _range_mode(self, ev: Eval) -> list[str]:
+    def _range_mode(self, ev: Eval, text: str | None = None, at: int | None = None) -> list[str]:
+        """A.11.2: the query as a range query over t-1m..t+1m; the point at ``at`` (default t)
+        must meet the instant expectation."""
         t = ev.end_ms
+        at = t if at is None else at
         try:
-            res = self.db.query_range(ev.expr, (t - 60_000) / 1000, (t + 60_000) / 1000, 60)
+            res = self.db.query_range(text or ev.expr, (t - 60_000) / 1000, (t + 60_000) / 1000, 60)
         except Exception as err:
             return [f"range query failed: {type(err).__name__}: {err}"]
         out = outcome_from_result(res)
         if out.kind != "matrix":
             return [f"range query returned {out.kind}"]
-        at_t = [(lb, [p for p in pts if p[0] == t]) for lb, pts in out.series]
+        at_t = [(lb, [p for p in pts if p[0] == at]) for lb, pts in out.series]
         at_t = [(lb, pts) for lb, pts in at_t if pts]
         if ev.scalar is not None:
             if len(at_t) != 1:

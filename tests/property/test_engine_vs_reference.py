@@ -62,7 +62,8 @@ def series_values(draw: st.DrawFn, n: int) -> list[float]:
             cur = 0.0 if draw(st.integers(0, 15)) == 0 else cur + inc  # occasional reset
             vals.append(cur)
     else:
-        vals = [float(v) for v in draw(st.lists(st.integers(-50, 1000), min_size=n, max_size=n))]
+        gauge = st.one_of(st.integers(-50, 1000).map(float), st.floats(-1e6, 1e6, allow_nan=False))
+        vals = draw(st.lists(gauge, min_size=n, max_size=n))
     specials = st.sampled_from([math.nan, math.inf, -math.inf, STALE_NAN])
     for i in range(n):
         if draw(st.integers(0, 30)) == 0:
@@ -102,6 +103,7 @@ selectors = st.builds(
     Selector,
     st.sampled_from(NAMES),
     st.sampled_from([(), (("a", "x"),), (("b", "1"),)]),
+    st.sampled_from([0, 0, 0, 60_000, 7_500, -30_000]),
 )
 
 
@@ -224,12 +226,28 @@ def check_against_reference(data: list[Series], expr: Expr, start: int, end: int
             except signalfire.SignalfireError as err:
                 assert want_error is not None, f"{text}: engine failed with {err!r}, reference did not"
                 return
+            try:
+                instant = db.query(text, end / 1000)
+            except signalfire.SignalfireError as err:
+                raise AssertionError(f"{text}: instant query at the last step failed: {err!r}") from err
         finally:
             db.close()
     assert want_error is None, f"{text}: reference failed ({want_error}), engine returned a result"
     out = outcome_from_result(res)
     assert out.kind == "matrix", f"{text}: range query returned {out.kind}"
     got = {labels: dict(points) for labels, points in out.series}
+    _compare(expr, text, got, want)
+    # The instant query at the last step must agree with that step of the range query.
+    inst = outcome_from_result(instant)
+    assert inst.kind == "vector", f"{text}: instant query returned {inst.kind}"
+    got_at_end = {labels: {end: pts[0][1]} for labels, pts in inst.series}
+    want_at_end = {labels: {end: pts[end]} for labels, pts in want.items() if end in pts}
+    _compare(expr, f"{text} (instant at {end / 1000:g}s)", got_at_end, want_at_end)
+
+
+def _compare(
+    expr: Expr, text: str, got: dict[Labels, dict[int, float]], want: dict[Labels, dict[int, float]]
+) -> None:
     if _has_top(expr):
         g, w = _by_step(got), _by_step(want)
         bad = [t for t in sorted(set(g) | set(w)) if not _same_values(g.get(t, []), w.get(t, []))]

@@ -81,6 +81,7 @@ def _selected(sel: Selector, data: Sequence[Series]) -> list[Series]:
 def _instant_selector(sel: Selector, data: Sequence[Series], t: int) -> Vector:
     """The newest sample in (t - 5m, t]; a stale marker there means the series is absent."""
     out: Vector = {}
+    t -= sel.offset_ms  # offset moves the evaluation time back (forward when negative)
     for s in _selected(sel, data):
         newest = None
         for ts, v in zip(s.ts, s.values):
@@ -101,6 +102,7 @@ def _window(s: Series, t: int, range_ms: int) -> list[tuple[int, float]]:
 
 def _range_call(call: RangeCall, data: Sequence[Series], t: int) -> Vector:
     out: Vector = {}
+    t -= call.selector.offset_ms
     for s in _selected(call.selector, data):
         pts = _window(s, t, call.range_ms)
         if not pts:

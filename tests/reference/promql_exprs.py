@@ -53,10 +53,11 @@ class Num:
 
 @dataclass(frozen=True)
 class Selector:
-    """``name{label="value", ...}`` (equality matchers only)."""
+    """``name{label="value", ...} offset d`` (equality matchers only; ``offset_ms`` may be < 0)."""
 
     name: str
     matchers: tuple[tuple[str, str], ...] = ()
+    offset_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -109,15 +110,25 @@ def _fmt_range(ms: int) -> str:
     return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
 
 
+def _selector_body(e: Selector) -> str:
+    inner = ", ".join(f'{k}="{v}"' for k, v in e.matchers)
+    return f"{e.name}{{{inner}}}" if inner else e.name
+
+
+def _offset(ms: int) -> str:
+    if ms == 0:
+        return ""
+    return f" offset -{_fmt_range(-ms)}" if ms < 0 else f" offset {_fmt_range(ms)}"
+
+
 def render(e: Expr) -> str:
     """PromQL text for ``e``; every sub-expression is parenthesised so precedence never matters."""
     if isinstance(e, Num):
         return f"({_fmt_num(e.value)})"
     if isinstance(e, Selector):
-        inner = ", ".join(f'{k}="{v}"' for k, v in e.matchers)
-        return f"{e.name}{{{inner}}}" if inner else e.name
+        return _selector_body(e) + _offset(e.offset_ms)
     if isinstance(e, RangeCall):
-        arg = f"{render(e.selector)}[{_fmt_range(e.range_ms)}]"
+        arg = f"{_selector_body(e.selector)}[{_fmt_range(e.range_ms)}]{_offset(e.selector.offset_ms)}"
         if e.param is not None:
             return f"{e.func}({_fmt_num(e.param)}, {arg})"
         return f"{e.func}({arg})"
