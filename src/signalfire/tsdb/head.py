@@ -452,7 +452,8 @@ class Head:
         if not keep.all():
             self._rewrite(refs, keep, idx, lens)
         self.min_valid_time = max(self.min_valid_time, mint)
-        dead = np.flatnonzero(self.alive & (self.n == 0) & self.logged)
+        # Empty series go, also ones an open appender created: its commit revives them.
+        dead = np.flatnonzero(self.alive & (self.n == 0))
         if len(dead):
             dead_labels = [self.labels_of(r) for r in dead.tolist()]
             self.postings.remove(set(dead.tolist()), dead_labels)

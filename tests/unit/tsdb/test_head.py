@@ -257,3 +257,15 @@ def test_tiny_pool_stress_matches_model(operations):
         for ls, a, b in zip(ss.labels, ss.offsets[:-1], ss.offsets[1:])
     }
     assert got == {i: sorted(d.items()) for i, d in model.items() if d}
+
+
+def test_gc_takes_series_of_open_appenders_and_their_commit_revives_them():
+    head = Head(2 * H)
+    app = _mk(head)
+    refs = app.refs(_labels(3))
+    _mk(head).rollback()
+    assert head.truncate(0) == 3 and head.num_series == 0
+    app.append_batch(refs, 1000, np.array([1.0, 2.0, 3.0]))
+    app.commit()
+    ss = HeadQuerier(head, 0, 5000).select([])
+    assert sorted(ls.get("i") for ls in ss.labels) == ["0", "1", "2"]
