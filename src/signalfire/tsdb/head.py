@@ -244,20 +244,26 @@ class Head:
         return aliases
 
     def revive(self, refs: I64) -> I64:
-        """Map refs of series removed by GC back to live refs (re-registering if needed)."""
+        """Map refs of series removed by GC back to live refs (re-registering if needed).
+
+        A Python step per distinct dead ref (a dict lookup), then one vectorised remap.
+        """
         dead = ~self.alive[refs]
         if not dead.any():
             return refs
-        refs = refs.copy()
-        for ref in np.unique(refs[dead]).tolist():
+        old = np.unique(refs[dead])
+        new = np.empty(len(old), np.int64)
+        for i, ref in enumerate(old.tolist()):
             ls = self.labels_of(ref)
             now = self._by_labels.get(ls)
             if now is None:
                 self._register(ref, ls)
                 self.logged[ref] = False
                 now = ref
-            refs[refs == ref] = now
-        return refs
+            new[i] = now
+        out: I64 = refs.copy()
+        out[dead] = new[np.searchsorted(old, refs[dead])]
+        return out
 
     def sort_by_labels(self, refs: I64) -> I64:
         """``refs`` ordered by their label sets, via a cached rank of every live series."""
