@@ -269,3 +269,16 @@ def test_gc_takes_series_of_open_appenders_and_their_commit_revives_them():
     app.commit()
     ss = HeadQuerier(head, 0, 5000).select([])
     assert sorted(ls.get("i") for ls in ss.labels) == ["0", "1", "2"]
+
+
+def test_stale_ref_maps_to_the_series_recreated_under_a_new_ref():
+    head = Head(2 * H)
+    stale = _fill(head, _labels(2), [1000])
+    head.truncate(2000)  # both GC'd
+    fresh = _fill(head, _labels(2)[:1], [3000])  # i=0 comes back under a new ref
+    assert fresh[0] != stale[0]
+    with _mk(head) as app:
+        assert app.append_batch(stale, 4000, np.array([7.0, 8.0])).appended == 2
+    ss = HeadQuerier(head, 0, 10**6).select([])
+    got = {ls.get("i"): ss.ts[a:b].tolist() for ls, a, b in zip(ss.labels, ss.offsets[:-1], ss.offsets[1:])}
+    assert got == {"0": [3000, 4000], "1": [4000]}
