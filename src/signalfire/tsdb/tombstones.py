@@ -36,7 +36,11 @@ def merge_intervals(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 class Tombstones:
-    """Deleted intervals per series id. Not thread-safe; the owning block serialises writes."""
+    """Deleted intervals per series id.
+
+    Writers (the owning block) are serialised by the caller; readers may run
+    concurrently with a writer, since :meth:`add` swaps in a new mapping.
+    """
 
     def __init__(self, intervals: dict[int, list[tuple[int, int]]] | None = None) -> None:
         self._iv: dict[int, list[tuple[int, int]]] = {}
@@ -58,8 +62,11 @@ class Tombstones:
         """Delete ``[mint, maxt]`` from every series in ``refs``."""
         if mint > maxt:
             return
+        # Copy on write: a querier reading concurrently keeps the old, consistent dict.
+        iv = dict(self._iv)
         for ref in np.asarray(refs, np.int64).tolist():
-            self._iv[ref] = merge_intervals([*self._iv.get(ref, []), (mint, maxt)])
+            iv[ref] = merge_intervals([*iv.get(ref, []), (mint, maxt)])
+        self._iv = iv
 
     def get(self, ref: int) -> list[tuple[int, int]]:
         return list(self._iv.get(int(ref), []))
