@@ -110,7 +110,24 @@ class ConformanceTally:
                 first = r.reasons[0].splitlines()[0] if r.reasons else r.xfail_reason
                 out.append(f"- `{r.file}:{r.line}` `{r.expr}` — {first[:300]}")
             out.append("")
+        out += self._native_histogram_section()
         return "\n".join(out)
+
+    def _native_histogram_section(self) -> list[str]:
+        """Listed native-histogram cases grouped by how they fail, crashes spelled out:
+        a crash or a non-histogram error there may hide an engine bug."""
+        nh = [r for r in self.cases.values() if r.outcome != "passed" and r.native_histogram]
+        groups: dict[str, list[CaseRecord]] = defaultdict(list)
+        for rec in nh:
+            groups[cause_of(rec)].append(rec)
+        out = [f"# Native-histogram cases by cause ({len(nh)} listed)", ""]
+        for cause, recs in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+            out.append(f"- {cause}: {len(recs)}")
+            recs = sorted(recs, key=lambda r: (r.file, r.line))
+            shown = recs if cause.startswith("crash") else recs[:1]  # crashes are never expected
+            out += [f"  - `{r.file}:{r.line}` `{r.expr}`" for r in shown]
+        out.append("")
+        return out
 
     def expected_failures_toml(self, current: Path) -> str:
         """expected_failures.toml listing every failing native-histogram case of this run."""
