@@ -122,4 +122,4 @@ def test_kill9_loses_nothing_acknowledged(tmp_path):
         assert time.monotonic() < deadline, "crash test too slow"
     assert len(modes) >= 20
     assert set(fired) == set(INJECTED), f"injections that never fired: {set(INJECTED) - set(fired)}"
-    assert start > 200, "the writer made too little progress to exercise compaction"
+    assert start > 100, "the writer made too little progress to exercise compaction"
