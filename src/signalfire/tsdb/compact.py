@@ -198,8 +198,10 @@ def compact_blocks(parent_dir: Path, blocks: Sequence[Block]) -> BlockMeta | Non
     queriers = [b.querier(m.min_time, m.max_time - 1) for b, m in zip(blocks, metas)]
     written = 0
     try:
-        # Loop over 2h windows; each reads, merges and writes one window of every block.
-        for w in range(mint // WINDOW_MS, (maxt - 1) // WINDOW_MS + 1):
+        # Loop over the 2h windows that hold data (pieces never cross one); each step
+        # reads, merges and writes one window of every block.
+        windows = np.unique(np.concatenate([b.index.t["piece_mint"] // WINDOW_MS for b in blocks]))
+        for w in windows.tolist():
             lo, hi = max(mint, w * WINDOW_MS), min(maxt - 1, (w + 1) * WINDOW_MS - 1)
             parts: list[Ragged] = []
             for k in read_order:
