@@ -45,11 +45,15 @@ class HeadQuerier:
 
     def select(self, matchers: Sequence[Matcher], hints: SelectHints | None = None) -> SeriesSet:
         head = self._head
+        mint, maxt = self.mint, self.maxt
+        if hints is not None:  # the caller needs no more than [start, end]: copy no more
+            mint = mint if hints.start is None else max(mint, hints.start)
+            maxt = maxt if hints.end is None else min(maxt, hints.end)
         with head.lock:
             refs = head.sort_by_labels(head.select_refs(matchers))
             if hints is not None and hints.func == "series":
-                return _labels_only(head, refs, self.mint, self.maxt)
-            return read_series(head, refs, self.mint, self.maxt)
+                return _labels_only(head, refs, mint, maxt)
+            return read_series(head, refs, mint, maxt)
 
     def _refs_in_range(self, matchers: Sequence[Matcher]) -> I64:
         head = self._head

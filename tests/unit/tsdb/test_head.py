@@ -282,3 +282,15 @@ def test_stale_ref_maps_to_the_series_recreated_under_a_new_ref():
     ss = HeadQuerier(head, 0, 10**6).select([])
     got = {ls.get("i"): ss.ts[a:b].tolist() for ls, a, b in zip(ss.labels, ss.offsets[:-1], ss.offsets[1:])}
     assert got == {"0": [3000, 4000], "1": [4000]}
+
+
+def test_select_hints_narrow_the_copy():
+    from signalfire.storage import SelectHints
+
+    head = Head(2 * H)
+    _fill(head, _labels(2), [1000, 2000, 3000])
+    q = HeadQuerier(head, 0, 10**6)
+    ss = q.select([Matcher.equal("i", "0")], SelectHints(start=1500, end=2500))
+    assert ss.ts.tolist() == [2000]
+    ss = q.select([], SelectHints(start=2500, func="series"))
+    assert len(ss) == 2 and ss.num_samples == 0
