@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.reference import tsdb_select as ref
 
+from reference import tsdb_select as ref
 from signalfire.labels import Labels, Matcher, MatchType
 from signalfire.storage import series_set_from_lists
 from signalfire.tsdb.block import Block, write_block
