@@ -1,4 +1,7 @@
-"""Writing a block: a SeriesSet in, an immutable directory out (atomically).
+"""Writing a block: label sets and samples in, an immutable directory out (atomically).
+
+:class:`BlockWriter` streams a block window by window (compaction uses it);
+:func:`write_block` writes a whole SeriesSet through it (the head and backfill do).
 
 Samples are cut into *pieces*: one series' samples inside one aligned time window
 (:data:`WINDOW_MS`). Pieces of one window are packed, in series order, into value
