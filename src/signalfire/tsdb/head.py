@@ -298,7 +298,7 @@ class Head:
         if self.wasted > self.pool_end // 2:
             self.repack()
             return True
-        size = max(len(self.pool_ts) * 2, self.pool_end + extra)
+        size = max(len(self.pool_ts) * 3 // 2, self.pool_end + extra)  # 1.5x: less idle memory
         for name in ("pool_ts", "pool_v", "pool_st"):
             arr = getattr(self, name)
             if arr is None:
