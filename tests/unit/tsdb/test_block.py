@@ -285,3 +285,27 @@ def test_bytes_per_sample_on_scrape_like_data(tmp_path: Path) -> None:
     with Block.open(tmp_path / meta.ulid) as b:
         assert b.size_bytes() / ss.num_samples < 1.0  # ~0.80 here: a fifth are wide byte gauges
         _same(b.querier(meta.min_time, meta.max_time).select([]), ss)
+
+
+def test_concurrent_queriers_and_delete(block: Block) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+    want = block.querier(0, 4 * H).select([Matcher.equal("__name__", "m1")])
+
+    def read() -> None:
+        try:
+            for _ in range(20):
+                got = block.querier(0, 4 * H).select([Matcher.equal("__name__", "m1")])
+                _same(got, want)
+        except BaseException as err:  # surfaced below
+            errors.append(err)
+
+    threads = [threading.Thread(target=read) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for k in range(10):  # deletes touch other series while readers run
+        block.delete([Matcher.equal("__name__", "m2")], k * 1000, k * 1000 + 500)
+    for t in threads:
+        t.join()
+    assert not errors
