@@ -26,7 +26,8 @@ MAX_TIME = 2**63 - 1
 
 def is_stale(values: F64) -> Bool:
     """Mask of the samples that are staleness markers (compares bit patterns, not values)."""
-    return np.ascontiguousarray(values, dtype=np.float64).view(np.uint64) == np.uint64(STALE_NAN_BITS)
+    mask: Bool = np.ascontiguousarray(values, dtype=np.float64).view(np.uint64) == np.uint64(STALE_NAN_BITS)
+    return mask
 
 
 def is_stale_value(v: float) -> bool:

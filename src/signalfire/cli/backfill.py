@@ -51,7 +51,7 @@ def compatible_block_duration(max_block_ms: int) -> int:
         return DEFAULT_BLOCK_DURATION
     ranges = [DEFAULT_BLOCK_DURATION * 3**k for k in range(10)]
     fitting = [r for r in ranges if r <= max_block_ms]
-    return fitting[-1]
+    return int(fitting[-1])
 
 
 def parse_label_flags(flags: Sequence[str]) -> dict[str, str]:

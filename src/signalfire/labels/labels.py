@@ -48,7 +48,7 @@ class Labels(tuple[tuple[str, str], ...]):
             raise ValueError("from_strings needs an even number of strings")
         return cls.from_pairs(zip(kv[::2], kv[1::2]))
 
-    def get(self, name: str, default: str = "") -> str:  # type: ignore[override]
+    def get(self, name: str, default: str = "") -> str:
         """The value of ``name``, or ``default`` when absent."""
         for n, v in self:
             if n == name:

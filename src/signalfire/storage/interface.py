@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Self
 
 from signalfire._types import F64, I64
 from signalfire.labels import Labels, Matcher
@@ -75,9 +75,9 @@ class Appender(Protocol):
 
     def rollback(self) -> None: ...
 
-    def __enter__(self) -> Appender: ...
+    def __enter__(self) -> Self: ...
 
-    def __exit__(self, *exc: object) -> None: ...
+    def __exit__(self, exc_type: object, /, *rest: object) -> None: ...
 
 
 class Appendable(Protocol):
