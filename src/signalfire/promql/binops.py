@@ -117,7 +117,9 @@ def signature(ls: Labels, on: bool, names: frozenset[str]) -> tuple[tuple[str, s
     return tuple(p for p in ls if p[0] not in names and p[0] != METRIC_NAME)
 
 
-def _sig_ids(lhs: StepMatrix, rhs: StepMatrix, m: ast.VectorMatching) -> tuple[I64, I64, list[tuple[tuple[str, str], ...]]]:
+def _sig_ids(
+    lhs: StepMatrix, rhs: StepMatrix, m: ast.VectorMatching
+) -> tuple[I64, I64, list[tuple[tuple[str, str], ...]]]:
     names = frozenset(m.labels)
     keys = [signature(ls, m.on, names) for ls in lhs.labels]
     keys += [signature(ls, m.on, names) for ls in rhs.labels]
