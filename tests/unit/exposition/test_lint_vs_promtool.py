@@ -25,6 +25,7 @@ def _need_promtool() -> None:
     # A missing promtool fails the test: ./scripts/test installs it, and a skip would hide that.
     assert PROMTOOL is not None, "promtool is not installed (./scripts/test installs Debian's prometheus)"
 
+
 CASES = {
     "conformance": (EXPOSITION / "alltypes.237mfs.prom.txt").read_bytes(),
     "conformance_nometa": (EXPOSITION / "alltypes.237mfs.nometa.prom.txt").read_bytes(),
