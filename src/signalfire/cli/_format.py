@@ -9,10 +9,10 @@ reproduces one of those Go formatters exactly rather than approximately.
 from __future__ import annotations
 
 import datetime as _dt
-import math
 from collections.abc import Iterable, Sequence
 
 from signalfire.labels import METRIC_NAME, is_legacy_label_name, quote
+from signalfire.util.gofmt import format_go_g as go_float
 
 __all__ = [
     "base2_bytes",
@@ -24,48 +24,6 @@ __all__ = [
     "parse_duration_ms",
     "tabwrite",
 ]
-
-
-def go_float(v: float) -> str:
-    """``fmt.Sprintf("%g", v)``: shortest round-trip digits, exponent when exp < -4 or >= 6.
-
-    Go's ``%g`` without precision uses the shortest representation and switches to
-    exponent form when the decimal exponent is below -4 or at least 6
-    (``strconv.FormatFloat(v, 'g', -1, 64)``), so 16 GiB prints as ``1.7179869184e+10``.
-    """
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    if v == 0:
-        return "-0" if math.copysign(1.0, v) < 0 else "0"
-    # repr gives the shortest round-trip digits; take them apart into sign, digits, exponent.
-    s = repr(v)
-    neg = s.startswith("-")
-    if neg:
-        s = s[1:]
-    mant, _, exp_s = s.partition("e")
-    exp = int(exp_s) if exp_s else 0
-    int_part, _, frac_part = mant.partition(".")
-    digits = (int_part + frac_part).lstrip("0")
-    # Decimal exponent of the first significant digit.
-    if int_part.strip("0"):
-        point = len(int_part.lstrip("0")) + exp
-    else:
-        point = exp - (len(frac_part) - len(frac_part.lstrip("0")))
-    digits = digits.rstrip("0") or "0"
-    x = point - 1
-    if x < -4 or x >= 6:
-        tail = digits[1:]
-        body = digits[0] + ("." + tail if tail else "")
-        out = f"{body}e{'-' if x < 0 else '+'}{abs(x):02d}"
-    elif point <= 0:
-        out = "0." + "0" * (-point) + digits
-    elif point >= len(digits):
-        out = digits + "0" * (point - len(digits))
-    else:
-        out = digits[:point] + "." + digits[point:]
-    return "-" + out if neg else out
 
 
 def go_duration(ms: int) -> str:

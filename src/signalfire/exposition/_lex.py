@@ -14,6 +14,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from signalfire.errors import ExpositionParseError
+from signalfire.util.gofmt import format_om_float, go_quote
 
 #: A metric name that needs no quotes: ``[a-zA-Z_:][a-zA-Z0-9_:]*``.
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
@@ -91,84 +92,6 @@ def seconds_to_ms(tok: str) -> int:
     if not -(2**63) <= ms < 2**63:
         raise FloatSyntaxError(f"timestamp {tok} out of range")
     return ms
-
-
-def go_quote(s: str) -> str:
-    """``s`` as Go's ``%q`` prints it (close enough for messages)."""
-    out = ['"']
-    for c in s:
-        o = ord(c)
-        if c == '"':
-            out.append('\\"')
-        elif c == "\\":
-            out.append("\\\\")
-        elif c == "\n":
-            out.append("\\n")
-        elif c == "\t":
-            out.append("\\t")
-        elif c == "\r":
-            out.append("\\r")
-        elif 0xDC80 <= o <= 0xDCFF:
-            out.append(f"\\x{o - 0xDC00:02x}")
-        elif o < 0x20 or o == 0x7F:
-            out.append(f"\\x{o:02x}")
-        else:
-            out.append(c)
-    out.append('"')
-    return "".join(out)
-
-
-def format_go_float(f: float) -> str:
-    """``strconv.FormatFloat(f, 'g', -1, 64)``: shortest digits, ``%e`` when exp < -4 or >= 6.
-
-    Go switches to exponent form at exponent 21 only for ``%v``; ``'g'`` with
-    shortest precision uses 6, so 1e6 prints as ``1e+06``. Infinities print as
-    ``+Inf``/``-Inf`` and NaN as ``NaN`` (the exposition spellings).
-    """
-    if f != f:
-        return "NaN"
-    if f == float("inf"):
-        return "+Inf"
-    if f == float("-inf"):
-        return "-Inf"
-    if f == 0:
-        return "-0" if str(f).startswith("-") else "0"
-    r = repr(f)
-    sign = ""
-    if r[0] == "-":
-        sign, r = "-", r[1:]
-    mant, _, exp_s = r.partition("e")
-    exp10 = int(exp_s) if exp_s else 0
-    ip, _, fp = mant.partition(".")
-    digits = (ip + fp).lstrip("0")
-    # Position of the decimal point relative to the first significant digit.
-    lead_zeros = len(ip + fp) - len((ip + fp).lstrip("0"))
-    dp = len(ip) + exp10 - lead_zeros
-    digits = digits.rstrip("0") or "0"
-    nd = len(digits)
-    x = dp - 1
-    if x < -4 or x >= 6:
-        body = digits[0] + ("." + digits[1:] if nd > 1 else "")
-        return f"{sign}{body}e{'-' if x < 0 else '+'}{abs(x):02d}"
-    if dp <= 0:
-        return f"{sign}0.{'0' * -dp}{digits}"
-    if dp >= nd:
-        return f"{sign}{digits}{'0' * (dp - nd)}"
-    return f"{sign}{digits[:dp]}.{digits[dp:]}"
-
-
-def format_om_float(f: float) -> str:
-    """Prometheus's ``FormatOpenMetricsFloat``: Go ``'g'`` plus ``.0`` when it reads as an integer."""
-    if f == 1:
-        return "1.0"
-    if f == 0:
-        return "0.0"
-    if f == -1:
-        return "-1.0"
-    s = format_go_float(f)
-    if s in ("NaN", "+Inf", "-Inf") or "." in s or "e" in s:
-        return s
-    return s + ".0"
 
 
 @functools.lru_cache(maxsize=4096)

@@ -16,12 +16,12 @@ from signalfire.exposition._lex import (
     LNAME,
     QSTRING,
     error_at,
-    go_quote,
     has_surrogates,
     normalize_float_label,
     unescape,
 )
 from signalfire.labels import METRIC_NAME, Labels
+from signalfire.util.gofmt import go_quote
 
 #: One item: a bare or quoted name, optionally ``=`` and a quoted value.
 ITEM = rf"(?:{LNAME}={QSTRING}|{QSTRING}(?:={QSTRING})?)"

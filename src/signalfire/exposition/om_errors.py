@@ -17,10 +17,10 @@ from signalfire.exposition._lex import (
     FloatSyntaxError,
     error_at,
     go_float,
-    go_quote,
     has_surrogates,
     token_error,
 )
+from signalfire.util.gofmt import go_quote
 
 _TYPES = ("counter", "gauge", "histogram", "gaugehistogram", "summary", "info", "stateset", "unknown")
 

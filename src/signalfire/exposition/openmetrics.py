@@ -23,7 +23,6 @@ from signalfire.exposition._lex import (
     FloatSyntaxError,
     error_at,
     go_float,
-    go_quote,
     has_surrogates,
     seconds_to_ms,
     unescape,
@@ -33,6 +32,7 @@ from signalfire.exposition.om_errors import locate_error
 from signalfire.exposition.result import Exemplar, LabelCache, ParsedScrape, ScrapeBuilder
 from signalfire.exposition.text import decode_lines
 from signalfire.labels import Labels
+from signalfire.util.gofmt import go_quote
 
 _EITEMS = rf"(?:(?:{LNAME}|{QSTRING})={QSTRING}(?:,(?:{LNAME}|{QSTRING})={QSTRING})*,?)?"
 _SAMPLE_RE = re.compile(

@@ -23,7 +23,6 @@ from signalfire.exposition._lex import (
     check_int64,
     error_at,
     go_float,
-    go_quote,
     has_surrogates,
     token_error,
     unescape,
@@ -31,6 +30,7 @@ from signalfire.exposition._lex import (
 )
 from signalfire.exposition.labelset import TEXT_ITEMS, BucketMemo, check_utf8, fast_labels, make_labels
 from signalfire.exposition.result import LabelCache, ParsedScrape, ScrapeBuilder
+from signalfire.util.gofmt import go_quote
 
 _SAMPLE_RE = re.compile(rf"(?=[a-zA-Z_:{{])({NAME})?(?:\{{({TEXT_ITEMS})\}})? ({FLOAT})(?: ([0-9]+))?")
 #: The whole body at once: per line (key, name, label items, value, ts, comment), or all empty.

@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from signalfire.exposition._lex import format_go_float, format_om_float
 from signalfire.exposition.negotiate import escape_name
 from signalfire.exposition.result import Exemplar, ParsedScrape
 from signalfire.labels import METRIC_NAME, Labels, is_legacy_label_name, is_legacy_metric_name
+from signalfire.util.gofmt import format_go_g as format_go_float
+from signalfire.util.gofmt import format_om_float
 
 #: Suffixes a family's sample names may carry, per type (OpenMetrics naming).
 _SUFFIXES = {

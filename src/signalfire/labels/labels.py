@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Mapping
 
+from signalfire.util.gofmt import go_quote
+
 METRIC_NAME = "__name__"
 TYPE_LABEL = "__type__"
 UNIT_LABEL = "__unit__"
@@ -100,6 +102,9 @@ class Labels(tuple[tuple[str, str], ...]):
 
 EMPTY_LABELS = Labels(())
 
+#: Go-style double-quoted string literal (``strconv.Quote``), as Prometheus prints values.
+quote = go_quote
+
 
 def _is_legacy_name(s: str, metric: bool) -> bool:
     if not s:
@@ -118,31 +123,6 @@ def is_legacy_metric_name(s: str) -> bool:
 def is_legacy_label_name(s: str) -> bool:
     """``[a-zA-Z_][a-zA-Z0-9_]*``: a label name that needs no quoting."""
     return _is_legacy_name(s, metric=False)
-
-
-def quote(s: str) -> str:
-    """A Go-style double-quoted string literal (``strconv.Quote``), as Prometheus prints values."""
-    out = ['"']
-    for c in s:
-        o = ord(c)
-        if c == '"':
-            out.append('\\"')
-        elif c == "\\":
-            out.append("\\\\")
-        elif c == "\n":
-            out.append("\\n")
-        elif c == "\t":
-            out.append("\\t")
-        elif c == "\r":
-            out.append("\\r")
-        elif o < 0x20 or o == 0x7F:
-            out.append(f"\\x{o:02x}")
-        elif 0xDC80 <= o <= 0xDCFF:  # surrogate-escaped invalid UTF-8 byte
-            out.append(f"\\x{o - 0xDC00:02x}")
-        else:
-            out.append(c)
-    out.append('"')
-    return "".join(out)
 
 
 def format_labels(ls: Iterable[tuple[str, str]]) -> str:

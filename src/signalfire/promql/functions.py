@@ -26,6 +26,8 @@ from signalfire.promql import histograms as hist
 from signalfire.promql import instant_functions as inst
 from signalfire.promql import range_functions as rf
 from signalfire.promql.values import EvalContext, RangeWindows, ScalarSeries, StepMatrix, StringValue, Value
+from signalfire.util.gofmt import format_go_g
+from signalfire.util.gofmt import format_om_float as format_openmetrics_float
 
 Impl = Callable[[ast.Call, list[Value], EvalContext], Value]
 
@@ -55,48 +57,6 @@ def call_function(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
 
 
 # ------------------------------------------------------------ helpers
-
-
-def format_go_g(x: float) -> str:
-    """Go's ``%g`` for a float64 (shortest digits; exponent form below 1e-4 or from 1e6)."""
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "+Inf" if x > 0 else "-Inf"
-    if x == 0:
-        return "-0" if math.copysign(1.0, x) < 0 else "0"
-    r = repr(float(x))
-    mant, _, exp_s = r.partition("e")
-    sign = "-" if mant.startswith("-") else ""
-    mant = mant.lstrip("-")
-    int_part, _, frac = mant.partition(".")
-    digits = (int_part + frac).lstrip("0")
-    point = len(int_part) + (int(exp_s) if exp_s else 0)
-    if int_part.strip("0") == "":
-        lead = len(frac) - len(frac.lstrip("0"))
-        point = -lead + (int(exp_s) if exp_s else 0)
-    digits = digits.rstrip("0") or "0"
-    exp10 = point - 1
-    if exp10 < -4 or exp10 >= 6:
-        m = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{sign}{m}e{'-' if exp10 < 0 else '+'}{abs(exp10):02d}"
-    if point <= 0:
-        return f"{sign}0.{'0' * -point}{digits}"
-    if point >= len(digits):
-        return sign + digits + "0" * (point - len(digits))
-    return f"{sign}{digits[:point]}.{digits[point:]}"
-
-
-def format_openmetrics_float(x: float) -> str:
-    """Prometheus ``labels.FormatOpenMetricsFloat``: ``1`` -> ``1.0``, ``+Inf``, ``NaN``."""
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "+Inf" if x > 0 else "-Inf"
-    s = format_go_g(x)
-    if "." in s or "e" in s:
-        return s
-    return s + ".0"
 
 
 def _scalar(v: Value, T: int) -> F64:

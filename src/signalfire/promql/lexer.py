@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from signalfire.util.gofmt import go_quote
+
 __all__ = ["Token", "go_quote", "go_quote_rune", "lex"]
 
 # Token kinds. Punctuation and operators use their own text as kind.
@@ -56,35 +58,6 @@ def go_quote_rune(c: str) -> str:
     if c == "'":
         return "'\\''"
     return "'" + go_quote(c)[1:-1].replace('\\"', '"') + "'"
-
-
-def go_quote(s: str) -> str:
-    """``s`` as Go's ``strconv.Quote`` / ``%q`` prints it.
-
-    Lone surrogates U+DC80..U+DCFF stand for raw invalid UTF-8 bytes (Python's
-    ``surrogateescape``) and print as ``\\xNN``, as Go prints the bytes.
-    """
-    out = ['"']
-    for c in s:
-        o = ord(c)
-        if c == '"':
-            out.append('\\"')
-        elif c == "\\":
-            out.append("\\\\")
-        elif 0xDC80 <= o <= 0xDCFF:
-            out.append(f"\\x{o - 0xDC00:02x}")
-        elif c.isprintable() or c == " ":
-            out.append(c)
-        elif o in (7, 8, 12, 10, 13, 9, 11):
-            out.append("\\" + "abfnrtv"[(7, 8, 12, 10, 13, 9, 11).index(o)])
-        elif o < 0x80:
-            out.append(f"\\x{o:02x}")
-        elif o <= 0xFFFF:
-            out.append(f"\\u{o:04x}")
-        else:
-            out.append(f"\\U{o:08x}")
-    out.append('"')
-    return "".join(out)
 
 
 class _LexError(Exception):

@@ -14,6 +14,8 @@ import re
 
 import numpy as np
 
+from signalfire.util.gofmt import format_go_g
+
 __all__ = ["format_float", "format_go_g", "parse_number", "round_half_away"]
 
 _OCTAL = re.compile(r"0(_?[0-7])+")
@@ -71,27 +73,6 @@ def format_float(v: float) -> str:
     if v == int(v) and abs(v) < 1e16:
         return str(int(v)) if not (v == 0 and math.copysign(1, v) < 0) else "-0"
     return np.format_float_positional(v, trim="-")
-
-
-def format_go_g(v: float) -> str:
-    """Go's ``%g`` for a float64 (shortest repr, exponent for large/small magnitudes)."""
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    r = repr(float(v))
-    if "e" in r or "E" in r:
-        mant, exp = r.split("e")
-        e = int(exp)
-        if mant.endswith(".0"):
-            mant = mant[:-2]
-        return f"{mant}e{'+' if e >= 0 else '-'}{abs(e):02d}"
-    if r.endswith(".0"):
-        r = r[:-2]
-    # Go switches to exponent form when the exponent is < -4 or >= 21 digits of precision.
-    if v != 0 and (abs(v) >= 1e21 or abs(v) < 1e-4):
-        return np.format_float_scientific(v, trim="-", exp_digits=2).replace("e", "e")
-    return r
 
 
 def round_half_away(x: float) -> int:

@@ -22,8 +22,9 @@ from signalfire.exposition import (
     write_openmetrics,
     write_text,
 )
-from signalfire.exposition._lex import format_go_float, format_om_float
 from signalfire.labels import Labels
+from signalfire.util.gofmt import format_go_g as format_go_float
+from signalfire.util.gofmt import format_om_float
 
 EXPOSITION = Path(__file__).resolve().parents[4] / "shared" / "conformance" / "exposition"
 
