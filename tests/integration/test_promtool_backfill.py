@@ -99,3 +99,25 @@ def test_edge_cases_span_several_blocks(tmp_path: Path, capsys: pytest.CaptureFi
     for line in blocks:  # each block stays inside one 2h-aligned window
         mint, maxt = int(line.split()[1]), int(line.split()[2])
         assert mint // 7_200_000 == (maxt - 1) // 7_200_000
+
+
+def test_move_data_to_prometheus_with_dump_openmetrics(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Our blocks -> ``signalfire tsdb dump-openmetrics`` -> promtool backfill: same samples."""
+    om = tmp_path / "in.om"
+    om.write_text(edge_cases(), encoding="utf-8")
+    ours, _ = signalfire_dump(om, tmp_path / "sf", capsys)
+    assert main(["tsdb", "dump-openmetrics", str(tmp_path / "sf")]) == 0
+    exported = tmp_path / "export.om"
+    exported.write_text(capsys.readouterr().out, encoding="utf-8")
+    theirs, _ = promtool_dump(exported, tmp_path / "prom")
+    assert theirs == ours
+
+
+def test_prometheus_blocks_get_a_way_forward(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    om = tmp_path / "in.om"
+    shutil.copy(SAMPLE, om)
+    promtool_dump(om, tmp_path / "prom")
+    assert main(["tsdb", "list", str(tmp_path / "prom")]) == 1
+    assert "this is a Prometheus block" in capsys.readouterr().err

@@ -42,10 +42,29 @@ class BlockInfo:
     path: Path
 
 
+#: First bytes of a Prometheus TSDB index file (``tsdb/index`` MagicIndex 0xBAAAD700).
+PROMETHEUS_INDEX_MAGIC = b"\xba\xaa\xd7\x00"
+
+
+def _refuse_prometheus_block(path: Path) -> None:
+    """A Prometheus block gets a way forward instead of a bare corruption error."""
+    try:
+        with open(path / "index", "rb") as f:
+            magic = f.read(4)
+    except OSError:
+        return
+    if magic == PROMETHEUS_INDEX_MAGIC:
+        raise StorageError(
+            f"open block {path}: this is a Prometheus block, not a signalfire one; move its data with "
+            "`promtool tsdb dump-openmetrics` and `signalfire tsdb create-blocks-from openmetrics`"
+        )
+
+
 def block_info(path: Path) -> BlockInfo:
     """Meta and on-disk size of the block in ``path``; raises StorageError if it is unreadable."""
     from signalfire.tsdb.block import Block
 
+    _refuse_prometheus_block(path)
     try:
         with Block.open(path) as block:
             meta, size = block.meta, block.size_bytes()
