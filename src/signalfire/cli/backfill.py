@@ -107,11 +107,11 @@ def _body(data: bytes) -> bytes:
     return trimmed[: len(trimmed) - len(b"# EOF")]
 
 
-def _parse_piece(body: bytes, first_line: int) -> ParsedScrape:
+def _parse_piece(body: bytes, first_line: int, cache: dict[object, Labels] | None = None) -> ParsedScrape:
     from signalfire.exposition import parse
 
     try:
-        return parse(body + b"# EOF\n", OPENMETRICS_TYPE)
+        return parse(body + b"# EOF\n", OPENMETRICS_TYPE, label_cache=cache)
     except ExpositionParseError as err:
         raise ExpositionParseError(
             err.message,
@@ -165,6 +165,9 @@ def read_samples(path: str | Path, custom: dict[str, str] | None = None, progres
     data = Path(path).read_bytes()
     body = _body(data)
     index = _SeriesIndex(custom or {})
+    # Series text -> labels, shared by all pieces: a backfill file repeats each series on
+    # many lines, so each distinct series is split and sorted once, as a scrape cache does.
+    label_cache: dict[object, Labels] = {}
     parts_ids: list[I64] = []
     parts_ts: list[I64] = []
     parts_v: list[F64] = []
@@ -172,7 +175,7 @@ def read_samples(path: str | Path, custom: dict[str, str] | None = None, progres
         total=len(body), unit="B", unit_scale=True, desc="parse", disable=not progress, leave=False
     ) as bar:
         for start, end, first_line in _pieces(body):
-            scrape = _parse_piece(body[start:end], first_line)
+            scrape = _parse_piece(body[start:end], first_line, label_cache)
             has_ts = np.asarray(scrape.has_timestamp, dtype=np.bool_)
             labels = scrape.labels
             if not has_ts.all():

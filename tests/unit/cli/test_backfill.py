@@ -181,3 +181,18 @@ def test_parse_error_line_counts_across_pieces(
     text = "".join(f"m{i} {i} {i}\n" for i in range(40)) + "bad{ 1 1\n# EOF\n"
     rc, _ = backfill_cli(tmp_path, text)
     assert rc == 1 and "41:" in capsys.readouterr().err
+
+
+def test_two_spellings_of_one_series_are_one_series(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backfill, "PIECE_BYTES", 24)  # and across pieces, through the label cache
+    text = 'm{a="1",b="2"} 1 1\nm{b="2",a="1"} 2 2\nm{a="1",b="2"} 3 3\n# EOF\n'
+    rc, out = backfill_cli(tmp_path, text, "-q")
+    assert rc == 0
+    assert main(["tsdb", "dump", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        '{__name__="m", a="1", b="2"} 1 1000',
+        '{__name__="m", a="1", b="2"} 2 2000',
+        '{__name__="m", a="1", b="2"} 3 3000',
+    ]
