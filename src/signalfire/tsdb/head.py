@@ -1,15 +1,22 @@
-"""The head: recent samples in memory, in per-series slabs of one big pool.
+"""The head: recent samples in memory, in per-series slabs of one big pool plus
+compressed chunks cut from full slabs.
 
 Series registry: ``Labels -> ref`` (refs are dense ints, never reused while the DB is open,
 and kept across restarts by the WAL), with an in-memory postings index for matchers.
 
-Samples: every series owns a contiguous slab ``[start, start + cap)`` of three pooled
+Open samples: every series owns a contiguous slab ``[start, start + cap)`` of three pooled
 columns (``pool_ts``, ``pool_v`` and, once a start timestamp was seen, ``pool_st``);
 ``n[ref]`` says how many are filled. Slabs are always sorted by time. A batch is written
 with one scatter (``np.argsort`` by ref, per-ref counts, fancy indexing); a series whose
 slab is full moves to a slab twice as large at the end of the pool, and the pool is
 repacked when abandoned slabs outweigh live ones. Out-of-order samples (admitted by the
 out-of-order window) are appended too and the few series that received them are re-sorted.
+
+Cut samples: once a series holds ``chunk_samples`` samples in its slab, the batch that
+filled it cuts it, together with every other series it filled, into compressed groups
+(``head_chunks``; ``nc[ref]`` counts a series' cut samples) and empties the slab for reuse.
+Reads (:meth:`Head.samples`) decode the groups a query needs and append the slab; an
+out-of-order sample older than a cut chunk stays in the slab, and reads sort such series.
 
 Thread-safety: the owner (``DB``) holds ``Head.lock`` around every mutation and every read
 that copies data out; the head itself takes no locks.
@@ -19,7 +26,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -27,10 +34,15 @@ from signalfire._types import F64, I64, MAX_TIME, MIN_TIME, Bool
 from signalfire.errors import BadDataError
 from signalfire.labels import Labels, Matcher
 from signalfire.storage import AppendStats
-from signalfire.tsdb.index.postings import select_postings, union_sorted
+from signalfire.tsdb.head_chunks import HeadChunks, merge_pieces
+from signalfire.tsdb.head_postings import HeadPostings
 from signalfire.tsdb.wal import records
 
+__all__ = ["Head", "HeadPostings", "ragged_index"]
+
 _MIN_CAP = 16
+#: Samples per series per cut chunk, as Prometheus (120 at a 15 s scrape: 30 minutes).
+CHUNK_SAMPLES = 120
 
 
 def ragged_index(starts: I64, lens: I64) -> I64:
@@ -48,76 +60,18 @@ def _round_cap(need: I64) -> I64:
     return np.left_shift(np.int64(1), np.ceil(np.log2(x)).astype(np.int64))
 
 
-class HeadPostings:
-    """Label name -> value -> refs for the head; a ``PostingsIndex`` for ``select_postings``.
-
-    Refs are appended in increasing order, so every list stays sorted without sorting.
-    Matchers are evaluated by the block index's ``select_postings``, so head and blocks
-    share one implementation of Prometheus's matcher semantics.
-    """
-
-    def __init__(self) -> None:
-        self._index: dict[str, dict[str, list[int]]] = {}
-        self._sorted: dict[str, list[str]] = {}  # sorted values per name, rebuilt lazily
-        self._live: Callable[[], I64] = lambda: np.empty(0, np.int64)
-
-    def add(self, ref: int, labels: Labels) -> None:
-        for name, value in labels:
-            values = self._index.setdefault(name, {})
-            if value not in values:
-                values[value] = []
-                self._sorted.pop(name, None)
-            values[value].append(ref)
-
-    def remove(self, dead: set[int], labels: Sequence[Labels]) -> None:
-        """Drop ``dead`` refs; ``labels`` are their label sets (to visit only their lists)."""
-        touched = {(n, v) for ls in labels for n, v in ls}
-        for name, value in touched:
-            values = self._index.get(name)
-            if values is None or value not in values:
-                continue
-            kept = [r for r in values[value] if r not in dead]
-            if kept:
-                values[value] = kept
-                continue
-            del values[value]
-            self._sorted.pop(name, None)
-            if not values:
-                del self._index[name]
-
-    def label_names(self) -> list[str]:
-        return sorted(self._index)
-
-    def label_values(self, name: str) -> list[str]:
-        return list(self.label_value_list(name))
-
-    # PostingsIndex protocol (signalfire.tsdb.index.postings)
-
-    def all_postings(self) -> I64:
-        return self._live()
-
-    def label_value_list(self, name: str) -> Sequence[str]:
-        cached = self._sorted.get(name)
-        if cached is None:
-            cached = self._sorted[name] = sorted(self._index.get(name, ()))
-        return cached
-
-    def postings_union(self, name: str, value_idx: I64) -> I64:
-        values = self._index.get(name, {})
-        names = self.label_value_list(name)
-        return union_sorted([np.asarray(values[names[int(i)]], np.int64) for i in value_idx])
-
-    def select(self, matchers: Sequence[Matcher], live: Callable[[], I64]) -> I64:
-        """Sorted live refs whose labels satisfy every matcher."""
-        self._live = live
-        return select_postings(self, matchers)
-
-
 class Head:
     """Series registry plus sample slabs. See the module docstring for the layout."""
 
-    def __init__(self, chunk_range: int, pool_size: int = 1 << 16) -> None:
+    def __init__(
+        self, chunk_range: int, pool_size: int = 1 << 16, chunk_samples: int = CHUNK_SAMPLES
+    ) -> None:
         self.chunk_range = chunk_range
+        #: A slab holding this many samples is cut into a compressed chunk.
+        self.chunk_samples = max(1, chunk_samples)
+        self._slab_cap = int(_round_cap(np.array([self.chunk_samples], np.int64))[0])
+        self.chunks = HeadChunks()
+        self._registry_bytes = 0  # estimate for labels, postings, maps (see memory_bytes)
         self.lock = threading.RLock()
         self.postings = HeadPostings()
         self._by_labels: dict[Labels, int] = {}
@@ -134,6 +88,7 @@ class Head:
         self.start = np.zeros(cap, np.int64)
         self.cap = np.zeros(cap, np.int64)
         self.n = np.zeros(cap, np.int64)
+        self.nc = np.zeros(cap, np.int64)  # samples in cut chunks
         self.last_t = np.full(cap, MIN_TIME, np.int64)
         self.last_v = np.zeros(cap, np.float64)
         self.pool_ts = np.empty(pool_size, np.int64)
@@ -162,7 +117,12 @@ class Head:
 
     @property
     def num_samples(self) -> int:
-        return int(self.n[: len(self._labels)].sum())
+        return int(self.n[: len(self._labels)].sum()) + self.chunks.num_samples
+
+    def has_samples(self, refs: I64) -> np.ndarray:
+        """Whether each of ``refs`` holds any sample (open or cut)."""
+        out: np.ndarray = (self.n[refs] + self.nc[refs]) > 0
+        return out
 
     def labels_of(self, ref: int) -> Labels:
         ls = self._labels[ref]
@@ -189,6 +149,7 @@ class Head:
             ("start", 0),
             ("cap", 0),
             ("n", 0),
+            ("nc", 0),
             ("last_t", MIN_TIME),
             ("last_v", 0.0),
         ):
@@ -204,6 +165,7 @@ class Head:
             self._entries.extend([b""] * (ref + 1 - len(self._entries)))
         self._labels[ref] = labels
         self._entries[ref] = records.series_entry(ref, labels)
+        self._registry_bytes += _registry_estimate(labels, self._entries[ref])
         self._by_labels[labels] = ref
         self.alive[ref] = True
         self.postings.add(ref, labels)
@@ -386,13 +348,74 @@ class Head:
         if unsorted.any():
             self._resort(np.unique(r[unsorted]))
         tail = self.start[uref] + self.n[uref] - 1
-        self.last_t[uref] = self.pool_ts[tail]
-        self.last_v[uref] = self.pool_v[tail]
+        newer = self.pool_ts[tail] >= self.last_t[uref]  # else the newest sample is cut
+        self.last_t[uref[newer]] = self.pool_ts[tail[newer]]
+        self.last_v[uref[newer]] = self.pool_v[tail[newer]]
+        full = uref[self.n[uref] >= self.chunk_samples]
+        if len(full):
+            self._cut(full)
         tmin = int(t.min())
         if tmin < self.watch_below:
             self.watch_hit = True
         self.min_time = min(self.min_time, tmin)
         self.max_time = max(self.max_time, int(t.max()))
+
+    def _cut(self, refs: I64) -> None:
+        """Compress the slabs of ``refs`` (sorted, unique) into head chunks, many series
+        at a time, and empty them; slabs grown beyond the usual size are given up."""
+        lens = self.n[refs]
+        idx = ragged_index(self.start[refs], lens)
+        st = self.pool_st[idx] if self.pool_st is not None else None
+        self.chunks.add(refs, lens, self.pool_ts[idx], self.pool_v[idx], st)
+        self.nc[refs] += lens
+        self.n[refs] = 0
+        big = refs[self.cap[refs] > self._slab_cap]
+        if len(big):
+            self.wasted += int(self.cap[big].sum())
+            self.cap[big] = 0
+
+    def samples(self, refs: I64, mint: int, maxt: int) -> tuple[I64, I64, F64, I64 | None]:
+        """Samples of ``refs`` (any order, unique) in ``[mint, maxt]``, copied, as ragged
+        ``(offsets, ts, values, st)`` in the order of ``refs``: the cut chunks that hold
+        them (decoded a group at a time) followed by the slabs."""
+        order = np.argsort(refs, kind="stable")
+        sorted_refs = refs[order]
+        rank = order.astype(np.int64)
+        pieces = self.chunks.pieces(sorted_refs[self.nc[sorted_refs] > 0], mint, maxt)
+        open_refs = sorted_refs[self.n[sorted_refs] > 0]
+        if len(open_refs):
+            lo = self.slab_search(open_refs, np.full(len(open_refs), mint, np.int64))
+            hi = self.slab_search(open_refs, np.full(len(open_refs), maxt, np.int64), right=True)
+            lens = hi - lo
+            if lens.any():
+                idx = ragged_index(self.start[open_refs] + lo, lens)
+                st = self.pool_st[idx] if self.pool_st is not None else None
+                pieces.append((np.repeat(open_refs, lens), self.pool_ts[idx], self.pool_v[idx], st))
+        with_st = self.pool_st is not None or any(p[3] is not None for p in pieces)
+        return merge_pieces(sorted_refs, rank, pieces, with_st)
+
+    def lookup(self, refs: I64, t: I64) -> tuple[np.ndarray, F64]:
+        """Whether a sample at ``(refs[i], t[i])`` is stored, and its value where it is."""
+        found = np.zeros(len(refs), np.bool_)
+        value = np.zeros(len(refs), np.float64)
+        if len(refs) == 0:
+            return found, value
+        u = np.unique(refs)
+        offsets, ts, vals, _ = self.samples(u, int(t.min()), int(t.max()))
+        k = np.searchsorted(u, refs)
+        lo, hi = offsets[k].copy(), offsets[k + 1].copy()
+        while True:  # one binary search per element, vectorised
+            active = lo < hi
+            if not active.any():
+                break
+            mid = (lo + hi) >> 1
+            go = active & (ts[np.where(active, mid, 0)] < t)
+            lo = np.where(go, mid + 1, lo)
+            hi = np.where(active & ~go, mid, hi)
+        found = lo < offsets[k + 1]
+        found[found] = ts[lo[found]] == t[found]
+        value[found] = vals[lo[found]]
+        return found, value
 
     def _resort(self, refs: I64) -> None:
         """Sort the slabs of ``refs`` by time and drop repeated timestamps (first one wins)."""
@@ -428,7 +451,7 @@ class Head:
         stored and visible. Prometheus instead masks the range with head tombstones until
         the head is compacted, hiding such later samples too; see docs/storage.md.
         """
-        refs = refs[self.n[refs] > 0]
+        refs = np.unique(refs[self.has_samples(refs)])
         lens = self.n[refs]
         idx = ragged_index(self.start[refs], lens)
         t = self.pool_ts[idx]
@@ -436,15 +459,28 @@ class Head:
         removed = int(len(keep) - keep.sum())
         if removed:
             self._rewrite(refs, keep, idx, lens)
+        gone = self.chunks.remove(refs[self.nc[refs] > 0], mint, maxt)
+        if len(gone):
+            self._uncount(gone)
+            removed += len(gone)
+        if removed:
             self._refresh_last(refs)
             self._recompute_bounds()
+            self.generation += 1
         return removed
 
+    def _uncount(self, gone: I64) -> None:
+        """Take removed cut samples (one ref each) off ``nc``."""
+        u, c = np.unique(gone, return_counts=True)
+        self.nc[u] -= c
+
     def _refresh_last(self, refs: I64) -> None:
-        has = self.n[refs] > 0
-        tail = self.start[refs] + np.maximum(self.n[refs] - 1, 0)
-        self.last_t[refs] = np.where(has, self.pool_ts[tail], MIN_TIME)
-        self.last_v[refs] = np.where(has, self.pool_v[tail], 0.0)
+        """Recompute the newest sample of ``refs`` (sorted, unique) from slabs and chunks."""
+        offsets, ts, vals, _ = self.samples(refs, MIN_TIME, MAX_TIME)
+        has = offsets[1:] > offsets[:-1]
+        tail = np.maximum(offsets[1:] - 1, 0)
+        self.last_t[refs] = np.where(has, ts[tail] if len(ts) else MIN_TIME, MIN_TIME)
+        self.last_v[refs] = np.where(has, vals[tail] if len(ts) else 0.0, 0.0)
 
     def truncate(self, mint: int) -> int:
         """Drop samples older than ``mint`` and garbage-collect series left empty.
@@ -457,11 +493,18 @@ class Head:
         keep = self.pool_ts[idx] >= mint
         if not keep.all():
             self._rewrite(refs, keep, idx, lens)
+        if mint > MIN_TIME:
+            gone = self.chunks.remove(None, MIN_TIME, mint - 1)
+            if len(gone):
+                self._uncount(gone)
         self.min_valid_time = max(self.min_valid_time, mint)
         # Empty series go, also ones an open appender created: its commit revives them.
-        dead = np.flatnonzero(self.alive & (self.n == 0))
+        dead = np.flatnonzero(self.alive & (self.n == 0) & (self.nc == 0))
         if len(dead):
             dead_labels = [self.labels_of(r) for r in dead.tolist()]
+            self._registry_bytes -= sum(
+                _registry_estimate(ls, self._entries[r]) for ls, r in zip(dead_labels, dead.tolist())
+            )
             self.postings.remove(set(dead.tolist()), dead_labels)
             for ls in dead_labels:
                 del self._by_labels[ls]
@@ -479,12 +522,11 @@ class Head:
         return len(dead)
 
     def _recompute_bounds(self) -> None:
+        self.min_time, self.max_time = self.chunks.time_range()
         refs = np.flatnonzero(self.n[: len(self._labels)] > 0)
-        if len(refs) == 0:
-            self.min_time, self.max_time = MAX_TIME, MIN_TIME
-            return
-        self.min_time = int(self.pool_ts[self.start[refs]].min())
-        self.max_time = int(self.pool_ts[self.start[refs] + self.n[refs] - 1].max())
+        if len(refs):
+            self.min_time = min(self.min_time, int(self.pool_ts[self.start[refs]].min()))
+            self.max_time = max(self.max_time, int(self.pool_ts[self.start[refs] + self.n[refs] - 1].max()))
 
     def slab_search(self, refs: I64, x: I64, right: bool = False) -> I64:
         """Per-element ``np.searchsorted(slab(refs[i]), x[i], side)``, vectorised over i.
@@ -512,13 +554,25 @@ class Head:
         return max(self.min_valid_time, self.max_time - self.chunk_range // 2)
 
     def memory_bytes(self) -> int:
-        """Rough resident size: pooled columns, per-series arrays, and ~200 B per label set."""
+        """Resident size estimate: the allocated pool columns (free space included), the
+        per-series arrays, the compressed chunks, and the registry (labels, postings, maps;
+        see ``_registry_estimate``, calibrated with tracemalloc by bench/head_memory.py)."""
         cols = sum(c.nbytes for c in self._columns())
         per_series = sum(
             a.nbytes
-            for a in (self.alive, self.logged, self.start, self.cap, self.n, self.last_t, self.last_v)
+            for a in (
+                self.alive,
+                self.logged,
+                self.start,
+                self.cap,
+                self.n,
+                self.nc,
+                self.last_t,
+                self.last_v,
+            )
         )
-        return cols + per_series + 200 * self.num_series
+        sorted_refs = self._sorted_refs.nbytes + (0 if self._rank is None else self._rank.nbytes)
+        return cols + per_series + sorted_refs + self.chunks.nbytes + self._registry_bytes
 
     def stats(self) -> dict[str, int]:
         """Head figures for ``/api/v1/status/tsdb`` and self-metrics."""
@@ -529,3 +583,12 @@ class Head:
             "max_time": self.max_time,
             "memory_bytes": self.memory_bytes(),
         }
+
+
+def _registry_estimate(labels: Labels, entry: bytes) -> int:
+    """Bytes a series costs in the registry: its ``Labels`` (strings and tuples), the
+    label-set map and the ref lists, the postings entries, and its cached WAL entry.
+    A model, calibrated against tracemalloc (bench/head_memory.py): ~90 B of object
+    overhead per label pair plus the characters, ~330 B per series for the maps."""
+    chars = sum(len(n) + len(v) for n, v in labels)
+    return 330 + 90 * len(labels) + chars + len(entry) + 33

@@ -64,15 +64,6 @@ def _group_prev_max(r: I64, t: I64, gstart_mask: np.ndarray) -> tuple[I64, np.nd
     return prev, has
 
 
-def _slab_contains(head: Head, refs: I64, t: I64) -> tuple[np.ndarray, I64]:
-    """Whether each ``(ref, t)`` is stored in the head, and the pool position when it is."""
-    lo = head.slab_search(refs, t)
-    pos = head.start[refs] + lo
-    found = lo < head.n[refs]
-    found[found] = head.pool_ts[pos[found]] == t[found]
-    return found, pos
-
-
 def classify(
     head: Head,
     refs: I64,
@@ -130,13 +121,13 @@ def bounds_of(head: Head, ooo_window: int) -> tuple[int, int, int]:
 
 def _ooo_duplicates(head: Head, r: I64, t: I64, v: F64, c: np.ndarray) -> None:
     """Turn admitted out-of-order samples that hit an existing timestamp into duplicates
-    (same bits) or conflicts: first against the head's slabs, then against earlier
+    (same bits) or conflicts: first against the head (slabs and cut chunks), then against earlier
     accepted samples of the batch."""
     cand = np.flatnonzero(c == OOO_OK)
-    found, pos = _slab_contains(head, r[cand], t[cand])
+    found, stored = head.lookup(r[cand], t[cand])
     if found.any():
         hit = cand[found]
-        same = v[hit].view(np.uint64) == head.pool_v[pos[found]].view(np.uint64)
+        same = v[hit].view(np.uint64) == stored[found].view(np.uint64)
         c[hit[same]] = DUPLICATE
         c[hit[~same]] = CONFLICT
     acc = np.flatnonzero((c == APPEND) | (c == OOO_OK))

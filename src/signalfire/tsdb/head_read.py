@@ -1,7 +1,8 @@
 """Reading the head: a Querier over ``[mint, maxt]`` that copies what it returns.
 
-Data is copied out under the head lock (fancy indexing copies), so results stay valid
-after later appends, truncations and repacks; ``close()`` has nothing to release.
+Data is copied out under the head lock (cut chunks are decoded into new arrays, slabs
+copied by fancy indexing), so results stay valid after later appends, cuts, truncations
+and repacks; ``close()`` has nothing to release.
 """
 
 from __future__ import annotations
@@ -13,26 +14,34 @@ import numpy as np
 from signalfire._types import I64
 from signalfire.labels import Labels, Matcher
 from signalfire.storage import SelectHints, SeriesSet, empty_series_set
-from signalfire.tsdb.head import Head, ragged_index
+from signalfire.tsdb.head import Head
 
 
 def read_series(head: Head, refs: I64, mint: int, maxt: int) -> SeriesSet:
     """Samples of ``refs`` (already in label order) within ``[mint, maxt]``; series left
     without samples are dropped. The caller holds ``head.lock``."""
-    refs = refs[head.n[refs] > 0]
+    refs = refs[head.has_samples(refs)]
     if len(refs) == 0:
         return empty_series_set()
-    lo = head.slab_search(refs, np.full(len(refs), mint, np.int64))
-    hi = head.slab_search(refs, np.full(len(refs), maxt, np.int64), right=True)
-    lens = hi - lo
+    offsets, ts, values, st = head.samples(refs, mint, maxt)
+    lens = np.diff(offsets)
     keep = lens > 0
-    refs, lo, lens = refs[keep], lo[keep], lens[keep]
-    idx = ragged_index(head.start[refs] + lo, lens)
-    offsets = np.zeros(len(refs) + 1, np.int64)
-    np.cumsum(lens, out=offsets[1:])
-    st = head.pool_st[idx] if head.pool_st is not None else None
+    if not keep.all():
+        refs = refs[keep]
+        offsets = np.zeros(len(refs) + 1, np.int64)
+        np.cumsum(lens[keep], out=offsets[1:])
     labels = [head.labels_of(r) for r in refs.tolist()]
-    return SeriesSet(labels, offsets, head.pool_ts[idx], head.pool_v[idx], st=st)
+    return SeriesSet(labels, offsets, ts, values, st=st)
+
+
+def _refs_with_samples(head: Head, refs: I64, mint: int, maxt: int) -> I64:
+    """The refs among ``refs`` with at least one sample in ``[mint, maxt]``."""
+    refs = refs[head.has_samples(refs)]
+    if len(refs) == 0:
+        return refs
+    offsets = head.samples(refs, mint, maxt)[0]
+    out: I64 = refs[offsets[1:] > offsets[:-1]]
+    return out
 
 
 class HeadQuerier:
@@ -58,11 +67,7 @@ class HeadQuerier:
     def _refs_in_range(self, matchers: Sequence[Matcher]) -> I64:
         head = self._head
         refs = head.select_refs(matchers) if matchers else head.live_refs()
-        refs = refs[head.n[refs] > 0]
-        first = head.pool_ts[head.start[refs]]
-        last = head.pool_ts[head.start[refs] + head.n[refs] - 1]
-        out: I64 = refs[(first <= self.maxt) & (last >= self.mint)]
-        return out
+        return _refs_with_samples(head, refs, self.mint, self.maxt)
 
     def _covers_head(self, matchers: Sequence[Matcher]) -> bool:
         """No matchers and the whole head in range: the postings index answers directly
@@ -97,10 +102,7 @@ class HeadQuerier:
 
 def _labels_only(head: Head, refs: I64, mint: int, maxt: int) -> SeriesSet:
     """Series with at least one sample in range, without their samples (hint ``series``)."""
-    refs = refs[head.n[refs] > 0]
-    lo = head.slab_search(refs, np.full(len(refs), mint, np.int64))
-    hi = head.slab_search(refs, np.full(len(refs), maxt, np.int64), right=True)
-    refs = refs[hi > lo]
+    refs = _refs_with_samples(head, refs, mint, maxt)
     labels: list[Labels] = [head.labels_of(r) for r in refs.tolist()]
     return SeriesSet(
         labels, np.zeros(len(labels) + 1, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)

@@ -586,6 +586,8 @@ def test_concurrent_deletes_and_snapshots_with_writes(tmp_path):
         with open_db(snap, OPTS) as s:
             view = _dump(s)
         lens = {k: len(v[0]) for k, v in view.items() if k != "4"}
+        if not lens:  # taken before the writer's first commit: empty is that boundary
+            continue
         assert len(set(lens.values())) == 1  # a commit boundary: all series equally long
         n = next(iter(lens.values()))
         assert all(v[0] == [b * step for b in range(n)] for k, v in view.items() if k != "4")

@@ -18,7 +18,8 @@ import shutil
 
 import numpy as np
 
-from signalfire.tsdb.head import Head, ragged_index
+from signalfire._types import MAX_TIME, MIN_TIME
+from signalfire.tsdb.head import Head
 from signalfire.tsdb.wal import records
 from signalfire.tsdb.wal.segment import frame, fsync_dir, segment_name
 
@@ -48,22 +49,20 @@ def remove_temporaries(wal_dir: str) -> None:
 
 def capture(head: Head) -> list[bytes]:
     """The head's state as framed records (series, then samples); the caller holds the
-    head lock. Cheap: cached series encodings are joined and sample columns copied with
-    ``tobytes``, so the slow part (writing, fsync) can run after the lock is released."""
+    head lock. Cheap: cached series encodings are joined and samples copied out (cut head
+    chunks decoded) and encoded, so the slow part (writing, fsync) can run after the lock
+    is released."""
     refs = head.live_refs()
     frames = []
     for a in range(0, len(refs), _SERIES_PER_RECORD):
         entries = head.series_entries(refs[a : a + _SERIES_PER_RECORD])
         frames.append(frame(records.REC_SERIES, records.encode_series_entries(entries)))
-    lens = head.n[refs]
-    owners = np.repeat(refs, lens)
-    idx = ragged_index(head.start[refs], lens)
-    for a in range(0, len(idx), _SAMPLES_PER_RECORD):
-        sl = idx[a : a + _SAMPLES_PER_RECORD]
-        st = head.pool_st[sl] if head.pool_st is not None else None
-        payload = records.encode_samples(
-            owners[a : a + _SAMPLES_PER_RECORD], head.pool_ts[sl], head.pool_v[sl], st
-        )
+    offsets, ts, values, sts = head.samples(refs, MIN_TIME, MAX_TIME)  # decodes cut chunks
+    owners = np.repeat(refs, np.diff(offsets))
+    for a in range(0, len(ts), _SAMPLES_PER_RECORD):
+        sl = slice(a, a + _SAMPLES_PER_RECORD)
+        st = sts[sl] if sts is not None else None
+        payload = records.encode_samples(owners[sl], ts[sl], values[sl], st)
         frames.append(frame(records.REC_SAMPLES, payload))
     return frames
 

@@ -1,0 +1,404 @@
+"""Compressed head chunks: full slabs, cut and compressed many series at a time.
+
+When series' open slabs fill up (``Head.chunk_samples``), the head cuts them together: the
+samples of up to ``GROUP_SERIES`` series become one immutable *group* (one compressed
+value record, one compressed timestamp column), and the slabs are emptied for reuse.
+A group keeps in memory only what finding it needs: its sorted series refs, the sample
+count of each, and its time range.
+
+Encodings, chosen for a cut that runs on the append path:
+
+* values: per series, the block codec's decimal test (``codec.decimal_scale``): a series
+  whose values are exact decimals ``k / 10**e`` stores the deltas of ``k`` (the few
+  samples that are not, such as the staleness NaN, -0.0 or ±Inf, are kept verbatim as
+  exceptions); any other series stores each value's bits XOR its predecessor's. Both as
+  zigzag/byte planes, zstd level 1. Every float64 bit pattern round-trips. This is the
+  block codec's idea without its costlier per-series model fitting (delta-of-delta, GCD,
+  bias, bit planes), which would halve append throughput; blocks still get it.
+* timestamps: per series the first timestamp, the first delta, then deltas of deltas,
+  zigzagged, as byte planes, zstd level 1. Regular scrapes give all-zero planes, which
+  ``to_planes`` drops, so a group's timestamps are a few dozen bytes.
+
+Reads decode whole groups (array work per group, no per-sample Python) and keep the
+series asked for; :func:`merge_pieces` interleaves the pieces of several groups and the
+slabs into one ragged set per series.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from signalfire._types import F64, I64, MAX_TIME, MIN_TIME
+from signalfire.tsdb.chunks import codec
+
+try:
+    import cramjam
+
+    def _compress(b: bytes) -> bytes:
+        return bytes(cramjam.zstd.compress(b, level=1))
+
+    def _decompress(b: bytes) -> bytes:
+        return bytes(cramjam.zstd.decompress(b))
+
+except ImportError:  # pragma: no cover - cramjam is a declared dependency
+    import zlib
+
+    def _compress(b: bytes) -> bytes:
+        return zlib.compress(b, 1)
+
+    def _decompress(b: bytes) -> bytes:
+        return zlib.decompress(b)
+
+
+#: Series per compressed group: bounds what a read of one series decodes (~30k samples).
+GROUP_SERIES = 256
+_TS_HEADER = struct.Struct("<BI")  # byte planes kept, raw length
+_V_HEADER = struct.Struct("<BIBII")  # int planes, bytes; xor planes, bytes; exceptions
+#: ``scale`` of a series stored as XOR of its bit patterns.
+XOR = 255
+#: A series stays decimal while at most this share of its samples are exceptions.
+MAX_EXCEPTION_SHARE = 0.125
+_POW10 = 10.0 ** np.arange(codec.MAX_SCALE + 1, dtype=np.float64)
+
+
+def seg_starts(counts: I64) -> I64:
+    starts = np.zeros(len(counts), np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    return starts
+
+
+def encode_ts(ts: I64, counts: I64) -> bytes:
+    """Timestamps of ``len(counts)`` series as first / first delta / delta-of-delta planes."""
+    n = len(ts)
+    if n == 0:
+        return b""
+    starts = seg_starts(counts)
+    d = np.empty(n, np.int64)
+    d[0] = 0
+    np.subtract(ts[1:], ts[:-1], out=d[1:])
+    dd = np.empty(n, np.int64)
+    dd[0] = 0
+    np.subtract(d[1:], d[:-1], out=dd[1:])
+    dd[starts] = ts[starts]  # first sample: the timestamp itself
+    second = starts[counts > 1] + 1
+    dd[second] = d[second]  # second sample: the first delta
+    nplanes, planes = codec.to_planes(codec.zigzag(dd))
+    raw = _TS_HEADER.pack(nplanes, len(planes)) + planes
+    return _compress(raw)
+
+
+def decode_ts(buf: bytes, counts: I64) -> I64:
+    n = int(counts.sum())
+    if n == 0:
+        return np.empty(0, np.int64)
+    raw = _decompress(buf)
+    nplanes, _size = _TS_HEADER.unpack_from(raw)
+    dd = codec.unzigzag(codec.from_planes(nplanes, n, memoryview(raw)[_TS_HEADER.size :]))
+    starts = seg_starts(counts)
+    seg = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    # Undo the two differences segment by segment: cumulative sums restarted per series.
+    first = dd[starts].copy()
+    dd[starts] = 0
+    d = _seg_cumsum(dd, starts, seg)
+    d[starts] = 0
+    out: I64 = _seg_cumsum(d, starts, seg) + first[seg]
+    return out
+
+
+def _seg_cumsum(x: I64, starts: I64, seg: I64) -> I64:
+    """Cumulative sum restarted at every series (wrapping int64 arithmetic, exact)."""
+    cs = np.cumsum(x.view(np.uint64), dtype=np.uint64)
+    base = np.zeros(len(starts), np.uint64)
+    nz = starts > 0
+    base[nz] = cs[starts[nz] - 1]
+    out: I64 = (cs - base[seg]).view(np.int64)
+    return out
+
+
+def _seg_xor_accumulate(x: np.ndarray, starts: I64, seg: I64) -> np.ndarray:
+    """Prefix XOR restarted at every series."""
+    acc = np.bitwise_xor.accumulate(x)
+    base = np.zeros(len(starts), np.uint64)
+    nz = starts > 0
+    base[nz] = acc[starts[nz] - 1]
+    out: np.ndarray = acc ^ base[seg]
+    return out
+
+
+def encode_values(values: F64, counts: I64) -> tuple[bytes, bytes]:
+    """(per-series scale bytes, compressed body) for a value column."""
+    n = len(values)
+    v = np.ascontiguousarray(values, np.float64)
+    bits = v.view(np.uint64)
+    starts = seg_starts(counts)
+    seg = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    k, scale, exc = codec.decimal_scale(v, counts)
+    n_exc = np.bincount(seg[exc], minlength=len(counts))
+    is_dec = n_exc <= MAX_EXCEPTION_SHARE * counts
+    dec = is_dec[seg]
+    exc &= dec
+    if exc.any():  # an exception repeats its predecessor's integer: a zero delta
+        idx = np.where(exc, -1, np.arange(n))
+        np.maximum.accumulate(idx, out=idx)
+        k = np.where(idx >= 0, k[np.maximum(idx, 0)], 0)
+    # Decimal series: deltas of k; others: XOR with the previous bits. First samples raw.
+    prev = np.empty(n, np.int64)
+    if n:
+        prev[0] = 0
+        prev[1:] = np.where(dec[1:], k[:-1], bits[:-1].view(np.int64))
+        prev[starts[counts > 0]] = 0
+    zi = codec.zigzag(k[dec] - prev[dec])
+    zx = bits[~dec] ^ prev[~dec].view(np.uint64)
+    ni, pi = codec.to_planes(zi)
+    nx, px = codec.to_planes(zx)
+    exc_pos = np.flatnonzero(exc)
+    exc_part = np.diff(exc_pos, prepend=0).astype("<u4").tobytes() + bits[exc_pos].astype("<u8").tobytes()
+    hdr = _V_HEADER.pack(ni, len(pi), nx, len(px), len(exc_pos))
+    scales = np.where(is_dec, scale, XOR).astype(np.uint8).tobytes()
+    return scales, _compress(hdr + pi + px + exc_part)
+
+
+def decode_values(scales_b: bytes, body: bytes, counts: I64) -> F64:
+    """Inverse of :func:`encode_values`."""
+    n = int(counts.sum())
+    if n == 0:
+        return np.empty(0, np.float64)
+    scales = np.frombuffer(scales_b, np.uint8).astype(np.int64)
+    raw = _decompress(body)
+    ni, li, nx, lx, ne = _V_HEADER.unpack_from(raw)
+    mv = memoryview(raw)[_V_HEADER.size :]
+    is_dec = scales != XOR
+    dec = np.repeat(is_dec, counts)
+    nd = int(dec.sum())
+    x = np.empty(n, np.uint64)
+    x[dec] = codec.unzigzag(codec.from_planes(ni, nd, mv[:li])).view(np.uint64)
+    x[~dec] = codec.from_planes(nx, n - nd, mv[li : li + lx])
+    starts = seg_starts(counts)
+    seg = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    # Undo both predictions: int deltas by a wrapping cumsum, XOR by a prefix XOR; only the
+    # samples of each kind count, so the other kind is zeroed in each pass.
+    k = _seg_cumsum(np.where(dec, x, np.uint64(0)).view(np.int64), starts, seg)
+    xb = _seg_xor_accumulate(np.where(dec, np.uint64(0), x), starts, seg)
+    with np.errstate(all="ignore"):
+        f = k.astype(np.float64) / _POW10[np.where(dec, scales[seg], 0)]
+    out = np.where(dec, f.view(np.uint64), xb)
+    if ne:
+        e = mv[li + lx :]
+        pos = np.cumsum(np.frombuffer(e[: 4 * ne], "<u4").astype(np.int64))
+        out[pos] = np.frombuffer(e[4 * ne : 12 * ne], "<u8")
+    res: F64 = out.view(np.float64)
+    return res
+
+
+@dataclass(slots=True)
+class ChunkGroup:
+    """Up to GROUP_SERIES series' cut samples. ``refs`` sorted, one run per ref."""
+
+    refs: I64
+    counts: I64
+    scales: bytes  # per series: decimal exponent, or XOR
+    values: bytes
+    ts: bytes
+    st: bytes  # start timestamps, encoded like ts; empty when none was set
+    mint: int
+    maxt: int
+
+    @property
+    def nbytes(self) -> int:
+        """Resident size: buffers plus a fixed estimate for the Python objects around them."""
+        buffers = len(self.scales) + len(self.values) + len(self.ts) + len(self.st)
+        return buffers + self.refs.nbytes + self.counts.nbytes + 500
+
+    def decode(self) -> tuple[I64, F64, I64 | None]:
+        """(ts, values, st or None) of every series, in ``refs`` order."""
+        counts = self.counts.astype(np.int64)
+        st = decode_ts(self.st, counts) if self.st else None
+        return decode_ts(self.ts, counts), decode_values(self.scales, self.values, counts), st
+
+
+def make_group(refs: I64, counts: I64, ts: I64, values: F64, st: I64 | None) -> ChunkGroup:
+    c64 = counts.astype(np.int64)
+    scales, body = encode_values(values, c64)
+    return ChunkGroup(
+        refs=refs.astype(np.int64, copy=True),
+        counts=counts.astype(np.int32 if len(counts) and counts.max() < 2**31 else np.int64),
+        scales=scales,
+        values=body,
+        ts=encode_ts(ts, c64),
+        st=encode_ts(np.asarray(st, np.int64), c64) if st is not None and np.any(st) else b"",
+        mint=int(ts.min()),
+        maxt=int(ts.max()),
+    )
+
+
+class HeadChunks:
+    """The head's cut groups, oldest cut first, with their bounds as arrays for pruning."""
+
+    def __init__(self) -> None:
+        self.groups: list[ChunkGroup] = []
+        self._bounds: np.ndarray | None = None  # int64[G, 4]: mint, maxt, min ref, max ref
+        self.num_samples = 0
+        self.nbytes = 0
+
+    def add(self, refs: I64, counts: I64, ts: I64, values: F64, st: I64 | None) -> None:
+        """Compress the samples of ``refs`` (sorted, unique; ragged by ``counts``)."""
+        starts = seg_starts(counts)
+        for a in range(0, len(refs), GROUP_SERIES):
+            b = min(a + GROUP_SERIES, len(refs))
+            lo = int(starts[a])
+            hi = int(starts[b - 1] + counts[b - 1])
+            g = make_group(
+                refs[a:b], counts[a:b], ts[lo:hi], values[lo:hi], None if st is None else st[lo:hi]
+            )
+            self._append(g)
+
+    def _append(self, g: ChunkGroup) -> None:
+        self.groups.append(g)
+        self.num_samples += int(g.counts.sum())
+        self.nbytes += g.nbytes
+        self._bounds = None
+
+    def bounds(self) -> np.ndarray:
+        if self._bounds is None:
+            b = np.empty((len(self.groups), 4), np.int64)
+            for i, g in enumerate(self.groups):
+                b[i] = (g.mint, g.maxt, g.refs[0], g.refs[-1])
+            self._bounds = b
+        return self._bounds
+
+    def time_range(self) -> tuple[int, int]:
+        if not self.groups:
+            return MAX_TIME, MIN_TIME
+        b = self.bounds()
+        return int(b[:, 0].min()), int(b[:, 1].max())
+
+    def candidates(self, sorted_refs: I64, mint: int, maxt: int) -> list[int]:
+        """Groups that may hold samples of ``sorted_refs`` in ``[mint, maxt]``, oldest first."""
+        if not self.groups or len(sorted_refs) == 0:
+            return []
+        b = self.bounds()
+        ok = (
+            (b[:, 1] >= mint) & (b[:, 0] <= maxt) & (b[:, 3] >= sorted_refs[0]) & (b[:, 2] <= sorted_refs[-1])
+        )
+        out: list[int] = np.flatnonzero(ok).tolist()
+        return out
+
+    def pieces(self, sorted_refs: I64, mint: int, maxt: int) -> list[tuple[I64, I64, F64, I64 | None]]:
+        """Samples of ``sorted_refs`` in ``[mint, maxt]``, one piece per group (oldest
+        first): (ref of each sample, ts, values, st or None); one run per ref."""
+        out = []
+        for gi in self.candidates(sorted_refs, mint, maxt):
+            g = self.groups[gi]
+            i = np.minimum(np.searchsorted(sorted_refs, g.refs), len(sorted_refs) - 1)
+            want = sorted_refs[i] == g.refs
+            if not want.any():
+                continue
+            ts, v, st = g.decode()
+            owner = np.repeat(g.refs, g.counts)
+            keep = np.repeat(want, g.counts) & (ts >= mint) & (ts <= maxt)
+            if not keep.any():
+                continue
+            out.append((owner[keep], ts[keep], v[keep], None if st is None else st[keep]))
+        return out
+
+    def remove(self, sorted_refs: I64 | None, mint: int, maxt: int) -> I64:
+        """Drop samples in ``[mint, maxt]`` of ``sorted_refs`` (None: of every series);
+        groups left empty go, others are re-encoded. Returns the ref of each removed sample."""
+        removed: list[I64] = []
+        probe = np.array([MIN_TIME, MAX_TIME], np.int64) if sorted_refs is None else sorted_refs
+        hit = set(self.candidates(probe, mint, maxt))
+        if not hit:
+            return np.empty(0, np.int64)
+        kept: list[ChunkGroup] = []
+        for gi, g in enumerate(self.groups):
+            if gi not in hit:
+                kept.append(g)
+                continue
+            ts, v, st = g.decode()
+            owner = np.repeat(g.refs, g.counts)
+            drop = (ts >= mint) & (ts <= maxt)
+            if sorted_refs is not None:
+                i = np.minimum(np.searchsorted(sorted_refs, g.refs), len(sorted_refs) - 1)
+                drop &= np.repeat(sorted_refs[i] == g.refs, g.counts)
+            if not drop.any():
+                kept.append(g)
+                continue
+            removed.append(owner[drop])
+            keep = ~drop
+            if keep.any():
+                left = np.bincount(np.repeat(np.arange(len(g.refs)), g.counts)[keep], minlength=len(g.refs))
+                nz = left > 0
+                kept.append(
+                    make_group(g.refs[nz], left[nz], ts[keep], v[keep], None if st is None else st[keep])
+                )
+        self.groups = []
+        self.num_samples = 0
+        self.nbytes = 0
+        self._bounds = None
+        for g in kept:
+            self._append(g)
+        return np.concatenate(removed) if removed else np.empty(0, np.int64)
+
+
+def merge_pieces(
+    sorted_refs: I64, sorted_rank: I64, pieces: list[tuple[I64, I64, F64, I64 | None]], with_st: bool
+) -> tuple[I64, I64, F64, I64 | None]:
+    """Ragged (offsets, ts, values, st) of ``len(sorted_refs)`` output series from ``pieces``.
+
+    Output series ``sorted_rank[i]`` is the series ``sorted_refs[i]``; every piece holds at
+    most one run per series, and pieces are given oldest first, so
+    placing runs one after another per series keeps time order; a series whose runs
+    overlap in time (out-of-order samples after a cut) is sorted, first stored wins.
+    """
+    nseries = len(sorted_refs)
+    counts = np.zeros(nseries, np.int64)
+    ranks = []
+    for p in pieces:
+        r = sorted_rank[np.searchsorted(sorted_refs, p[0])]
+        ranks.append(r)
+        counts += np.bincount(r, minlength=nseries)
+    offsets = np.zeros(nseries + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    total = int(offsets[-1])
+    ts = np.empty(total, np.int64)
+    vals = np.empty(total, np.float64)
+    st = np.zeros(total, np.int64) if with_st else None
+    cursor = offsets[:-1].copy()
+    for p, r in zip(pieces, ranks):
+        n = len(r)
+        if n == 0:
+            continue
+        first = np.empty(n, np.bool_)
+        first[0] = True
+        np.not_equal(r[1:], r[:-1], out=first[1:])
+        run_start = np.flatnonzero(first)
+        run_len = np.diff(np.append(run_start, n))
+        dst = np.repeat(cursor[r[run_start]] - run_start, run_len) + np.arange(n, dtype=np.int64)
+        ts[dst] = p[1]
+        vals[dst] = p[2]
+        if st is not None and p[3] is not None:
+            st[dst] = p[3]
+        cursor[r[run_start]] += run_len
+    if len(pieces) > 1 and total > 1:
+        seg = np.repeat(np.arange(nseries, dtype=np.int64), counts)
+        if np.any((ts[1:] <= ts[:-1]) & (seg[1:] == seg[:-1])):
+            return _sort_series(seg, ts, vals, st, nseries)
+    return offsets, ts, vals, st
+
+
+def _sort_series(
+    seg: I64, ts: I64, vals: F64, st: I64 | None, nseries: int
+) -> tuple[I64, I64, F64, I64 | None]:
+    """Sort each series by time, keeping the first of repeated timestamps (rare path)."""
+    order = np.lexsort((ts, seg))  # stable: earlier-stored samples first at equal times
+    seg, ts = seg[order], ts[order]
+    keep = np.ones(len(ts), np.bool_)
+    keep[1:] = (ts[1:] != ts[:-1]) | (seg[1:] != seg[:-1])
+    sel = order[keep]
+    counts = np.bincount(seg[keep], minlength=nseries).astype(np.int64)
+    offsets = np.zeros(nseries + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return offsets, ts[keep], vals[sel], None if st is None else st[sel]
