@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TextIO
 
 import numpy as np
@@ -243,32 +243,31 @@ def _matcher_sets(match: list[str] | None) -> list[list[Matcher]]:
     return [_parse_selector(m) for m in match]
 
 
-def dump_lines(ss: SeriesSet) -> list[str]:
-    """``{labels} value ts`` per sample, promtool's ``tsdb dump`` format (loop over series)."""
-    out: list[str] = []
-    for i in range(len(ss.labels)):
+def dump_lines(ss: SeriesSet) -> Iterator[str]:
+    """``{labels} value ts`` per sample, promtool's ``tsdb dump`` format; one text block per series.
+
+    A generator, so a large dump streams to stdout instead of building every line first.
+    """
+    for i in range(len(ss.labels)):  # loop over series; each yields all its samples' lines
         ls, ts, vs = ss.series(i)
         prefix = go_labels(ls) + " "
-        out.extend([f"{prefix}{go_float(v)} {t}" for v, t in zip(vs.tolist(), ts.tolist())])
-    return out
+        yield "".join([f"{prefix}{go_float(v)} {t}\n" for v, t in zip(vs.tolist(), ts.tolist())])
 
 
-def dump_openmetrics_lines(ss: SeriesSet) -> list[str]:
+def dump_openmetrics_lines(ss: SeriesSet) -> Iterator[str]:
     """``name{labels} value seconds`` per sample and a final ``# EOF``; staleness markers left out.
 
     A staleness marker is a NaN with a reserved bit pattern that OpenMetrics cannot
     distinguish from a real NaN, so writing it would turn it into data on re-import.
     """
-    out: list[str] = []
     for i in range(len(ss.labels)):
         ls, ts, vs = ss.series(i)
         keep = ~is_stale(vs)
         prefix = ls.get(METRIC_NAME) + go_labels_condensed(ls) + " "
-        out.extend(
-            [f"{prefix}{go_float(v)} {t / 1000:.3f}" for v, t in zip(vs[keep].tolist(), ts[keep].tolist())]
+        yield "".join(
+            [f"{prefix}{go_float(v)} {t / 1000:.3f}\n" for v, t in zip(vs[keep].tolist(), ts[keep].tolist())]
         )
-    out.append("# EOF")
-    return out
+    yield "# EOF\n"
 
 
 def _dump(args: argparse.Namespace, out: TextIO | None, fmt: str) -> int:
@@ -278,9 +277,8 @@ def _dump(args: argparse.Namespace, out: TextIO | None, fmt: str) -> int:
         ss = _blocks.select_blocks(args.db_path, sets, args.min_time, args.max_time)
     except SignalfireError as err:
         return _fail(err)
-    lines = dump_lines(ss) if fmt == "text" else dump_openmetrics_lines(ss)
-    if lines:
-        out.write("\n".join(lines) + "\n")
+    for block in dump_lines(ss) if fmt == "text" else dump_openmetrics_lines(ss):
+        out.write(block)
     return SUCCESS
 
 
