@@ -8,6 +8,8 @@ names (``Block``, ``BlockMeta``, ``open_db``); nothing parses index or chunk fil
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -124,26 +126,33 @@ def block_querier(info: BlockInfo) -> Iterator[Any]:
             q.close()
 
 
-@contextmanager
-def db_querier(db_path: str | Path, mint: int, maxt: int) -> Iterator[Any]:
-    """A querier over the whole folder (blocks and any head data), read-only in spirit.
+def select_head(
+    db_path: Path, matcher_sets: Sequence[Sequence[Matcher]], mint: int, maxt: int, sandbox_root: str = ""
+) -> SeriesSet:
+    """Samples still in the head of the database in ``db_path``, read from a copy of its WAL.
 
-    The DB is opened without the lock file and closed on exit, so a dump never leaves a
-    changed folder behind other than what opening a DB itself does (the WAL is replayed,
-    not truncated).
+    As promtool's ``OpenDBReadOnly`` does, the WAL is copied into a sandbox folder (under
+    ``sandbox_root``, default the system temp folder) and replayed there, so a folder in use
+    by a running signalfire is never locked, replayed into or written by a dump.
     """
     from signalfire.tsdb import DBOptions, open_db
 
-    p = check_dir(db_path)
-    db = open_db(p, DBOptions(no_lockfile=True, enable_compaction=False, retention_ms=0))
+    sandbox = Path(tempfile.mkdtemp(prefix="signalfire-dump-", dir=sandbox_root or None))
     try:
-        q = db.querier(mint, maxt)
+        shutil.copytree(db_path / "wal", sandbox / "wal")
+        db = open_db(
+            sandbox, DBOptions(no_lockfile=True, enable_compaction=False, retention_ms=0, fsync="never")
+        )
         try:
-            yield q
+            q = db.querier(mint, maxt)
+            try:
+                return select_all(q, matcher_sets)
+            finally:
+                q.close()
         finally:
-            q.close()
+            db.close()
     finally:
-        db.close()
+        shutil.rmtree(sandbox, ignore_errors=True)
 
 
 def copy_series_set(ss: SeriesSet) -> SeriesSet:
@@ -192,19 +201,20 @@ def merge_series_sets(sets: Sequence[SeriesSet]) -> SeriesSet:
 
 
 def select_blocks(
-    db_path: str | Path, matcher_sets: Sequence[Sequence[Matcher]], mint: int, maxt: int
+    db_path: str | Path,
+    matcher_sets: Sequence[Sequence[Matcher]],
+    mint: int,
+    maxt: int,
+    sandbox_root: str = "",
 ) -> SeriesSet:
-    """Samples of every block of the folder in ``[mint, maxt]``, read-only, merged.
+    """Samples of the folder in ``[mint, maxt]``: every block, plus the head when there is a WAL.
 
-    A folder with a ``wal/`` directory is a live database: it is read through ``open_db``
-    so samples still in the head are included too.
+    Blocks are opened read-only; the head comes from :func:`select_head`. The parts are
+    merged, so samples both in a block and still in the WAL are printed once.
     """
-    p = check_dir(db_path)
-    if (p / "wal").is_dir():
-        with db_querier(p, mint, maxt) as q:
-            return select_all(q, matcher_sets)
     from signalfire.tsdb.block import Block
 
+    p = check_dir(db_path)
     parts = []
     for info in list_blocks(p):
         if info.max_time <= mint or info.min_time > maxt:
@@ -215,7 +225,9 @@ def select_blocks(
                 parts.append(select_all(q, matcher_sets))
             finally:
                 q.close()
-    return merge_series_sets(parts) if parts else merge_series_sets([])
+    if (p / "wal").is_dir():
+        parts.append(select_head(p, matcher_sets, mint, maxt, sandbox_root))
+    return merge_series_sets(parts)
 
 
 def select_all(q: Any, matcher_sets: Sequence[Sequence[Matcher]]) -> SeriesSet:

@@ -39,8 +39,9 @@ Where the `tsdb` commands differ from promtool 2.42/3.x:
   per chunk and bytes per sample, and promtool's histogram layout over samples per series.
 - `tsdb dump-openmetrics` leaves staleness markers out: OpenMetrics cannot tell them from
   a NaN sample.
-- `tsdb dump` of a folder with a `wal/` directory opens it as a database to include the
-  head; a folder of blocks only is read without locking or writing anything.
+- `tsdb dump` reads blocks read-only and the head from a copy of the WAL replayed in a
+  sandbox folder (under `--sandbox-dir-root`), as promtool does, so a folder in use by a
+  running signalfire is never locked or written.
 
 """
 

@@ -35,7 +35,7 @@ def _add_dump_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--sandbox-dir-root",
         default="",
-        help="Root directory for a sandbox directory (accepted for promtool compatibility).",
+        help="Root directory for the sandbox directory the WAL is copied into and replayed from.",
     )
     p.add_argument("--min-time", type=int, default=_MIN_INT64, help="Minimum timestamp to dump.")
     p.add_argument("--max-time", type=int, default=_MAX_INT64, help="Maximum timestamp to dump.")

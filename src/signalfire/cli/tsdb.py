@@ -274,7 +274,7 @@ def _dump(args: argparse.Namespace, out: TextIO | None, fmt: str) -> int:
     out = out or sys.stdout
     try:
         sets = _matcher_sets(args.match)
-        ss = _blocks.select_blocks(args.db_path, sets, args.min_time, args.max_time)
+        ss = _blocks.select_blocks(args.db_path, sets, args.min_time, args.max_time, args.sandbox_dir_root)
     except SignalfireError as err:
         return _fail(err)
     for block in dump_lines(ss) if fmt == "text" else dump_openmetrics_lines(ss):

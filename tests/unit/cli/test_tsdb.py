@@ -149,3 +149,35 @@ def test_dump_live_database_includes_head(tmp_path: Path, capsys: pytest.Capture
         f'{{__name__="up", job="a"}} 1 {T0}',
         f'{{__name__="up", job="a"}} 0 {T0 + 15_000}',
     ]
+
+
+def _tree(path: Path) -> dict[str, int]:
+    return {str(p.relative_to(path)): p.stat().st_size for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_dump_merges_blocks_and_head_without_touching_the_folder(
+    db: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import signalfire
+
+    with signalfire.open(db) as live:  # the block fixture's folder, now with a head too
+        live.append(
+            [{"__name__": "up", "job": "a", "instance": "x"}], ts=np.array([T0 + 3 * TWO_H]), values=[7.0]
+        )
+    before = _tree(db)
+    sandbox = tmp_path_factory.mktemp("sandbox")
+    rc, out, _ = run(
+        capsys,
+        "tsdb",
+        "dump",
+        "--sandbox-dir-root",
+        str(sandbox),
+        "--match",
+        'up{job="a",instance="x"}',
+        str(db),
+    )
+    assert rc == 0
+    lines = out.splitlines()
+    assert len(lines) == 2 * 480 + 1 and lines[-1].endswith(f" 7 {T0 + 3 * TWO_H}")
+    assert _tree(db) == before
+    assert list(sandbox.iterdir()) == []  # the sandbox is removed after the dump
