@@ -28,6 +28,7 @@ def edge_cases() -> str:
     for k in range(12):  # every 40 minutes for 8 hours: several block windows
         t = T0 + 40 * 60 * k
         lines.append(f'jobs_total{{queue="q\\"1\\\\",env="prod"}} {k * 1.5e6} {t}.{k * 37 % 1000:03d}')
+        lines.append(f'jobs_created{{queue="q\\"1\\\\",env="prod"}} {T0 - 3600} {t}.{k * 37 % 1000:03d}')
     lines += ["# TYPE weird gauge"]
     specials = ["NaN", "+Inf", "-Inf", "1e-07", "123456789012345678", "0.1", "-0", "3.14159"]
     for k, v in enumerate(specials):

@@ -111,7 +111,8 @@ def _parse_piece(body: bytes, first_line: int, cache: dict[object, Labels] | Non
     from signalfire.exposition import parse
 
     try:
-        return parse(body + b"# EOF\n", OPENMETRICS_TYPE, label_cache=cache)
+        # promtool stores `_created` lines as series of their own; so do we, for the same blocks.
+        return parse(body + b"# EOF\n", OPENMETRICS_TYPE, label_cache=cache, keep_created_series=True)
     except ExpositionParseError as err:
         raise ExpositionParseError(
             err.message,
