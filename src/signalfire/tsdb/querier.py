@@ -1,8 +1,11 @@
 """Reading a block: matchers to postings to pieces to decoded chunks to a SeriesSet.
 
 Everything after the postings is whole-array work: the pieces of all selected series
-are gathered with one ragged arange, each needed chunk is decoded once (a loop over
-chunks), and samples are cut to the time range and tombstones with masks.
+are found with one ragged arange, each needed chunk is decoded once (a loop over
+chunks, through the block's cache), every piece becomes a run (column, start, length)
+of a decoded column, the pieces crossing the range ends are trimmed (one search per
+distinct timestamp column, shared by many series), and the runs are copied out in one
+pass. Tombstones, when the block has any, are a mask over the result.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from signalfire._types import I64
 from signalfire.errors import CorruptionError
 from signalfire.labels import Matcher
 from signalfire.storage import SelectHints, SeriesSet
-from signalfire.tsdb.block_write import ragged_arange
+from signalfire.storage.runs import concat_runs, ragged_arange
 from signalfire.tsdb.index.postings import select_postings
 
 if TYPE_CHECKING:
@@ -65,23 +68,47 @@ class BlockQuerier:
         """Samples of block series ``ids`` (sorted) in ``[mint, maxt]`` without tombstoned ones.
 
         Returns (ids that kept samples, offsets, ts, values, st or None): the ragged
-        arrays of a SeriesSet without building label sets, for compaction.
+        arrays of a SeriesSet without building label sets, for compaction. Fresh arrays,
+        never views of the (cached) decoded chunks.
         """
         pieces, owner = self._pieces(ids, mint, maxt)
-        ts, values, st, lens = self._load(pieces)
-        sample_owner = np.repeat(owner, lens)
-        keep_sample = (ts >= mint) & (ts <= maxt)
+        t = self.block.index.t
+        v_cols, st_cols, v_slot, v_start, lens = self._locate(
+            t["piece_chunk"][pieces], t["piece_pos"][pieces], True
+        )
+        tscol = t["piece_tscol"][pieces]
+        t_cols, _, t_slot, t_start, t_lens = self._locate(
+            t["tscol_chunk"][tscol], t["tscol_pos"][tscol], False
+        )
+        if not np.array_equal(lens, t_lens):
+            bad = int(t["tscol_chunk"][tscol][np.argmax(lens != t_lens)])
+            raise CorruptionError(
+                str(self.block.chunks.path), int(t["chunk_ref"][bad]), "ts column length mismatch"
+            )
+        # Only pieces crossing mint or maxt need cutting; their ts columns are shared by
+        # many series, so each distinct column is searched once.
+        cut = (t["piece_mint"][pieces] < mint) | (t["piece_maxt"][pieces] > maxt)
+        if cut.any():
+            lo, hi = _cut_columns(t_cols, tscol[cut], t_slot[cut], t_start[cut], t_lens[cut], mint, maxt)
+            v_start[cut] += lo
+            t_start[cut] += lo
+            lens[cut] = hi - lo
+        ts = concat_runs(t_cols, t_slot, t_start, lens, np.int64)
+        values = concat_runs(v_cols, v_slot, v_start, lens, np.float64)
+        st = concat_runs(st_cols, v_slot, v_start, lens, np.int64) if st_cols else None
+        counts = np.bincount(owner, weights=lens, minlength=len(ids)).astype(np.int64)
         tomb = self.block.tombstones
-        if tomb:
+        if tomb and len(ts):
             off = np.zeros(len(ids) + 1, np.int64)
-            np.cumsum(np.bincount(sample_owner, minlength=len(ids)), out=off[1:])
-            keep_sample &= ~tomb.deleted_mask(ids, off, ts)
-        counts = np.bincount(sample_owner[keep_sample], minlength=len(ids))
+            np.cumsum(counts, out=off[1:])
+            keep_sample = ~tomb.deleted_mask(ids, off, ts)
+            counts = np.bincount(np.repeat(owner, lens)[keep_sample], minlength=len(ids))
+            ts, values = ts[keep_sample], values[keep_sample]
+            st = st[keep_sample] if st is not None else None
         alive = np.flatnonzero(counts > 0)
         offsets = np.zeros(len(alive) + 1, np.int64)
         np.cumsum(counts[alive], out=offsets[1:])
-        st_kept = st[keep_sample] if st is not None else None
-        return ids[alive], offsets, ts[keep_sample], values[keep_sample], st_kept
+        return ids[alive], offsets, ts, values, st
 
     def _pieces(self, ids: I64, mint: int, maxt: int) -> tuple[I64, I64]:
         """Pieces of series ``ids`` overlapping ``[mint, maxt]`` in (series, time) order, with owners."""
@@ -93,29 +120,17 @@ class BlockQuerier:
         live = (t["piece_mint"][pieces] <= maxt) & (t["piece_maxt"][pieces] >= mint)
         return pieces[live], owner[live]
 
-    def _load(self, pieces: I64) -> tuple[I64, np.ndarray, I64 | None, I64]:
-        """Samples of ``pieces`` concatenated in order: (ts, values, st or None, piece lengths)."""
-        t = self.block.index.t
-        cols = t["piece_tscol"][pieces]
-        vals, st, v_start, lens = self._gather(t["piece_chunk"][pieces], t["piece_pos"][pieces], values=True)
-        ts, _, t_start, t_lens = self._gather(t["tscol_chunk"][cols], t["tscol_pos"][cols], values=False)
-        if not np.array_equal(lens, t_lens):
-            bad = int(t["tscol_chunk"][cols][np.argmax(lens != t_lens)])
-            raise CorruptionError(
-                str(self.block.chunks.path), int(t["chunk_ref"][bad]), "ts column length mismatch"
-            )
-        vi = ragged_arange(v_start, lens)
-        ti = ragged_arange(t_start, lens)
-        return ts[ti], vals[vi], (st[vi] if st is not None else None), lens
+    def _locate(
+        self, chunk: I64, pos: I64, values: bool
+    ) -> tuple[list[np.ndarray], list[np.ndarray], I64, I64, I64]:
+        """Decode each distinct chunk once and locate every (chunk, position) run in it.
 
-    def _gather(self, chunk: I64, pos: I64, *, values: bool) -> tuple[np.ndarray, I64 | None, I64, I64]:
-        """Decode each distinct chunk once and locate every (chunk, position) run in them.
-
-        Returns (concatenated data, concatenated st or None, start of each run in the
-        data, length of each run).
+        Returns (decoded columns, their start-timestamp columns - empty when no chunk
+        has any, slot of each run's column, start inside it, length).
         """
         uniq, inv = np.unique(chunk, return_inverse=True)
-        data: list[np.ndarray] = []
+        inv = inv.reshape(-1).astype(np.int64, copy=False)
+        cols: list[np.ndarray] = []
         sts: list[np.ndarray | None] = []
         counts: list[I64] = []
         for c in uniq.tolist():  # loop over distinct chunks; each decodes whole columns
@@ -125,29 +140,29 @@ class BlockQuerier:
                 kind = "value" if values else "ts"
                 ref = int(self.block.index.t["chunk_ref"][c])
                 raise CorruptionError(str(self.block.chunks.path), ref, f"not a {kind} chunk")
-            data.append(col)
+            cols.append(col)
             sts.append(dec.st)
             counts.append(dec.counts)
-        if not data:
-            z = np.empty(0, np.int64)
-            return (np.empty(0, np.float64) if values else z), None, z, z
-        # Run r of chunk j sits at sum(samples of chunks < j) + sum(counts of runs < r in j).
+        z = np.empty(0, np.int64)
+        if not cols:
+            return [], [], z, z, z
+        # Run r of chunk j starts at sum(counts of runs < r in j) inside chunk j's column.
         n_runs = np.array([len(c) for c in counts], np.int64)
         run_base = np.zeros(len(counts), np.int64)
         np.cumsum(n_runs[:-1], out=run_base[1:])
         all_counts = np.concatenate(counts)
         run_start = np.cumsum(all_counts) - all_counts
-        flat = run_base[inv] + pos
-        if len(flat) and (np.any(pos >= n_runs[inv]) or np.any(pos < 0)):
-            bad = int(uniq[inv[np.argmax(pos >= n_runs[inv])]])
+        run_start -= np.repeat(run_start[run_base], n_runs)
+        pos = np.asarray(pos, np.int64)
+        if len(pos) and (np.any(pos >= n_runs[inv]) or np.any(pos < 0)):
+            bad = int(uniq[inv[np.argmax((pos >= n_runs[inv]) | (pos < 0))]])
             ref = int(self.block.index.t["chunk_ref"][bad])
             raise CorruptionError(str(self.block.chunks.path), ref, "piece position beyond its chunk")
-        st = None
+        flat = run_base[inv] + pos
+        st_cols: list[np.ndarray] = []
         if any(x is not None for x in sts):
-            st = np.concatenate(
-                [x if x is not None else np.zeros(len(d), np.int64) for x, d in zip(sts, data)]
-            )
-        return np.concatenate(data), st, run_start[flat], all_counts[flat]
+            st_cols = [x if x is not None else np.zeros(len(d), np.int64) for x, d in zip(sts, cols)]
+        return cols, st_cols, inv, run_start[flat], all_counts[flat].astype(np.int64)
 
     def label_names(self, matchers: Sequence[Matcher] = ()) -> list[str]:
         """Label names of the series matching ``matchers`` (all names without matchers), sorted."""
@@ -183,3 +198,21 @@ class BlockQuerier:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _cut_columns(
+    cols: list[np.ndarray], col_id: I64, slot: I64, start: I64, lens: I64, mint: int, maxt: int
+) -> tuple[I64, I64]:
+    """For runs of ts columns, the sub-run ``[lo, hi)`` inside ``[mint, maxt]`` (per run).
+
+    Runs of the same column (``col_id``) share one search: the distinct columns' samples
+    are gathered once and counted below ``mint`` and up to ``maxt``.
+    """
+    uniq, first, inv = np.unique(col_id, return_index=True, return_inverse=True)
+    inv = inv.reshape(-1)
+    ulens = lens[first]
+    ts = concat_runs(cols, slot[first], start[first], ulens, np.int64)
+    seg = np.repeat(np.arange(len(uniq), dtype=np.int64), ulens)
+    lo = np.bincount(seg, weights=ts < mint, minlength=len(uniq)).astype(np.int64)
+    hi = np.bincount(seg, weights=ts <= maxt, minlength=len(uniq)).astype(np.int64)
+    return lo[inv], hi[inv]
