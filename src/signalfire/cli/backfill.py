@@ -29,7 +29,7 @@ from signalfire.cli import _blocks
 from signalfire.cli._format import parse_duration_ms
 from signalfire.cli.tsdb import format_blocks
 from signalfire.errors import BadDataError, ExpositionParseError, SignalfireError
-from signalfire.labels import Labels, is_legacy_label_name
+from signalfire.labels import Labels
 from signalfire.storage import SeriesSet
 
 if TYPE_CHECKING:
@@ -61,8 +61,8 @@ def parse_label_flags(flags: Sequence[str]) -> dict[str, str]:
         name, sep, value = f.partition("=")
         if not sep:
             raise BadDataError(f"expected KEY=VALUE got '{f}'")
-        if not is_legacy_label_name(name) and not name:
-            raise BadDataError(f"invalid label name {name!r} in --label {f!r}")
+        if not name:  # any other UTF-8 name is valid, as in Prometheus 3
+            raise BadDataError(f"empty label name in --label {f!r}")
         out[name] = value
     return out
 

@@ -36,6 +36,8 @@ def test_label_flags() -> None:
     assert parse_label_flags(["a=b", "c=d=e", "x="]) == {"a": "b", "c": "d=e", "x": ""}
     with pytest.raises(BadDataError, match="expected KEY=VALUE got 'oops'"):
         parse_label_flags(["oops"])
+    with pytest.raises(BadDataError, match="empty label name"):
+        parse_label_flags(["=v"])
 
 
 def test_body_needs_eof() -> None:
