@@ -143,6 +143,18 @@ def test_create_blocks_then_query(tmp_path: Path, capsys: pytest.CaptureFixture[
         q.close()
 
 
+def test_backfilled_blocks_answer_promql(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import signalfire
+
+    rc, out = backfill_cli(tmp_path, OM, "-q")
+    assert rc == 0
+    with signalfire.open(out) as db:
+        ss = db.select('reqs_total{code="200"}')
+        assert ss.ts.tolist() == [1700000000500, 1700000015500]
+        res = db.query("sum(reqs_total)", 1700000020)
+        assert res.values.tolist() == [[4.0]]
+
+
 def test_create_blocks_quiet_labels_and_human(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc, out = backfill_cli(tmp_path, OM, "-q", "--label", "env=dev", "--label", "code=x")
     # --label code=x makes the two reqs_total series one; at 1700000015.5 they disagree.
