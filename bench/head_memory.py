@@ -55,12 +55,15 @@ def main() -> None:
     ap.add_argument("--series", type=int, default=10_000)
     ap.add_argument("--hours", type=float, default=2.0)
     ap.add_argument("--values", default="gen", choices=["gen", "random"])
+    ap.add_argument("--chunk-samples", type=int, default=0, help="override Head.chunk_samples")
     args = ap.parse_args()
     steps = int(args.hours * 3600 // 15)
     vals = _values(args.values, args.series, steps)
     path = tempfile.mkdtemp(prefix="sf-mem-")
     try:
         db = open_db(path, DBOptions(fsync="never", compaction_interval_ms=0))
+        if args.chunk_samples and hasattr(db.head, "set_chunk_samples"):
+            db.head.set_chunk_samples(args.chunk_samples)
         gc.collect()
         tracemalloc.start()
         rss0 = _rss()
@@ -103,7 +106,15 @@ def main() -> None:
             f"  per series: samples {(m2 - m1) / s:8.0f} B   samples+registry {(m2 - m0) / s:8.0f} B"
             f"   RSS delta {(rss2 - rss0) / s:8.0f} B   head estimate {est / s:8.0f} B"
         )
-        print(f"  samples only: {(m2 - m1) / n:.2f} B/sample (tracemalloc)")
+        print(f"  samples only: {(m2 - m1) / n:.2f} B/sample (tracemalloc)", end="")
+        chunks = getattr(db.head, "chunks", None)
+        if chunks is not None and chunks.num_samples:
+            print(
+                f"; cut chunks {chunks.nbytes / chunks.num_samples:.2f} B/sample over "
+                f"{chunks.num_samples:,} samples in {len(chunks.groups)} groups",
+                end="",
+            )
+        print()
         print(
             f"  append {n / elapsed / 1e6:.2f} M samples/s (traced)   select all {sel * 1e3:.0f} ms"
             f" ({n / sel / 1e6:.1f} M samples/s)   select one {sel1 * 1e3:.1f} ms"

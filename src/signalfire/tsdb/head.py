@@ -274,14 +274,19 @@ class Head:
         return [a for a in (self.pool_ts, self.pool_v, self.pool_st) if a is not None]
 
     def repack(self) -> None:
-        """Copy every live slab into a fresh, dense pool (drops abandoned slabs)."""
+        """Copy every live slab into a fresh, dense pool (drops abandoned slabs).
+
+        A series that was cut keeps its usual slab size even while empty, so it does not
+        grow through small slabs again; a series without samples gives its slab up."""
         refs = np.flatnonzero(self.cap[: len(self._labels)] > 0)
-        caps = _round_cap(self.n[refs] + 1)
-        caps[self.n[refs] == 0] = 0
+        n = self.n[refs]
+        active = (n > 0) | (self.nc[refs] > 0)
+        caps = np.maximum(_round_cap(n + 1), np.minimum(self.cap[refs], self._slab_cap))
+        caps[~active] = 0
         new_start = np.cumsum(caps) - caps
-        src = ragged_index(self.start[refs], self.n[refs])
-        dst = ragged_index(new_start, self.n[refs])
-        size = max(int(caps.sum()) * 2, 1 << 16)
+        src = ragged_index(self.start[refs], n)
+        dst = ragged_index(new_start, n)
+        size = max(int(caps.sum()) * 5 // 4, 1 << 16)
         for name in ("pool_ts", "pool_v", "pool_st"):
             arr = getattr(self, name)
             if arr is None:
@@ -320,6 +325,8 @@ class Head:
     def apply(self, refs: I64, ts: I64, values: F64, st: I64 | None = None) -> None:
         """Store accepted samples (commit order) with one scatter; re-sort series that got
         out-of-order samples. Exact duplicates of stored timestamps keep the stored sample."""
+        if self.chunks.num_samples and len(refs):
+            refs, ts, values, st = self._drop_cut_duplicates(refs, ts, values, st)
         n = len(refs)
         if n == 0:
             return
@@ -360,6 +367,23 @@ class Head:
         self.min_time = min(self.min_time, tmin)
         self.max_time = max(self.max_time, int(t.max()))
 
+    def _drop_cut_duplicates(
+        self, refs: I64, ts: I64, values: F64, st: I64 | None
+    ) -> tuple[I64, I64, F64, I64 | None]:
+        """Drop samples whose timestamp a cut chunk (or the slab) already holds: the slab
+        re-sort keeps the first of equal timestamps only within the slab. Appenders never
+        send such samples (they are duplicates or conflicts); a replay might."""
+        maybe = (ts <= self.last_t[refs]) & (self.nc[refs] > 0)
+        if not maybe.any():
+            return refs, ts, values, st
+        idx = np.flatnonzero(maybe)
+        found, _ = self.lookup(refs[idx], ts[idx])
+        if not found.any():
+            return refs, ts, values, st
+        keep = np.ones(len(refs), np.bool_)
+        keep[idx[found]] = False
+        return refs[keep], ts[keep], values[keep], None if st is None else st[keep]
+
     def _cut(self, refs: I64) -> None:
         """Compress the slabs of ``refs`` (sorted, unique) into head chunks, many series
         at a time, and empty them; slabs grown beyond the usual size are given up."""
@@ -373,6 +397,13 @@ class Head:
         if len(big):
             self.wasted += int(self.cap[big].sum())
             self.cap[big] = 0
+        if self.wasted > self.pool_end // 4:  # cheap now: the slabs just cut are empty
+            self.repack()
+
+    def set_chunk_samples(self, n: int) -> None:
+        """Change how many samples a slab holds before it is cut (tuning, benches)."""
+        self.chunk_samples = max(1, int(n))
+        self._slab_cap = int(_round_cap(np.array([self.chunk_samples], np.int64))[0])
 
     def samples(self, refs: I64, mint: int, maxt: int) -> tuple[I64, I64, F64, I64 | None]:
         """Samples of ``refs`` (any order, unique) in ``[mint, maxt]``, copied, as ragged
@@ -381,17 +412,20 @@ class Head:
         order = np.argsort(refs, kind="stable")
         sorted_refs = refs[order]
         rank = order.astype(np.int64)
-        pieces = self.chunks.pieces(sorted_refs[self.nc[sorted_refs] > 0], mint, maxt)
-        open_refs = sorted_refs[self.n[sorted_refs] > 0]
-        if len(open_refs):
-            lo = self.slab_search(open_refs, np.full(len(open_refs), mint, np.int64))
-            hi = self.slab_search(open_refs, np.full(len(open_refs), maxt, np.int64), right=True)
+        pieces = self.chunks.pieces(sorted_refs, mint, maxt)
+        pos = np.flatnonzero(self.n[sorted_refs] > 0)
+        if len(pos):
+            open_refs = sorted_refs[pos]
+            lo = self.slab_search(open_refs, np.full(len(pos), mint, np.int64))
+            hi = self.slab_search(open_refs, np.full(len(pos), maxt, np.int64), right=True)
             lens = hi - lo
-            if lens.any():
+            some = lens > 0
+            if some.any():
+                pos, open_refs, lo, lens = pos[some], open_refs[some], lo[some], lens[some]
                 idx = ragged_index(self.start[open_refs] + lo, lens)
                 st = self.pool_st[idx] if self.pool_st is not None else None
-                pieces.append((np.repeat(open_refs, lens), self.pool_ts[idx], self.pool_v[idx], st))
-        with_st = self.pool_st is not None or any(p[3] is not None for p in pieces)
+                pieces.append((pos, lens, self.pool_ts[idx], self.pool_v[idx], st))
+        with_st = self.pool_st is not None or any(p[4] is not None for p in pieces)
         return merge_pieces(sorted_refs, rank, pieces, with_st)
 
     def lookup(self, refs: I64, t: I64) -> tuple[np.ndarray, F64]:

@@ -55,8 +55,8 @@ except ImportError:  # pragma: no cover - cramjam is a declared dependency
 
 #: Series per compressed group: bounds what a read of one series decodes (~30k samples).
 GROUP_SERIES = 256
-_TS_HEADER = struct.Struct("<BI")  # byte planes kept, raw length
-_V_HEADER = struct.Struct("<BIBII")  # int planes, bytes; xor planes, bytes; exceptions
+_PLANES = struct.Struct("<BI")  # byte planes kept, their length in bytes
+_EXCEPTIONS = struct.Struct("<I")
 #: ``scale`` of a series stored as XOR of its bit patterns.
 XOR = 255
 #: A series stays decimal while at most this share of its samples are exceptions.
@@ -75,6 +75,7 @@ def encode_ts(ts: I64, counts: I64) -> bytes:
     n = len(ts)
     if n == 0:
         return b""
+    counts = counts[counts > 0]  # empty series hold no bytes; dropping them keeps starts < n
     starts = seg_starts(counts)
     d = np.empty(n, np.int64)
     d[0] = 0
@@ -85,19 +86,37 @@ def encode_ts(ts: I64, counts: I64) -> bytes:
     dd[starts] = ts[starts]  # first sample: the timestamp itself
     second = starts[counts > 1] + 1
     dd[second] = d[second]  # second sample: the first delta
-    nplanes, planes = codec.to_planes(codec.zigzag(dd))
-    raw = _TS_HEADER.pack(nplanes, len(planes)) + planes
-    return _compress(raw)
+    z = codec.zigzag(dd)
+    lead = np.zeros(n, np.bool_)
+    lead[starts[counts > 0]] = True
+    return _compress(_put_planes(z[lead]) + _put_planes(z[~lead]))
+
+
+def _put_planes(z: np.ndarray) -> bytes:
+    nplanes, planes = codec.to_planes(z)
+    return _PLANES.pack(nplanes, len(planes)) + planes
+
+
+def _get_planes(buf: memoryview, pos: int, count: int) -> tuple[np.ndarray, int]:
+    """The planes section at ``pos`` as ``count`` values, and the position after it."""
+    nplanes, size = _PLANES.unpack_from(buf, pos)
+    pos += _PLANES.size
+    return codec.from_planes(nplanes, count, buf[pos : pos + size]), pos + size
 
 
 def decode_ts(buf: bytes, counts: I64) -> I64:
     n = int(counts.sum())
     if n == 0:
         return np.empty(0, np.int64)
-    raw = _decompress(buf)
-    nplanes, _size = _TS_HEADER.unpack_from(raw)
-    dd = codec.unzigzag(codec.from_planes(nplanes, n, memoryview(raw)[_TS_HEADER.size :]))
+    mv = memoryview(_decompress(buf))
+    counts = counts[counts > 0]
     starts = seg_starts(counts)
+    lead = np.zeros(n, np.bool_)
+    lead[starts] = True
+    z = np.empty(n, np.uint64)
+    z[lead], pos = _get_planes(mv, 0, len(counts))
+    z[~lead], _ = _get_planes(mv, pos, n - len(counts))
+    dd = codec.unzigzag(z)
     seg = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
     # Undo the two differences segment by segment: cumulative sums restarted per series.
     first = dd[starts].copy()
@@ -150,15 +169,23 @@ def encode_values(values: F64, counts: I64) -> tuple[bytes, bytes]:
         prev[0] = 0
         prev[1:] = np.where(dec[1:], k[:-1], bits[:-1].view(np.int64))
         prev[starts[counts > 0]] = 0
-    zi = codec.zigzag(k[dec] - prev[dec])
-    zx = bits[~dec] ^ prev[~dec].view(np.uint64)
-    ni, pi = codec.to_planes(zi)
-    nx, px = codec.to_planes(zx)
+    z = np.where(dec, codec.zigzag(k - prev), bits ^ prev.view(np.uint64))
+    # Three plane sets: first samples (wide), decimal deltas and XORs (narrow, mostly).
+    lead = np.zeros(n, np.bool_)
+    lead[starts[counts > 0]] = True
     exc_pos = np.flatnonzero(exc)
-    exc_part = np.diff(exc_pos, prepend=0).astype("<u4").tobytes() + bits[exc_pos].astype("<u8").tobytes()
-    hdr = _V_HEADER.pack(ni, len(pi), nx, len(px), len(exc_pos))
+    raw = b"".join(
+        (
+            _put_planes(z[lead]),
+            _put_planes(z[dec & ~lead]),
+            _put_planes(z[~dec & ~lead]),
+            _EXCEPTIONS.pack(len(exc_pos)),
+            np.diff(exc_pos, prepend=0).astype("<u4").tobytes(),
+            bits[exc_pos].astype("<u8").tobytes(),
+        )
+    )
     scales = np.where(is_dec, scale, XOR).astype(np.uint8).tobytes()
-    return scales, _compress(hdr + pi + px + exc_part)
+    return scales, _compress(raw)
 
 
 def decode_values(scales_b: bytes, body: bytes, counts: I64) -> F64:
@@ -167,16 +194,19 @@ def decode_values(scales_b: bytes, body: bytes, counts: I64) -> F64:
     if n == 0:
         return np.empty(0, np.float64)
     scales = np.frombuffer(scales_b, np.uint8).astype(np.int64)
-    raw = _decompress(body)
-    ni, li, nx, lx, ne = _V_HEADER.unpack_from(raw)
-    mv = memoryview(raw)[_V_HEADER.size :]
+    mv = memoryview(_decompress(body))
     is_dec = scales != XOR
     dec = np.repeat(is_dec, counts)
-    nd = int(dec.sum())
-    x = np.empty(n, np.uint64)
-    x[dec] = codec.unzigzag(codec.from_planes(ni, nd, mv[:li])).view(np.uint64)
-    x[~dec] = codec.from_planes(nx, n - nd, mv[li : li + lx])
     starts = seg_starts(counts)
+    lead = np.zeros(n, np.bool_)
+    lead[starts[counts > 0]] = True
+    z = np.empty(n, np.uint64)
+    nl = int((counts > 0).sum())
+    nd = int((dec & ~lead).sum())
+    z[lead], pos = _get_planes(mv, 0, nl)
+    z[dec & ~lead], pos = _get_planes(mv, pos, nd)
+    z[~dec & ~lead], pos = _get_planes(mv, pos, n - nl - nd)
+    x = np.where(dec, codec.unzigzag(z).view(np.uint64), z)
     seg = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
     # Undo both predictions: int deltas by a wrapping cumsum, XOR by a prefix XOR; only the
     # samples of each kind count, so the other kind is zeroed in each pass.
@@ -185,12 +215,18 @@ def decode_values(scales_b: bytes, body: bytes, counts: I64) -> F64:
     with np.errstate(all="ignore"):
         f = k.astype(np.float64) / _POW10[np.where(dec, scales[seg], 0)]
     out = np.where(dec, f.view(np.uint64), xb)
+    (ne,) = _EXCEPTIONS.unpack_from(mv, pos)
     if ne:
-        e = mv[li + lx :]
-        pos = np.cumsum(np.frombuffer(e[: 4 * ne], "<u4").astype(np.int64))
-        out[pos] = np.frombuffer(e[4 * ne : 12 * ne], "<u8")
+        e = mv[pos + _EXCEPTIONS.size :]
+        where = np.cumsum(np.frombuffer(e[: 4 * ne], "<u4").astype(np.int64))
+        out[where] = np.frombuffer(e[4 * ne : 12 * ne], "<u8")
     res: F64 = out.view(np.float64)
     return res
+
+
+#: A run of samples per series: (positions of the series in the ``sorted_refs`` asked for,
+#: samples per series, ts, values, st or None), the series' runs one after another.
+Piece = tuple[I64, I64, I64, F64, "I64 | None"]
 
 
 @dataclass(slots=True)
@@ -223,8 +259,8 @@ def make_group(refs: I64, counts: I64, ts: I64, values: F64, st: I64 | None) -> 
     c64 = counts.astype(np.int64)
     scales, body = encode_values(values, c64)
     return ChunkGroup(
-        refs=refs.astype(np.int64, copy=True),
-        counts=counts.astype(np.int32 if len(counts) and counts.max() < 2**31 else np.int64),
+        refs=refs.astype(np.int32 if refs[-1] < 2**31 else np.int64),
+        counts=counts.astype(_narrowest(int(counts.max()))),
         scales=scales,
         values=body,
         ts=encode_ts(ts, c64),
@@ -232,6 +268,13 @@ def make_group(refs: I64, counts: I64, ts: I64, values: F64, st: I64 | None) -> 
         mint=int(ts.min()),
         maxt=int(ts.max()),
     )
+
+
+def _narrowest(top: int) -> type[np.integer]:
+    for dt in (np.uint8, np.uint16, np.uint32):
+        if top <= np.iinfo(dt).max:
+            return dt
+    return np.int64
 
 
 class HeadChunks:
@@ -286,10 +329,10 @@ class HeadChunks:
         out: list[int] = np.flatnonzero(ok).tolist()
         return out
 
-    def pieces(self, sorted_refs: I64, mint: int, maxt: int) -> list[tuple[I64, I64, F64, I64 | None]]:
-        """Samples of ``sorted_refs`` in ``[mint, maxt]``, one piece per group (oldest
-        first): (ref of each sample, ts, values, st or None); one run per ref."""
-        out = []
+    def pieces(self, sorted_refs: I64, mint: int, maxt: int) -> list[Piece]:
+        """Samples of ``sorted_refs`` in ``[mint, maxt]``, one :data:`Piece` per group that
+        holds any, oldest cut first."""
+        out: list[Piece] = []
         for gi in self.candidates(sorted_refs, mint, maxt):
             g = self.groups[gi]
             i = np.minimum(np.searchsorted(sorted_refs, g.refs), len(sorted_refs) - 1)
@@ -297,11 +340,17 @@ class HeadChunks:
             if not want.any():
                 continue
             ts, v, st = g.decode()
-            owner = np.repeat(g.refs, g.counts)
-            keep = np.repeat(want, g.counts) & (ts >= mint) & (ts <= maxt)
+            counts = g.counts.astype(np.int64)
+            if g.mint >= mint and g.maxt <= maxt and want.all():
+                out.append((i, counts, ts, v, st))  # the whole group: no masking
+                continue
+            sidx = np.repeat(np.arange(len(counts)), counts)
+            keep = want[sidx] & (ts >= mint) & (ts <= maxt)
             if not keep.any():
                 continue
-            out.append((owner[keep], ts[keep], v[keep], None if st is None else st[keep]))
+            lens = np.bincount(sidx[keep], minlength=len(counts))
+            nz = lens > 0
+            out.append((i[nz], lens[nz], ts[keep], v[keep], None if st is None else st[keep]))
         return out
 
     def remove(self, sorted_refs: I64 | None, mint: int, maxt: int) -> I64:
@@ -344,22 +393,19 @@ class HeadChunks:
 
 
 def merge_pieces(
-    sorted_refs: I64, sorted_rank: I64, pieces: list[tuple[I64, I64, F64, I64 | None]], with_st: bool
+    sorted_refs: I64, sorted_rank: I64, pieces: list[Piece], with_st: bool
 ) -> tuple[I64, I64, F64, I64 | None]:
     """Ragged (offsets, ts, values, st) of ``len(sorted_refs)`` output series from ``pieces``.
 
-    Output series ``sorted_rank[i]`` is the series ``sorted_refs[i]``; every piece holds at
-    most one run per series, and pieces are given oldest first, so
-    placing runs one after another per series keeps time order; a series whose runs
-    overlap in time (out-of-order samples after a cut) is sorted, first stored wins.
+    Output series ``sorted_rank[i]`` is the series ``sorted_refs[i]``. Pieces come oldest
+    first, so placing each series' runs one after another keeps time order; only where a
+    run does not start after the run before it (out-of-order samples older than a cut
+    chunk) are the series sorted, the first stored sample winning at equal times.
     """
     nseries = len(sorted_refs)
     counts = np.zeros(nseries, np.int64)
-    ranks = []
-    for p in pieces:
-        r = sorted_rank[np.searchsorted(sorted_refs, p[0])]
-        ranks.append(r)
-        counts += np.bincount(r, minlength=nseries)
+    for pos, lens, *_ in pieces:
+        counts[sorted_rank[pos]] += lens  # positions are unique within a piece
     offsets = np.zeros(nseries + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
     total = int(offsets[-1])
@@ -367,24 +413,22 @@ def merge_pieces(
     vals = np.empty(total, np.float64)
     st = np.zeros(total, np.int64) if with_st else None
     cursor = offsets[:-1].copy()
-    for p, r in zip(pieces, ranks):
-        n = len(r)
-        if n == 0:
-            continue
-        first = np.empty(n, np.bool_)
-        first[0] = True
-        np.not_equal(r[1:], r[:-1], out=first[1:])
-        run_start = np.flatnonzero(first)
-        run_len = np.diff(np.append(run_start, n))
-        dst = np.repeat(cursor[r[run_start]] - run_start, run_len) + np.arange(n, dtype=np.int64)
-        ts[dst] = p[1]
-        vals[dst] = p[2]
-        if st is not None and p[3] is not None:
-            st[dst] = p[3]
-        cursor[r[run_start]] += run_len
-    if len(pieces) > 1 and total > 1:
-        seg = np.repeat(np.arange(nseries, dtype=np.int64), counts)
-        if np.any((ts[1:] <= ts[:-1]) & (seg[1:] == seg[:-1])):
+    joins = []
+    for pos, lens, pts, pv, pst in pieces:
+        rk = sorted_rank[pos]
+        d0 = cursor[rk]
+        run_start = np.cumsum(lens) - lens
+        dst = np.repeat(d0 - run_start, lens) + np.arange(len(pts), dtype=np.int64)
+        ts[dst] = pts
+        vals[dst] = pv
+        if st is not None and pst is not None:
+            st[dst] = pst
+        cursor[rk] += lens
+        joins.append(d0[d0 > offsets[rk]])  # runs placed after an earlier run
+    if len(joins) > 1:
+        j = np.concatenate(joins)
+        if len(j) and np.any(ts[j - 1] >= ts[j]):
+            seg = np.repeat(np.arange(nseries, dtype=np.int64), counts)
             return _sort_series(seg, ts, vals, st, nseries)
     return offsets, ts, vals, st
 

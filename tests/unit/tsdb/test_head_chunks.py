@@ -1,0 +1,327 @@
+"""Cut head chunks: the column encodings, and the head against a dictionary model.
+
+The model is the head's contract: every applied sample is kept, a repeated timestamp
+keeps the sample stored first, deletes and truncations drop ranges. Chunks are cut after
+a handful of samples, so nearly every read crosses cut chunks, slabs and out-of-order
+samples older than a cut.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from signalfire._types import MAX_TIME, MIN_TIME
+from signalfire.labels import Labels, Matcher
+from signalfire.tsdb import DBOptions, open_db
+from signalfire.tsdb.head import Head
+from signalfire.tsdb.head_append import CONFLICT, DUPLICATE, OOO_OK, classify
+from signalfire.tsdb.head_chunks import (
+    GROUP_SERIES,
+    decode_ts,
+    decode_values,
+    encode_ts,
+    encode_values,
+)
+from signalfire.tsdb.head_read import read_series
+from signalfire.tsdb.wal.checkpoint import capture
+
+#: Bit patterns a float codec gets wrong first: staleness marker, other NaN payloads,
+#: signed zero, infinities, subnormals, extremes.
+AWKWARD = np.array(
+    [
+        0x7FF0000000000002,  # Prometheus staleness marker
+        0x7FF8000000000001,
+        0xFFF8DEAD00000001,
+        0x8000000000000000,  # -0.0
+        0x7FF0000000000000,  # +Inf
+        0xFFF0000000000000,  # -Inf
+        0x0000000000000001,  # smallest subnormal
+        0x7FEFFFFFFFFFFFFF,  # largest finite
+    ],
+    np.uint64,
+).view(np.float64)
+
+floats = st.one_of(
+    st.sampled_from(list(AWKWARD)),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(10**6), 10**6).map(float),
+    st.integers(-(10**6), 10**6).map(lambda k: k / 100),
+)
+
+
+def _bits(a: np.ndarray) -> list[int]:
+    return np.asarray(a, np.float64).view(np.uint64).tolist()
+
+
+# ---------------------------------------------------------------- encodings
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(floats, max_size=12), max_size=6))
+def test_values_round_trip_bit_for_bit(series):
+    counts = np.array([len(s) for s in series], np.int64)
+    values = np.array([v for s in series for v in s], np.float64)
+    scales, body = encode_values(values, counts)
+    assert _bits(decode_values(scales, body, counts)) == _bits(values)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(st.integers(MIN_TIME, MAX_TIME), max_size=10), max_size=6))
+def test_timestamps_round_trip(series):
+    ts = np.array([t for s in series for t in sorted(set(s))], np.int64)
+    counts = np.array([len(set(s)) for s in series], np.int64)
+    assert decode_ts(encode_ts(ts, counts), counts).tolist() == ts.tolist()
+
+
+def test_regular_scrapes_compress_to_about_a_byte_per_sample():
+    s, n = 300, 120
+    ts = np.tile(1_700_000_000_000 + np.arange(n, dtype=np.int64) * 15_000, s)
+    counter = np.cumsum(np.random.default_rng(0).integers(0, 50, (s, n)), axis=1).astype(np.float64)
+    counts = np.full(s, n, np.int64)
+    scales, body = encode_values(counter.ravel(), counts)
+    size = len(scales) + len(body) + len(encode_ts(ts, counts))
+    assert size / (s * n) < 1.3  # Prometheus's Gorilla chunks: ~1.3 bytes per sample
+
+
+# ---------------------------------------------------------------- head vs model
+
+
+def _head(chunk_samples: int = 4) -> tuple[Head, np.ndarray]:
+    head = Head(7_200_000, chunk_samples=chunk_samples)
+    refs = head.get_or_create([Labels.from_strings("__name__", "m", "i", str(i)) for i in range(5)])
+    return head, refs
+
+
+def _model_apply(model: dict[int, dict[int, float]], refs, ts, values) -> None:
+    for r, t, v in zip(refs.tolist(), ts.tolist(), values.tolist()):
+        model.setdefault(r, {}).setdefault(t, v)  # the first stored sample wins
+
+
+def _check(head: Head, model: dict[int, dict[int, float]], mint=MIN_TIME, maxt=MAX_TIME) -> None:
+    refs = head.live_refs()
+    offsets, ts, values, _ = head.samples(refs, mint, maxt)
+    for i, r in enumerate(refs.tolist()):
+        a, b = offsets[i], offsets[i + 1]
+        want = sorted((t, v) for t, v in model.get(r, {}).items() if mint <= t <= maxt)
+        assert ts[a:b].tolist() == [t for t, _ in want], r
+        assert _bits(values[a:b]) == _bits(np.array([v for _, v in want], np.float64)), r
+    assert head.num_samples == sum(len(m) for m in model.values())
+
+
+batch = st.lists(st.tuples(st.integers(0, 4), st.integers(0, 400), floats), min_size=1, max_size=30)
+op = st.one_of(
+    st.tuples(st.just("apply"), batch),
+    st.tuples(st.just("delete"), st.integers(0, 4), st.integers(0, 400), st.integers(0, 100)),
+    st.tuples(st.just("truncate"), st.integers(0, 400)),
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(op, max_size=15), st.sampled_from([1, 3, 4, 16]))
+def test_head_with_cuts_matches_model(ops, chunk_samples):
+    head, refs = _head(chunk_samples)
+    model: dict[int, dict[int, float]] = {}
+    for o in ops:
+        if o[0] == "apply":
+            r = head.revive(refs[np.array([x[0] for x in o[1]])])  # as a commit does
+            t = np.array([x[1] for x in o[1]], np.int64)
+            v = np.array([x[2] for x in o[1]], np.float64)
+            head.apply(r, t, v)
+            _model_apply(model, r, t, v)
+        elif o[0] == "delete":
+            _, i, lo, width = o
+            head.delete(refs[i : i + 1], lo, lo + width)
+            m = model.get(int(refs[i]), {})
+            for t in [t for t in m if lo <= t <= lo + width]:
+                del m[t]
+        else:
+            head.truncate(o[1])
+            for m in model.values():
+                for t in [t for t in m if t < o[1]]:
+                    del m[t]
+        _check(head, model)
+    _check(head, model, 100, 250)
+    newest = {r: max(m) for r, m in model.items() if m}
+    live = head.live_refs()
+    assert {r: int(head.last_t[r]) for r in live.tolist() if r in newest} == newest
+    if head.num_samples:
+        assert head.min_time == min(min(m) for m in model.values() if m)
+        assert head.max_time == max(newest.values())
+
+
+@settings(max_examples=60, deadline=None)
+@given(batch, batch, st.lists(st.tuples(st.integers(0, 4), st.integers(0, 400)), max_size=20))
+def test_lookup_sees_cut_and_open_samples(first, second, probes):
+    head, refs = _head(3)
+    model: dict[int, dict[int, float]] = {}
+    for b in (first, second):
+        r = refs[np.array([x[0] for x in b])]
+        t = np.array([x[1] for x in b], np.int64)
+        v = np.array([x[2] for x in b], np.float64)
+        head.apply(r, t, v)
+        _model_apply(model, r, t, v)
+    pr = refs[np.array([p[0] for p in probes], np.int64)] if probes else np.empty(0, np.int64)
+    pt = np.array([p[1] for p in probes], np.int64)
+    found, value = head.lookup(pr, pt)
+    for k, (r, t) in enumerate(zip(pr.tolist(), pt.tolist())):
+        assert found[k] == (t in model.get(r, {}))
+        if found[k]:
+            assert _bits(value[k : k + 1]) == _bits(np.array([model[r][t]]))
+
+
+def test_out_of_order_sample_older_than_a_cut_chunk_is_read_in_order():
+    head, refs = _head(4)
+    for k in range(10):  # one sample per series per batch, as scrapes deliver them
+        head.apply(refs[:2], np.full(2, k * 10, np.int64), np.full(2, k * 10.0))
+    assert head.chunks.num_samples == 16  # two cuts of four samples each per series
+    head.apply(refs[:1], np.array([15], np.int64), np.array([-1.5]))  # inside the first cut
+    head.apply(refs[:1], np.array([20], np.int64), np.array([99.0]))  # stored already: kept
+    ss = read_series(head, refs[:2], MIN_TIME, MAX_TIME)
+    a, b = ss.offsets[0], ss.offsets[1]
+    assert ss.ts[a:b].tolist() == [0, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90]
+    assert ss.values[a:b][2] == -1.5 and ss.values[a:b][3] == 20.0
+    assert head.last_t[refs[0]] == 90
+
+
+def test_classify_judges_out_of_order_duplicates_against_cut_chunks():
+    head, refs = _head(2)
+    head.apply(np.repeat(refs[:1], 6), np.arange(6, dtype=np.int64), np.arange(6, dtype=np.float64))
+    assert head.n[refs[0]] == 0 and head.nc[refs[0]] == 6
+    r = np.repeat(refs[:1], 3)
+    t = np.array([1, 2, 1], np.int64)
+    v = np.array([1.0, 7.0, 1.0])
+    bounds = (MIN_TIME, head.max_time, 1000)
+    codes = classify(head, r, t, v, head.last_t[r], head.last_v[r], bounds)
+    assert codes.tolist() == [DUPLICATE, CONFLICT, DUPLICATE]
+    codes = classify(
+        head, r[:1], np.array([-5], np.int64), v[:1], head.last_t[r[:1]], head.last_v[r[:1]], bounds
+    )
+    assert codes.tolist() == [OOO_OK]
+
+
+def test_many_series_cut_into_several_groups_and_checkpoint_keeps_them():
+    head = Head(7_200_000, chunk_samples=8)
+    n = GROUP_SERIES * 2 + 7
+    refs = head.get_or_create([Labels.from_strings("__name__", "m", "i", str(i)) for i in range(n)])
+    for k in range(20):
+        head.apply(refs, np.full(n, k * 15_000, np.int64), np.full(n, AWKWARD[k % len(AWKWARD)]))
+    assert len(head.chunks.groups) >= 6 and head.num_samples == 20 * n
+    offsets, _ts, values, _ = head.samples(refs[::-1], MIN_TIME, MAX_TIME)
+    assert np.diff(offsets).tolist() == [20] * n
+    want = np.tile(AWKWARD[np.arange(20) % len(AWKWARD)], n)
+    assert _bits(values) == _bits(want)
+    frames = capture(head)
+    assert len(frames) > 1
+    assert head.chunks.nbytes < head.chunks.num_samples * 16  # under the raw 16 B/sample
+    assert head.memory_bytes() >= head.chunks.nbytes + head.pool_ts.nbytes + head.pool_v.nbytes
+
+
+def test_db_select_reopen_and_compaction_across_cut_chunks(tmp_path):
+    opts = DBOptions(fsync="never", out_of_order_time_window=36_000_000, retention_ms=0)
+    labels = [Labels.from_strings("__name__", "m", "i", str(i)) for i in range(3)]
+    with open_db(tmp_path / "d", opts) as db:
+        for k in range(300):
+            with db.appender() as app:
+                app.append_batch(app.refs(labels), k * 15_000, np.full(3, AWKWARD[k % len(AWKWARD)]))
+        with db.appender() as app:  # out of order, inside an early cut chunk
+            assert app.append_batch(app.refs(labels[:1]), 7_500, np.array([0.25])).appended == 1
+        assert db.head.chunks.num_samples > 0
+
+        def dump():
+            q = db.querier(MIN_TIME, MAX_TIME)
+            ss = q.select([Matcher.equal("__name__", "m")])
+            q.close()
+            return ss.ts.tolist(), _bits(ss.values)
+
+        before = dump()
+        assert before[0][:3] == [0, 7_500, 15_000]
+    with open_db(tmp_path / "d", opts) as db:
+        assert dump() == before
+        db.delete([Matcher.equal("i", "1")], 30_000, 60_000)
+        assert len(dump()[0]) == len(before[0]) - 3
+
+
+# ---------------------------------------------------------------- DB vs model
+
+MIN = 60_000
+DB_OPTS = DBOptions(
+    fsync="never",
+    min_block_duration=60 * MIN,
+    max_block_duration=180 * MIN,
+    retention_ms=0,
+    out_of_order_time_window=10**12,
+    compaction_interval_ms=0,
+)
+
+
+def _value(i: int, t: int) -> float:
+    """A function of (series, time), so a repeated sample is an exact duplicate; every
+    fifth one an awkward bit pattern."""
+    k = i * 7 + t // MIN
+    return float(AWKWARD[k % len(AWKWARD)]) if k % 5 == 0 else (k % 97) / 8
+
+
+db_ops = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("append"),
+            st.lists(st.tuples(st.integers(0, 3), st.integers(0, 300)), min_size=1, max_size=25),
+        ),
+        st.tuples(st.just("delete"), st.integers(0, 3), st.integers(0, 300), st.integers(0, 60)),
+        st.just(("compact",)),
+        st.just(("reopen",)),
+    ),
+    max_size=14,
+)
+
+
+def _open(path):
+    db = open_db(path, DB_OPTS)
+    db.head.set_chunk_samples(3)  # cut after three samples: nearly everything is cut
+    return db
+
+
+@settings(max_examples=40, deadline=None)
+@given(db_ops)
+def test_db_with_tiny_chunks_matches_model(tmp_path_factory, operations):
+    path = tmp_path_factory.mktemp("db")
+    labels = [Labels.from_strings("__name__", "m", "i", str(i)) for i in range(4)]
+    model: dict[int, dict[int, float]] = {i: {} for i in range(4)}
+    db = _open(path)
+    try:
+        for o in operations:
+            if o[0] == "append":
+                idx = np.array([i for i, _ in o[1]])
+                ts = np.array([m * MIN for _, m in o[1]], np.int64)
+                vals = np.array([_value(i, t) for i, t in zip(idx.tolist(), ts.tolist())])
+                with db.appender() as app:
+                    app.append_batch(app.refs(labels)[idx], ts, vals)
+                for i, t in zip(idx.tolist(), ts.tolist()):
+                    model[i].setdefault(t, _value(i, t))
+            elif o[0] == "delete":
+                _, i, a, span = o
+                db.delete([Matcher.equal("i", str(i))], a * MIN, (a + span) * MIN)
+                for t in [t for t in model[i] if a * MIN <= t <= (a + span) * MIN]:
+                    del model[i][t]
+            elif o[0] == "compact":
+                db.compact()
+            else:
+                db.close()
+                db = _open(path)
+        q = db.querier(MIN_TIME, MAX_TIME)
+        ss = q.select([Matcher.equal("__name__", "m")])
+        q.close()
+        got = {
+            ls.get("i"): (ss.ts[a:b].tolist(), _bits(ss.values[a:b]))
+            for ls, a, b in zip(ss.labels, ss.offsets[:-1], ss.offsets[1:])
+        }
+        want = {
+            str(i): (sorted(m), _bits(np.array([m[t] for t in sorted(m)], np.float64)))
+            for i, m in model.items()
+            if m
+        }
+        assert got == want
+    finally:
+        db.close()
