@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +34,7 @@ from signalfire.tsdb.block_write import (
     ragged_arange,
     write_block,
 )
+from signalfire.tsdb.chunks.cache import CHUNK_CACHE, ChunkCache, new_owner_token
 from signalfire.tsdb.chunks.chunk_file import RECORD_HEADER, ChunkReader, DecodedChunk
 from signalfire.tsdb.index.index_file import IndexReader
 from signalfire.tsdb.index.postings import select_postings
@@ -53,10 +53,6 @@ __all__ = [
     "write_block",
 ]
 
-#: Decoded chunks kept per block, in samples (8-16 bytes each): repeated queries over
-#: recent blocks skip decompression without pinning much memory per block.
-CACHE_SAMPLES = 1 << 20
-
 
 class Block:
     """An open block. Thread-safe for concurrent queriers; ``delete`` is serialised.
@@ -65,7 +61,13 @@ class Block:
     """
 
     def __init__(
-        self, dir_: Path, meta: BlockMeta, index: IndexReader, chunks: ChunkReader, tomb: Tombstones
+        self,
+        dir_: Path,
+        meta: BlockMeta,
+        index: IndexReader,
+        chunks: ChunkReader,
+        tomb: Tombstones,
+        cache: ChunkCache | None = None,
     ):
         self.dir = dir_
         self._meta = meta
@@ -73,8 +75,9 @@ class Block:
         self.chunks = chunks
         self.tombstones = tomb
         self._lock = threading.Lock()
-        self._cache: OrderedDict[int, DecodedChunk] = OrderedDict()
-        self._cached_samples = 0
+        # Decoded chunks live in a cache shared by all blocks, under this block's token.
+        self._cache = CHUNK_CACHE if cache is None else cache
+        self._token = new_owner_token()
 
     @classmethod
     def open(cls, path: Path | str) -> Block:
@@ -114,21 +117,15 @@ class Block:
         return BlockQuerier(self, mint, maxt)
 
     def chunk(self, c: int) -> DecodedChunk:
-        """Decoded chunk number ``c`` (from a small LRU cache); raises CorruptionError."""
-        with self._lock:
-            hit = self._cache.get(c)
-            if hit is not None:
-                self._cache.move_to_end(c)
-                return hit
+        """Decoded chunk number ``c``, read-only (through the shared chunk cache).
+
+        Raises CorruptionError.
+        """
+        hit = self._cache.get(self._token, c)
+        if hit is not None:
+            return hit
         dec = self.chunks.read(int(self.index.t["chunk_ref"][c]))
-        n = int(dec.counts.sum())
-        with self._lock:
-            self._cache[c] = dec
-            self._cached_samples += n
-            while self._cached_samples > CACHE_SAMPLES and len(self._cache) > 1:
-                _, old = self._cache.popitem(last=False)
-                self._cached_samples -= int(old.counts.sum())
-        return dec
+        return self._cache.put(self._token, c, dec)
 
     def verify(self) -> None:
         """Decode every chunk once, checking every checksum (``signalfire tsdb`` uses it)."""
@@ -165,8 +162,7 @@ class Block:
         return sum(f.stat().st_size for f in self.dir.rglob("*") if f.is_file())
 
     def close(self) -> None:
-        with self._lock:
-            self._cache.clear()
+        self._cache.drop_owner(self._token)
         self.chunks.close()
 
     def __enter__(self) -> Block:
