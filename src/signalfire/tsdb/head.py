@@ -41,8 +41,10 @@ from signalfire.tsdb.wal import records
 __all__ = ["Head", "HeadPostings", "ragged_index"]
 
 _MIN_CAP = 16
-#: Samples per series per cut chunk, as Prometheus (120 at a 15 s scrape: 30 minutes).
-CHUNK_SAMPLES = 120
+#: Samples a slab holds before it is cut. Slabs are raw (16 B/sample), so a small slab
+#: keeps an active series' open memory small (512 B); the cut groups are merged later into
+#: ~120-sample chunks (``head_chunks.MERGE_SAMPLES``) that compress like Prometheus's.
+CHUNK_SAMPLES = 32
 
 
 def ragged_index(starts: I64, lens: I64) -> I64:

@@ -53,14 +53,19 @@ except ImportError:  # pragma: no cover - cramjam is a declared dependency
         return zlib.decompress(b)
 
 
-#: Series per compressed group: bounds what a read of one series decodes (~30k samples).
+#: Series per compressed group: bounds what a read of one series decodes.
 GROUP_SERIES = 256
+#: Young groups (cut from slabs) are merged into larger ones once their series hold this
+#: many samples on average: Prometheus's 120 samples per chunk.
+MERGE_SAMPLES = 120
 _PLANES = struct.Struct("<BI")  # byte planes kept, their length in bytes
 _EXCEPTIONS = struct.Struct("<I")
 #: ``scale`` of a series stored as XOR of its bit patterns.
 XOR = 255
 #: A series stays decimal while at most this share of its samples are exceptions.
 MAX_EXCEPTION_SHARE = 0.125
+#: Samples per series that ``_decimal`` tries before testing a whole series.
+_PROBE = 4
 _POW10 = 10.0 ** np.arange(codec.MAX_SCALE + 1, dtype=np.float64)
 
 
@@ -147,6 +152,27 @@ def _seg_xor_accumulate(x: np.ndarray, starts: I64, seg: I64) -> np.ndarray:
     return out
 
 
+def _decimal(v: F64, counts: I64, starts: I64, seg: I64) -> tuple[I64, I64, np.ndarray]:
+    """``codec.decimal_scale``, tried in full only on series whose first few samples include
+    a decimal: random-looking floats (which fail every exponent, the slow case) are ruled
+    out from ``_PROBE`` samples each."""
+    probe = np.minimum(counts, _PROBE)
+    pstart = np.cumsum(probe) - probe
+    pidx = np.repeat(starts - pstart, probe) + np.arange(int(probe.sum()), dtype=np.int64)
+    _, _, pexc = codec.decimal_scale(v[pidx], probe)
+    hopeless = np.bincount(np.repeat(np.arange(len(counts)), probe)[pexc], minlength=len(counts)) == probe
+    if not hopeless.any():
+        return codec.decimal_scale(v, counts)
+    k = np.zeros(len(v), np.int64)
+    scale = np.zeros(len(counts), np.int64)
+    exc = np.ones(len(v), np.bool_)
+    test = ~hopeless & (counts > 0)
+    if test.any():
+        sel = test[seg]
+        k[sel], scale[test], exc[sel] = codec.decimal_scale(v[sel], counts[test])
+    return k, scale, exc
+
+
 def encode_values(values: F64, counts: I64) -> tuple[bytes, bytes]:
     """(per-series scale bytes, compressed body) for a value column."""
     n = len(values)
@@ -154,7 +180,7 @@ def encode_values(values: F64, counts: I64) -> tuple[bytes, bytes]:
     bits = v.view(np.uint64)
     starts = seg_starts(counts)
     seg = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-    k, scale, exc = codec.decimal_scale(v, counts)
+    k, scale, exc = _decimal(v, counts, starts, seg)
     n_exc = np.bincount(seg[exc], minlength=len(counts))
     is_dec = n_exc <= MAX_EXCEPTION_SHARE * counts
     dec = is_dec[seg]
@@ -285,9 +311,86 @@ class HeadChunks:
         self._bounds: np.ndarray | None = None  # int64[G, 4]: mint, maxt, min ref, max ref
         self.num_samples = 0
         self.nbytes = 0
+        # Groups from ``_young`` on were cut from slabs and not merged yet; per ref, how
+        # many samples they hold, and in all (see ``_maybe_merge``).
+        self._young = 0
+        self._young_n = np.zeros(0, np.int64)
+        self._young_series = 0
+        self._young_samples = 0
 
     def add(self, refs: I64, counts: I64, ts: I64, values: F64, st: I64 | None) -> None:
-        """Compress the samples of ``refs`` (sorted, unique; ragged by ``counts``)."""
+        """Compress the samples of ``refs`` (sorted, unique; ragged by ``counts``) as young
+        groups, merging the young groups when their series have enough samples."""
+        first_new = len(self.groups)
+        self._add(refs, counts, ts, values, st)
+        if len(refs) == 0:
+            return
+        top = int(refs[-1]) + 1
+        if top > len(self._young_n):
+            grown = np.zeros(max(top, 2 * len(self._young_n)), np.int64)
+            grown[: len(self._young_n)] = self._young_n
+            self._young_n = grown
+        self._young_series += int((self._young_n[refs] == 0).sum())
+        self._young_n[refs] += counts
+        self._young_samples += int(counts.sum())
+        if self._young_samples >= MERGE_SAMPLES * self._young_series:
+            if self._young < first_new:
+                self._merge_young()
+            else:  # only this cut is young, and it is large enough as it is
+                self._young = len(self.groups)
+                self._reset_young()
+
+    def _merge_young(self) -> None:
+        """Decode the young groups and write their series again as full-size groups: each
+        series' runs become one, so small cuts (and cuts of few series, as a small scrape
+        target gives) end up compressed like Prometheus's 120-sample chunks.
+
+        Works GROUP_SERIES series at a time, so its temporaries stay small (one output
+        group's worth) and the process does not keep a large freed heap around."""
+        tail = self.groups[self._young :]
+        del self.groups[self._young :]
+        self.num_samples -= sum(int(g.counts.sum()) for g in tail)
+        self.nbytes -= sum(g.nbytes for g in tail)
+        self._bounds = None
+        refs = np.flatnonzero(self._young_n).astype(np.int64)
+        lo_ref = np.array([int(g.refs[0]) for g in tail], np.int64)
+        hi_ref = np.array([int(g.refs[-1]) for g in tail], np.int64)
+        cache: dict[int, tuple[I64, F64, I64 | None]] = {}
+        for a in range(0, len(refs), GROUP_SERIES):
+            window = refs[a : a + GROUP_SERIES]
+            pieces: list[Piece] = []
+            for gi in np.flatnonzero((hi_ref >= window[0]) & (lo_ref <= window[-1])).tolist():
+                g = tail[gi]
+                if gi not in cache:
+                    cache[gi] = g.decode()
+                ts, v, st = cache[gi]
+                counts = g.counts.astype(np.int64)
+                inside = (g.refs >= window[0]) & (g.refs <= window[-1])
+                if hi_ref[gi] <= window[-1]:
+                    del cache[gi]  # no later window needs it
+                if not inside.all():
+                    sample_in = np.repeat(inside, counts)
+                    ts, v = ts[sample_in], v[sample_in]
+                    st = None if st is None else st[sample_in]
+                pieces.append((np.searchsorted(window, g.refs[inside]), counts[inside], ts, v, st))
+            with_st = any(p[4] is not None for p in pieces)
+            offsets, ts, v, st = merge_pieces(window, np.arange(len(window), dtype=np.int64), pieces, with_st)
+            self._add(window, np.diff(offsets), ts, v, st)
+        self._young = len(self.groups)
+        self._reset_young()
+
+    def _reset_young(self) -> None:
+        """Count the young groups' samples per ref again (after a merge or a removal)."""
+        self._young_n[:] = 0
+        tail = self.groups[self._young :]
+        for g in tail:
+            self._young_n[g.refs] += g.counts
+        self._young_series = int(np.count_nonzero(self._young_n))
+        self._young_samples = sum(int(g.counts.sum()) for g in tail)
+        if not tail:
+            self._young = len(self.groups)
+
+    def _add(self, refs: I64, counts: I64, ts: I64, values: F64, st: I64 | None) -> None:
         starts = seg_starts(counts)
         for a in range(0, len(refs), GROUP_SERIES):
             b = min(a + GROUP_SERIES, len(refs))
@@ -362,7 +465,10 @@ class HeadChunks:
         if not hit:
             return np.empty(0, np.int64)
         kept: list[ChunkGroup] = []
+        old = 0  # kept groups from before the young ones (order is kept)
         for gi, g in enumerate(self.groups):
+            if gi == self._young:
+                old = len(kept)
             if gi not in hit:
                 kept.append(g)
                 continue
@@ -383,12 +489,16 @@ class HeadChunks:
                 kept.append(
                     make_group(g.refs[nz], left[nz], ts[keep], v[keep], None if st is None else st[keep])
                 )
+        if self._young >= len(self.groups):
+            old = len(kept)
         self.groups = []
         self.num_samples = 0
         self.nbytes = 0
         self._bounds = None
         for g in kept:
             self._append(g)
+        self._young = old
+        self._reset_young()
         return np.concatenate(removed) if removed else np.empty(0, np.int64)
 
 

@@ -8,13 +8,16 @@ samples older than a cut.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from signalfire._types import MAX_TIME, MIN_TIME
 from signalfire.labels import Labels, Matcher
-from signalfire.tsdb import DBOptions, open_db
+from signalfire.tsdb import DBOptions, head_chunks, open_db
 from signalfire.tsdb.head import Head
 from signalfire.tsdb.head_append import CONFLICT, DUPLICATE, OOO_OK, classify
 from signalfire.tsdb.head_chunks import (
@@ -49,6 +52,17 @@ floats = st.one_of(
     st.integers(-(10**6), 10**6).map(float),
     st.integers(-(10**6), 10**6).map(lambda k: k / 100),
 )
+
+
+@contextlib.contextmanager
+def _merge_at(samples: int) -> Iterator[None]:
+    """Merge young groups at ``samples`` per series instead of 120 (to merge in tiny tests)."""
+    saved = head_chunks.MERGE_SAMPLES
+    head_chunks.MERGE_SAMPLES = samples
+    try:
+        yield
+    finally:
+        head_chunks.MERGE_SAMPLES = saved
 
 
 def _bits(a: np.ndarray) -> list[int]:
@@ -118,9 +132,14 @@ op = st.one_of(
 )
 
 
-@settings(max_examples=120, deadline=None)
-@given(st.lists(op, max_size=15), st.sampled_from([1, 3, 4, 16]))
-def test_head_with_cuts_matches_model(ops, chunk_samples):
+@settings(max_examples=150, deadline=None)
+@given(st.lists(op, max_size=15), st.sampled_from([1, 3, 4, 16]), st.sampled_from([2, 5, 120]))
+def test_head_with_cuts_matches_model(ops, chunk_samples, merge_samples):
+    with _merge_at(merge_samples):
+        _run_model(ops, chunk_samples)
+
+
+def _run_model(ops, chunk_samples):
     head, refs = _head(chunk_samples)
     model: dict[int, dict[int, float]] = {}
     for o in ops:
@@ -284,8 +303,13 @@ def _open(path):
 
 
 @settings(max_examples=40, deadline=None)
-@given(db_ops)
-def test_db_with_tiny_chunks_matches_model(tmp_path_factory, operations):
+@given(db_ops, st.sampled_from([4, 120]))
+def test_db_with_tiny_chunks_matches_model(tmp_path_factory, operations, merge_samples):
+    with _merge_at(merge_samples):
+        _run_db(tmp_path_factory, operations)
+
+
+def _run_db(tmp_path_factory, operations):
     path = tmp_path_factory.mktemp("db")
     labels = [Labels.from_strings("__name__", "m", "i", str(i)) for i in range(4)]
     model: dict[int, dict[int, float]] = {i: {} for i in range(4)}
@@ -325,3 +349,19 @@ def test_db_with_tiny_chunks_matches_model(tmp_path_factory, operations):
         assert got == want
     finally:
         db.close()
+
+
+def test_young_groups_merge_into_full_size_chunks():
+    head = Head(7_200_000, chunk_samples=8)
+    n = 300
+    refs = head.get_or_create([Labels.from_strings("__name__", "m", "i", str(i)) for i in range(n)])
+    for k in range(300):
+        part = refs[: n // 2] if k % 2 else refs[n // 2 :]  # two "targets", cut apart
+        head.apply(part, np.full(len(part), k * 15_000, np.int64), np.full(len(part), k / 4))
+    sizes = [int(g.counts.sum()) // len(g.refs) for g in head.chunks.groups]
+    assert max(sizes) >= 112  # merged: 8-sample cuts became chunks of ~120 samples per series
+    assert len(head.chunks.groups) < 12
+    offsets, ts, values, _ = head.samples(refs, MIN_TIME, MAX_TIME)
+    assert np.diff(offsets).tolist() == [150] * n
+    assert ts[:3].tolist() == [15_000, 45_000, 75_000]
+    assert values[offsets[n // 2] : offsets[n // 2] + 2].tolist() == [0.0, 0.5]
