@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,6 +57,9 @@ SECTIONS = (
     "chunk_ref",  # int64[C] byte offset of each chunk record in the chunks file
 )
 _BYTE_SECTIONS = frozenset({"sym_data"})
+#: Blocks with at most this many series keep their label sets once built (~130 bytes
+#: per series beyond the shared strings and pairs).
+LABELS_CACHE_SERIES = 1 << 19
 #: Sections of ids and positions, held as int32 in memory when they fit.
 _NARROW_SECTIONS = (
     "lbl_name", "lbl_value", "key_name", "key_value", "post_ids",
@@ -257,6 +261,8 @@ class IndexReader:
         ends = np.append(first[1:], len(kn)) if len(first) else first
         self._name_range = {self.symbol(int(n)): (int(a), int(b)) for n, a, b in zip(names, first, ends)}
         self._value_cache: dict[str, list[str]] = {}
+        n = self.num_series
+        self._labels: list[Labels | None] | None = [None] * n if n <= LABELS_CACHE_SERIES else None
 
     @property
     def num_series(self) -> int:
@@ -266,21 +272,45 @@ class IndexReader:
         s = self._syms[i]
         if s is None:
             a, b = int(self.t["sym_off"][i]), int(self.t["sym_off"][i + 1])
-            s = self._sym_data[a:b].decode("utf-8", "surrogateescape")
+            s = sys.intern(self._sym_data[a:b].decode("utf-8", "surrogateescape"))
             self._syms[i] = s
         return s
 
     def series_labels(self, ids: I64) -> list[Labels]:
+        """Label sets of series ``ids``, built once per series and then kept.
+
+        Blocks are immutable and every query over a block asks for its label sets again,
+        so they are cached (up to :data:`LABELS_CACHE_SERIES` series per block; beyond
+        that they are rebuilt per call). Symbols are interned, so label sets equal to
+        another block's or the head's compare mostly by identity.
+        """
+        ids = np.asarray(ids, np.int64)
+        if self._labels is None:
+            return self._build_labels(ids)
+        cache = self._labels
+        idl = ids.tolist()
+        out = [cache[i] for i in idl]
+        missing = [i for i, ls in zip(idl, out) if ls is None]
+        if missing:
+            for i, ls in zip(missing, self._build_labels(np.array(missing, np.int64))):
+                cache[i] = ls
+            out = [cache[i] for i in idl]
+        return out  # type: ignore[return-value]
+
+    def _build_labels(self, ids: I64) -> list[Labels]:
         """Label sets of series ``ids``: one gather for all pairs, then a loop over series only."""
         off = self.t["lbl_off"]
-        ids = np.asarray(ids, np.int64)
         starts, lens = off[ids], off[ids + 1] - off[ids]
         total = int(lens.sum())
         pos = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total, dtype=np.int64)
         name_ids = self.t["lbl_name"][pos]
         value_ids = self.t["lbl_value"][pos]
         syms = self._decoded(np.unique(np.concatenate([name_ids, value_ids])))
-        pairs = list(zip([syms[i] for i in name_ids.tolist()], [syms[i] for i in value_ids.tolist()]))
+        # One tuple per distinct (name, value) pair, shared by every series that has it.
+        nsym = len(syms)
+        codes, inv = np.unique(name_ids.astype(np.int64) * nsym + value_ids, return_inverse=True)
+        upairs = [(syms[c // nsym], syms[c % nsym]) for c in codes.tolist()]
+        pairs = [upairs[j] for j in inv.reshape(-1).tolist()]
         bounds = np.cumsum(lens).tolist()
         out, a = [], 0
         for b in bounds:
@@ -293,7 +323,7 @@ class IndexReader:
         syms, off, data = self._syms, self.t["sym_off"], self._sym_data
         for i in needed.tolist():
             if syms[i] is None:
-                syms[i] = data[int(off[i]) : int(off[i + 1])].decode("utf-8", "surrogateescape")
+                syms[i] = sys.intern(data[int(off[i]) : int(off[i + 1])].decode("utf-8", "surrogateescape"))
         return syms
 
     # -- PostingsIndex
