@@ -241,6 +241,8 @@ class DB:
             "signalfire_tsdb_head_min_time": s["min_time"] if s["num_samples"] else 0,
             "signalfire_tsdb_head_max_time": s["max_time"] if s["num_samples"] else 0,
             "signalfire_tsdb_head_memory_bytes": s["memory_bytes"],
+            "signalfire_tsdb_head_chunks": s["num_chunks"],
+            "signalfire_tsdb_head_chunks_bytes": s["chunk_bytes"],
             "signalfire_tsdb_head_samples_appended_total": s["samples_appended_total"],
             "signalfire_tsdb_out_of_order_samples_total": s["out_of_order_samples_total"],
             "signalfire_tsdb_out_of_bound_samples_total": s["out_of_bounds_samples_total"],

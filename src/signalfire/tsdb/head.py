@@ -618,6 +618,11 @@ class Head:
             "min_time": self.min_time,
             "max_time": self.max_time,
             "memory_bytes": self.memory_bytes(),
+            "slab_bytes": sum(c.nbytes for c in self._columns()),
+            "chunk_bytes": self.chunks.nbytes,
+            "chunk_samples": self.chunks.num_samples,
+            "chunk_groups": len(self.chunks.groups),
+            "num_chunks": self.chunks.num_series_chunks + int(np.count_nonzero(self.n[: len(self._labels)])),
         }
 
 
@@ -625,6 +630,6 @@ def _registry_estimate(labels: Labels, entry: bytes) -> int:
     """Bytes a series costs in the registry: its ``Labels`` (strings and tuples), the
     label-set map and the ref lists, the postings entries, and its cached WAL entry.
     A model, calibrated against tracemalloc (bench/head_memory.py): ~90 B of object
-    overhead per label pair plus the characters, ~330 B per series for the maps."""
+    overhead per label pair plus the characters, ~400 B per series for the maps."""
     chars = sum(len(n) + len(v) for n, v in labels)
-    return 330 + 90 * len(labels) + chars + len(entry) + 33
+    return 400 + 90 * len(labels) + chars + len(entry) + 33

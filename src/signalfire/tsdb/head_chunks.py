@@ -54,7 +54,7 @@ except ImportError:  # pragma: no cover - cramjam is a declared dependency
 
 
 #: Series per compressed group: bounds what a read of one series decodes.
-GROUP_SERIES = 256
+GROUP_SERIES = 128
 #: Young groups (cut from slabs) are merged into larger ones once their series hold this
 #: many samples on average: Prometheus's 120 samples per chunk.
 MERGE_SAMPLES = 120
@@ -311,6 +311,7 @@ class HeadChunks:
         self._bounds: np.ndarray | None = None  # int64[G, 4]: mint, maxt, min ref, max ref
         self.num_samples = 0
         self.nbytes = 0
+        self._series_chunks = 0
         # Groups from ``_young`` on were cut from slabs and not merged yet; per ref, how
         # many samples they hold, and in all (see ``_maybe_merge``).
         self._young = 0
@@ -351,6 +352,7 @@ class HeadChunks:
         del self.groups[self._young :]
         self.num_samples -= sum(int(g.counts.sum()) for g in tail)
         self.nbytes -= sum(g.nbytes for g in tail)
+        self._series_chunks -= sum(len(g.refs) for g in tail)
         self._bounds = None
         refs = np.flatnonzero(self._young_n).astype(np.int64)
         lo_ref = np.array([int(g.refs[0]) for g in tail], np.int64)
@@ -401,10 +403,16 @@ class HeadChunks:
             )
             self._append(g)
 
+    @property
+    def num_series_chunks(self) -> int:
+        """Chunks in Prometheus's sense: one per series per group."""
+        return self._series_chunks
+
     def _append(self, g: ChunkGroup) -> None:
         self.groups.append(g)
         self.num_samples += int(g.counts.sum())
         self.nbytes += g.nbytes
+        self._series_chunks += len(g.refs)
         self._bounds = None
 
     def bounds(self) -> np.ndarray:
@@ -494,6 +502,7 @@ class HeadChunks:
         self.groups = []
         self.num_samples = 0
         self.nbytes = 0
+        self._series_chunks = 0
         self._bounds = None
         for g in kept:
             self._append(g)

@@ -365,3 +365,29 @@ def test_young_groups_merge_into_full_size_chunks():
     assert np.diff(offsets).tolist() == [150] * n
     assert ts[:3].tolist() == [15_000, 45_000, 75_000]
     assert values[offsets[n // 2] : offsets[n // 2] + 2].tolist() == [0.0, 0.5]
+
+
+def test_memory_estimate_tracks_traced_allocations():
+    """``memory_bytes`` (DB stats, /metrics) stays within 25% of what tracemalloc sees."""
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        head = Head(7_200_000)
+        n = 3000
+        refs = head.get_or_create(
+            [Labels.from_strings("__name__", "m", "job", "j", "i", str(i)) for i in range(n)]
+        )
+        rng = np.random.default_rng(0)
+        for k in range(100):
+            head.apply(refs, np.full(n, k * 15_000, np.int64), np.round(rng.random(n) * 100, 2))
+        gc.collect()
+        traced = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    est = head.stats()["memory_bytes"]
+    assert 0.75 * traced < est < 1.25 * traced, (est, traced)
+    assert head.stats()["chunk_samples"] + int(head.n.sum()) == 100 * n
