@@ -92,9 +92,14 @@ def encode_ts(ts: I64, counts: I64) -> bytes:
     second = starts[counts > 1] + 1
     dd[second] = d[second]  # second sample: the first delta
     z = codec.zigzag(dd)
+    # Three plane sets: first timestamps, first deltas, then deltas of deltas (all zero for
+    # regular scrapes, which lets the decoder skip both cumulative sums).
     lead = np.zeros(n, np.bool_)
-    lead[starts[counts > 0]] = True
-    return _compress(_put_planes(z[lead]) + _put_planes(z[~lead]))
+    lead[starts] = True
+    is_second = np.zeros(n, np.bool_)
+    is_second[second] = True
+    rest = ~(lead | is_second)
+    return _compress(_put_planes(z[lead]) + _put_planes(z[is_second]) + _put_planes(z[rest]))
 
 
 def _put_planes(z: np.ndarray) -> bytes:
@@ -116,19 +121,30 @@ def decode_ts(buf: bytes, counts: I64) -> I64:
     mv = memoryview(_decompress(buf))
     counts = counts[counts > 0]
     starts = seg_starts(counts)
-    lead = np.zeros(n, np.bool_)
-    lead[starts] = True
-    z = np.empty(n, np.uint64)
-    z[lead], pos = _get_planes(mv, 0, len(counts))
-    z[~lead], _ = _get_planes(mv, pos, n - len(counts))
-    dd = codec.unzigzag(z)
+    second = starts[counts > 1] + 1
+    first, pos = _get_planes(mv, 0, len(counts))
+    d1, pos = _get_planes(mv, pos, len(second))
+    nplanes = _PLANES.unpack_from(mv, pos)[0]
+    rest, _ = _get_planes(mv, pos, n - len(counts) - len(second))
     seg = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    step = np.zeros(len(counts), np.int64)
+    step[counts > 1] = codec.unzigzag(d1)
+    base = codec.unzigzag(first)
+    if nplanes == 0:  # constant interval per series: ts = first + j * delta (wrapping)
+        j = np.arange(n, dtype=np.int64) - starts[seg]
+        regular: I64 = (base[seg].view(np.uint64) + j.view(np.uint64) * step[seg].view(np.uint64)).view(
+            np.int64
+        )
+        return regular
     # Undo the two differences segment by segment: cumulative sums restarted per series.
-    first = dd[starts].copy()
-    dd[starts] = 0
+    dd = np.zeros(n, np.int64)
+    dd[second] = step[counts > 1]
+    keep = np.ones(n, np.bool_)
+    keep[starts] = False
+    keep[second] = False
+    dd[keep] = codec.unzigzag(rest)
     d = _seg_cumsum(dd, starts, seg)
-    d[starts] = 0
-    out: I64 = _seg_cumsum(d, starts, seg) + first[seg]
+    out: I64 = (_seg_cumsum(d, starts, seg).view(np.uint64) + base[seg].view(np.uint64)).view(np.int64)
     return out
 
 
@@ -232,15 +248,20 @@ def decode_values(scales_b: bytes, body: bytes, counts: I64) -> F64:
     z[lead], pos = _get_planes(mv, 0, nl)
     z[dec & ~lead], pos = _get_planes(mv, pos, nd)
     z[~dec & ~lead], pos = _get_planes(mv, pos, n - nl - nd)
-    x = np.where(dec, codec.unzigzag(z).view(np.uint64), z)
-    seg = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-    # Undo both predictions: int deltas by a wrapping cumsum, XOR by a prefix XOR; only the
-    # samples of each kind count, so the other kind is zeroed in each pass.
-    k = _seg_cumsum(np.where(dec, x, np.uint64(0)).view(np.int64), starts, seg)
-    xb = _seg_xor_accumulate(np.where(dec, np.uint64(0), x), starts, seg)
-    with np.errstate(all="ignore"):
-        f = k.astype(np.float64) / _POW10[np.where(dec, scales[seg], 0)]
-    out = np.where(dec, f.view(np.uint64), xb)
+    out = np.empty(n, np.uint64)
+    # Undo both predictions, each kind of series apart: decimal deltas by a wrapping
+    # cumulative sum, then k / 10**e; XOR by a prefix XOR.
+    if is_dec.any():
+        dc = counts[is_dec]
+        dseg = np.repeat(np.arange(len(dc), dtype=np.int64), dc)
+        k = _seg_cumsum(codec.unzigzag(z[dec]), seg_starts(dc), dseg)
+        with np.errstate(all="ignore"):
+            f = k.astype(np.float64) / _POW10[scales[is_dec][dseg]]
+        out[dec] = f.view(np.uint64)
+    if not is_dec.all():
+        xc = counts[~is_dec]
+        xseg = np.repeat(np.arange(len(xc), dtype=np.int64), xc)
+        out[~dec] = _seg_xor_accumulate(z[~dec], seg_starts(xc), xseg)
     (ne,) = _EXCEPTIONS.unpack_from(mv, pos)
     if ne:
         e = mv[pos + _EXCEPTIONS.size :]
