@@ -7,7 +7,8 @@ Prometheus's chain sample iterator, so callers pass inputs oldest first.
 
 Usually the inputs do *not* overlap: blocks and the head cover consecutive time ranges,
 so a merged series is its inputs' runs one after another. The merge therefore works on
-runs (one per input series), not samples: runs are ordered by (series, first timestamp)
+runs (slices of the inputs' columns, see :class:`~signalfire.storage.runs.RunSet`), not
+samples: runs are ordered by (series, first timestamp)
 and copied in one pass (:func:`~signalfire.storage.runs.concat_runs`). Only the series
 whose runs really overlap go through a sort of their samples with a dedupe mask.
 """
@@ -24,7 +25,7 @@ from signalfire._types import I64
 from signalfire.labels import Labels, Matcher
 from signalfire.storage.annotations import Annotations
 from signalfire.storage.interface import Querier, SelectHints
-from signalfire.storage.runs import concat_runs
+from signalfire.storage.runs import RunSet, concat_runs
 from signalfire.storage.series_set import SeriesSet, empty_series_set
 
 
@@ -57,6 +58,23 @@ def merge_series_sets(sets: Sequence[SeriesSet]) -> SeriesSet:
     Series keep their label set even without samples (a labels-only select). Returned
     arrays are fresh copies unless a single input is returned as it is.
     """
+    live = [s for s in sets if len(s)]
+    if len(live) == 1:
+        warnings = Annotations()
+        for s in sets:
+            warnings.merge(s.warnings)
+        only = live[0]
+        return only if not warnings or only.warnings is warnings else replace(only, warnings=warnings)
+    return merge_run_sets([RunSet.of(s) for s in sets])
+
+
+def merge_run_sets(sets: Sequence[RunSet]) -> SeriesSet:
+    """:func:`merge_series_sets` over runs: the samples are copied once, here.
+
+    Runs are ordered by (series, first timestamp, input); a series whose runs do not
+    overlap is its runs one after another, the others are sorted sample by sample. A
+    single input comes back as its ``to_series_set()``.
+    """
     warnings = Annotations()
     for s in sets:
         warnings.merge(s.warnings)
@@ -66,77 +84,113 @@ def merge_series_sets(sets: Sequence[SeriesSet]) -> SeriesSet:
         out.warnings.merge(warnings)
         return out
     if len(sets) == 1:
-        only = sets[0]
-        return only if only.warnings is warnings or not warnings else replace(only, warnings=warnings)
+        only = sets[0].to_series_set()
+        return only if not warnings or only.warnings is warnings else replace(only, warnings=warnings)
     uniq, gids = union_labels([s.labels for s in sets])
-    U, K = len(uniq), len(sets)
-    # One run per (input, series): its gid, input, start, length, first and last ts.
-    r_gid = np.concatenate(gids)
-    r_src = np.repeat(np.arange(K, dtype=np.int64), [len(s) for s in sets])
-    r_start = np.concatenate([s.offsets[:-1] for s in sets]).astype(np.int64, copy=False)
-    r_len = np.concatenate([np.diff(s.offsets) for s in sets]).astype(np.int64, copy=False)
-    has = r_len > 0
-    r_gid, r_src, r_start, r_len = r_gid[has], r_src[has], r_start[has], r_len[has]
-    r_first = np.concatenate([s.ts[s.offsets[:-1][np.diff(s.offsets) > 0]] for s in sets])
-    r_last = np.concatenate([s.ts[s.offsets[1:][np.diff(s.offsets) > 0] - 1] for s in sets])
-    # Runs in output order: by series, then time, then input (first listed wins ties).
-    order = np.lexsort((r_src, r_first, r_gid))
-    r_gid, r_src, r_start, r_len = r_gid[order], r_src[order], r_start[order], r_len[order]
-    r_first, r_last = r_first[order], r_last[order]
+    U = len(uniq)
+    # All inputs' runs in one table; column slots renumbered into shared column lists.
+    ts_cols: list[np.ndarray] = []
+    v_cols: list[np.ndarray] = []
+    has_st = any(s.st_cols is not None for s in sets)
+    st_cols: list[np.ndarray] = []
+    parts: list[tuple[I64, ...]] = []
+    for k, s in enumerate(sets):
+        nonempty = np.flatnonzero(s.length > 0)
+        first, last = s.first_last(nonempty)
+        gid = np.repeat(gids[k], np.diff(s.run_off))[nonempty]
+        ts_slot = s.ts_slot[nonempty] + len(ts_cols)
+        v_slot = s.v_slot[nonempty] + len(v_cols)
+        src = np.full(len(nonempty), k, np.int64)
+        parts.append(
+            (
+                gid,
+                src,
+                first,
+                last,
+                s.length[nonempty],
+                ts_slot,
+                s.ts_start[nonempty],
+                v_slot,
+                s.v_start[nonempty],
+            )
+        )
+        ts_cols.extend(s.ts_cols)
+        v_cols.extend(s.v_cols)
+        if has_st:
+            st_cols.extend(
+                s.st_cols if s.st_cols is not None else [np.zeros(len(c), np.int64) for c in s.v_cols]
+            )
+    gid, src, first, last, length, ts_slot, ts_start, v_slot, v_start = (
+        np.concatenate(c) for c in zip(*parts)
+    )
+    # Runs in output order: by series, then time, then input (the first listed wins ties).
+    order = np.lexsort((src, first, gid))
+    gid, first, last, length = gid[order], first[order], last[order], length[order]
+    ts_slot, ts_start, v_slot, v_start, src = (
+        ts_slot[order],
+        ts_start[order],
+        v_slot[order],
+        v_start[order],
+        src[order],
+    )
     # A series overlaps when one of its runs starts at or before the previous run ends.
-    clash = (r_gid[1:] == r_gid[:-1]) & (r_first[1:] <= r_last[:-1])
-    ts_in = [s.ts for s in sets]
-    vals_in = [s.values for s in sets]
-    has_st = any(s.st is not None for s in sets)
-    st_in = [s.st if s.st is not None else np.zeros(s.num_samples, np.int64) for s in sets] if has_st else []
+    clash = (gid[1:] == gid[:-1]) & (first[1:] <= last[:-1])
     if clash.any():
         bad_gid = np.zeros(U, np.bool_)
-        bad_gid[r_gid[1:][clash]] = True
-        bad = bad_gid[r_gid]
-        # The overlapping series become one extra input whose runs replace theirs.
-        fixed = _merge_overlapping(ts_in, vals_in, st_in, r_gid[bad], r_src[bad], r_start[bad], r_len[bad])
-        f_gid, f_start, f_len, f_ts, f_vals, f_st = fixed
-        ts_in.append(f_ts)
-        vals_in.append(f_vals)
+        bad_gid[gid[1:][clash]] = True
+        bad = bad_gid[gid]
+        runs = (gid[bad], src[bad], length[bad], ts_slot[bad], ts_start[bad], v_slot[bad], v_start[bad])
+        f_gid, f_start, f_len, f_ts, f_vals, f_st = _merge_overlapping(ts_cols, v_cols, st_cols, *runs)
+        # The merged samples become one more column whose runs replace the overlapping ones.
+        f_slot = np.full(len(f_gid), len(ts_cols), np.int64)
+        ts_cols.append(f_ts)
+        v_cols.append(f_vals)
         if has_st:
-            st_in.append(f_st)
+            st_cols.append(f_st)
         keep = ~bad
-        r_gid = np.concatenate([r_gid[keep], f_gid])
-        r_src = np.concatenate([r_src[keep], np.full(len(f_gid), K, np.int64)])
-        r_start = np.concatenate([r_start[keep], f_start])
-        r_len = np.concatenate([r_len[keep], f_len])
-        order = np.argsort(r_gid, kind="stable")
-        r_gid, r_src, r_start, r_len = r_gid[order], r_src[order], r_start[order], r_len[order]
+        gid = np.concatenate([gid[keep], f_gid])
+        length = np.concatenate([length[keep], f_len])
+        ts_slot = np.concatenate([ts_slot[keep], f_slot])
+        v_slot = np.concatenate([v_slot[keep], f_slot])
+        ts_start = np.concatenate([ts_start[keep], f_start])
+        v_start = np.concatenate([v_start[keep], f_start])
+        order = np.argsort(gid, kind="stable")
+        gid, length, ts_slot, ts_start, v_slot, v_start = (
+            gid[order], length[order], ts_slot[order], ts_start[order], v_slot[order], v_start[order]
+        )  # fmt: skip
     counts = np.zeros(U, np.int64)
-    np.add.at(counts, r_gid, r_len)
+    np.add.at(counts, gid, length)
     offsets = np.zeros(U + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
     return SeriesSet(
         uniq,
         offsets,
-        concat_runs(ts_in, r_src, r_start, r_len, np.int64),
-        concat_runs(vals_in, r_src, r_start, r_len, np.float64),
+        concat_runs(ts_cols, ts_slot, ts_start, length, np.int64),
+        concat_runs(v_cols, v_slot, v_start, length, np.float64),
         warnings=warnings,
-        st=concat_runs(st_in, r_src, r_start, r_len, np.int64) if has_st else None,
+        st=concat_runs(st_cols, v_slot, v_start, length, np.int64) if has_st else None,
     )
 
 
 def _merge_overlapping(
-    ts_in: list[np.ndarray],
-    vals_in: list[np.ndarray],
-    st_in: list[np.ndarray],
+    ts_cols: list[np.ndarray],
+    v_cols: list[np.ndarray],
+    st_cols: list[np.ndarray],
     gid: I64,
     src: I64,
-    start: I64,
     length: I64,
+    ts_slot: I64,
+    ts_start: I64,
+    v_slot: I64,
+    v_start: I64,
 ) -> tuple[I64, I64, I64, I64, np.ndarray, I64 | None]:
     """Samples of overlapping runs sorted by (series, ts, input), equal timestamps dropped.
 
     Returns (gid, start, length) of one run per series plus the merged ts, values, st.
     """
-    ts = concat_runs(ts_in, src, start, length, np.int64)
-    vals = concat_runs(vals_in, src, start, length, np.float64)
-    st = concat_runs(st_in, src, start, length, np.int64) if st_in else None
+    ts = concat_runs(ts_cols, ts_slot, ts_start, length, np.int64)
+    vals = concat_runs(v_cols, v_slot, v_start, length, np.float64)
+    st = concat_runs(st_cols, v_slot, v_start, length, np.int64) if st_cols else None
     g = np.repeat(gid, length)
     order = np.lexsort((np.repeat(src, length), ts, g))
     g, t = g[order], ts[order]
@@ -162,7 +216,13 @@ class MergeQuerier:
         self._queriers = list(queriers)
 
     def select(self, matchers: Sequence[Matcher], hints: SelectHints | None = None) -> SeriesSet:
-        return merge_series_sets([q.select(matchers, hints) for q in self._queriers])
+        """The merged selection; queriers that offer ``select_runs`` hand over runs, so
+        their samples are copied once, by the merge."""
+        sets = []
+        for q in self._queriers:
+            select_runs = getattr(q, "select_runs", None)
+            sets.append(select_runs(matchers, hints) if select_runs else RunSet.of(q.select(matchers, hints)))
+        return merge_run_sets(sets)
 
     def label_names(self, matchers: Sequence[Matcher] = ()) -> list[str]:
         names: set[str] = set()

@@ -16,10 +16,14 @@ large temporaries dominate here:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from signalfire._types import I64
+from signalfire.labels import Labels
+from signalfire.storage.annotations import Annotations
+from signalfire.storage.series_set import SeriesSet
 
 #: Mean run length from which a Python list of views beats a ragged fancy index
 #: (a view costs ~0.2 µs; an indexed element ~5 ns including the index itself).
@@ -66,3 +70,91 @@ def concat_runs(
         np.cumsum([len(a) for a in arrays[:-1]], out=base[1:])
     idx = ragged_arange(base[which] + start, length)
     return np.asarray(flat[idx], dtype)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSet:
+    """Series whose samples are runs of shared columns, not yet copied out.
+
+    What a store hands a merge so that samples are copied once, by the merge, instead of
+    once by each store and again by the merge. S series sorted by labels; series ``i``
+    owns runs ``run_off[i]:run_off[i+1]`` in time order; run ``r`` is ``length[r]``
+    timestamps of ``ts_cols[ts_slot[r]]`` from ``ts_start[r]`` and as many values (and
+    start timestamps, when ``st_cols`` is not None) of ``v_cols[v_slot[r]]`` /
+    ``st_cols[v_slot[r]]`` from ``v_start[r]``. Columns are read-only to everyone; they
+    may be cached chunks or mmap views, valid until the querier closes.
+    """
+
+    labels: Sequence[Labels]
+    run_off: I64  # int64[S+1]
+    length: I64  # int64[R]
+    ts_cols: list[np.ndarray]
+    ts_slot: I64
+    ts_start: I64
+    v_cols: list[np.ndarray]
+    v_slot: I64
+    v_start: I64
+    st_cols: list[np.ndarray] | None = None
+    warnings: Annotations = field(default_factory=Annotations)
+    #: The SeriesSet these runs cover one to one (set by :meth:`of`), so a merge of one
+    #: input can hand it back without copying.
+    source: SeriesSet | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @classmethod
+    def of(cls, ss: SeriesSet) -> RunSet:
+        """A SeriesSet as runs: one per series, over its own arrays (no copy)."""
+        S = len(ss.labels)
+        zero = np.zeros(S, np.int64)
+        start = np.asarray(ss.offsets[:-1], np.int64)
+        return cls(
+            ss.labels,
+            np.arange(S + 1, dtype=np.int64),
+            np.diff(ss.offsets).astype(np.int64, copy=False),
+            [ss.ts],
+            zero,
+            start,
+            [ss.values],
+            zero,
+            start,
+            [ss.st] if ss.st is not None else None,
+            ss.warnings,
+            ss,
+        )
+
+    def first_last(self, runs: I64) -> tuple[I64, I64]:
+        """First and last timestamp of each of ``runs`` (which must not be empty)."""
+        first = np.empty(len(runs), np.int64)
+        last = np.empty(len(runs), np.int64)
+        slots = self.ts_slot[runs]
+        starts = self.ts_start[runs]
+        ends = starts + self.length[runs] - 1
+        for s in np.unique(slots).tolist():  # loop over columns, each a gather
+            sel = slots == s
+            col = self.ts_cols[s]
+            first[sel] = col[starts[sel]]
+            last[sel] = col[ends[sel]]
+        return first, last
+
+    def to_series_set(self) -> SeriesSet:
+        """The runs as a SeriesSet: fresh arrays, or :attr:`source` when there is one."""
+        if self.source is not None:
+            return self.source
+        # Samples before each run, read at series boundaries: the output offsets.
+        before = np.zeros(len(self.length) + 1, np.int64)
+        np.cumsum(self.length, out=before[1:])
+        offsets = before[self.run_off]
+        return SeriesSet(
+            self.labels,
+            offsets,
+            concat_runs(self.ts_cols, self.ts_slot, self.ts_start, self.length, np.int64),
+            concat_runs(self.v_cols, self.v_slot, self.v_start, self.length, np.float64),
+            warnings=self.warnings,
+            st=(
+                concat_runs(self.st_cols, self.v_slot, self.v_start, self.length, np.int64)
+                if self.st_cols is not None
+                else None
+            ),
+        )

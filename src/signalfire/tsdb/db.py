@@ -29,7 +29,8 @@ from signalfire.errors import BadDataError, StorageError
 from signalfire.labels import Matcher
 from signalfire.storage import Querier, SelectHints, SeriesSet
 from signalfire.storage.merge import MergeQuerier
-from signalfire.tsdb.block import Block, delete_block_dir, write_block
+from signalfire.storage.runs import RunSet
+from signalfire.tsdb.block import Block, BlockQuerier, delete_block_dir, write_block
 from signalfire.tsdb.block_meta import is_ulid
 from signalfire.tsdb.compact import compact_blocks, plan_compaction
 from signalfire.tsdb.head import Head
@@ -444,13 +445,17 @@ class DB:
 class _TrackedQuerier:
     """A block querier that tells the DB when it is closed (see ``DB._release``)."""
 
-    def __init__(self, inner: Querier, ulid: str, release: Callable[[str], None]) -> None:
+    def __init__(self, inner: BlockQuerier, ulid: str, release: Callable[[str], None]) -> None:
         self._inner = inner
         self._ulid = ulid
         self._release: Callable[[str], None] | None = release
 
     def select(self, matchers: Sequence[Matcher], hints: SelectHints | None = None) -> SeriesSet:
         return self._inner.select(matchers, hints)
+
+    def select_runs(self, matchers: Sequence[Matcher], hints: SelectHints | None = None) -> RunSet:
+        """Runs for :class:`~signalfire.storage.merge.MergeQuerier` (one copy, by the merge)."""
+        return self._inner.select_runs(matchers, hints)
 
     def label_names(self, matchers: Sequence[Matcher] = ()) -> list[str]:
         return self._inner.label_names(matchers)

@@ -11,7 +11,7 @@ pass. Tombstones, when the block has any, are a mask over the result.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from signalfire._types import I64
 from signalfire.errors import CorruptionError
 from signalfire.labels import Matcher
 from signalfire.storage import SelectHints, SeriesSet
-from signalfire.storage.runs import concat_runs, ragged_arange
+from signalfire.storage.runs import RunSet, concat_runs, ragged_arange
 from signalfire.tsdb.index.postings import select_postings
 
 if TYPE_CHECKING:
@@ -48,21 +48,57 @@ class BlockQuerier:
         ``hints.func == "series"`` only label sets are returned (no samples are decoded).
         """
         self._check_open()
+        mint, maxt = self._range(hints)
+        ids = select_postings(self.block.index, matchers)
+        if hints is not None and hints.func == "series":
+            return self._labels_only(ids, mint, maxt)
+        alive, offsets, ts, values, st = self.read_series(ids, mint, maxt)
+        return SeriesSet(self.block.index.series_labels(alive), offsets, ts, values, st=st)
+
+    def select_runs(self, matchers: Sequence[Matcher], hints: SelectHints | None = None) -> RunSet:
+        """:meth:`select` as runs of the decoded (cached, read-only) chunk columns.
+
+        For a merge, which then copies every sample once. The columns stay valid while
+        the block is open. Blocks with tombstones and labels-only selects fall back to
+        :meth:`select`.
+        """
+        self._check_open()
+        if self.block.tombstones or (hints is not None and hints.func == "series"):
+            return RunSet.of(self.select(matchers, hints))
+        mint, maxt = self._range(hints)
+        ids = select_postings(self.block.index, matchers)
+        owner, t_cols, t_slot, t_start, v_cols, st_cols, v_slot, v_start, lens = self._runs(ids, mint, maxt)
+        keep = lens > 0
+        owner = owner[keep]
+        alive, run_counts = np.unique(owner, return_counts=True)
+        run_off = np.zeros(len(alive) + 1, np.int64)
+        np.cumsum(run_counts, out=run_off[1:])
+        return RunSet(
+            self.block.index.series_labels(ids[alive]),
+            run_off,
+            lens[keep],
+            t_cols,
+            t_slot[keep],
+            t_start[keep],
+            v_cols,
+            v_slot[keep],
+            v_start[keep],
+            st_cols or None,
+        )
+
+    def _range(self, hints: SelectHints | None) -> tuple[int, int]:
         mint, maxt = self.mint, self.maxt
         if hints is not None:
             mint = max(mint, hints.start) if hints.start is not None else mint
             maxt = min(maxt, hints.end) if hints.end is not None else maxt
-        index = self.block.index
-        ids = select_postings(index, matchers)
-        if hints is not None and hints.func == "series":
-            _, owner = self._pieces(ids, mint, maxt)
-            keep = np.unique(owner)
-            zero = np.zeros(len(keep) + 1, np.int64)
-            return SeriesSet(
-                index.series_labels(ids[keep]), zero, np.empty(0, np.int64), np.empty(0, np.float64)
-            )
-        alive, offsets, ts, values, st = self.read_series(ids, mint, maxt)
-        return SeriesSet(index.series_labels(alive), offsets, ts, values, st=st)
+        return mint, maxt
+
+    def _labels_only(self, ids: I64, mint: int, maxt: int) -> SeriesSet:
+        _, owner = self._pieces(ids, mint, maxt)
+        keep = np.unique(owner)
+        zero = np.zeros(len(keep) + 1, np.int64)
+        labels = self.block.index.series_labels(ids[keep])
+        return SeriesSet(labels, zero, np.empty(0, np.int64), np.empty(0, np.float64))
 
     def read_series(self, ids: I64, mint: int, maxt: int) -> tuple[I64, I64, I64, np.ndarray, I64 | None]:
         """Samples of block series ``ids`` (sorted) in ``[mint, maxt]`` without tombstoned ones.
@@ -70,6 +106,31 @@ class BlockQuerier:
         Returns (ids that kept samples, offsets, ts, values, st or None): the ragged
         arrays of a SeriesSet without building label sets, for compaction. Fresh arrays,
         never views of the (cached) decoded chunks.
+        """
+        owner, t_cols, t_slot, t_start, v_cols, st_cols, v_slot, v_start, lens = self._runs(ids, mint, maxt)
+        ts = concat_runs(t_cols, t_slot, t_start, lens, np.int64)
+        values = concat_runs(v_cols, v_slot, v_start, lens, np.float64)
+        st = concat_runs(st_cols, v_slot, v_start, lens, np.int64) if st_cols else None
+        counts = np.bincount(owner, weights=lens, minlength=len(ids)).astype(np.int64)
+        tomb = self.block.tombstones
+        if tomb and len(ts):
+            off = np.zeros(len(ids) + 1, np.int64)
+            np.cumsum(counts, out=off[1:])
+            keep_sample = ~tomb.deleted_mask(ids, off, ts)
+            counts = np.bincount(np.repeat(owner, lens)[keep_sample], minlength=len(ids))
+            ts, values = ts[keep_sample], values[keep_sample]
+            st = st[keep_sample] if st is not None else None
+        alive = np.flatnonzero(counts > 0)
+        offsets = np.zeros(len(alive) + 1, np.int64)
+        np.cumsum(counts[alive], out=offsets[1:])
+        return ids[alive], offsets, ts, values, st
+
+    def _runs(self, ids: I64, mint: int, maxt: int) -> tuple[Any, ...]:
+        """Every piece of ``ids`` in range as a run of decoded columns, trimmed to the range.
+
+        Returns (owner position in ``ids``, ts columns, ts slot, ts start, value columns,
+        st columns or [], value slot, value start, length); runs may be empty after the
+        trim. Pieces come in (series, time) order.
         """
         pieces, owner = self._pieces(ids, mint, maxt)
         t = self.block.index.t
@@ -93,22 +154,7 @@ class BlockQuerier:
             v_start[cut] += lo
             t_start[cut] += lo
             lens[cut] = hi - lo
-        ts = concat_runs(t_cols, t_slot, t_start, lens, np.int64)
-        values = concat_runs(v_cols, v_slot, v_start, lens, np.float64)
-        st = concat_runs(st_cols, v_slot, v_start, lens, np.int64) if st_cols else None
-        counts = np.bincount(owner, weights=lens, minlength=len(ids)).astype(np.int64)
-        tomb = self.block.tombstones
-        if tomb and len(ts):
-            off = np.zeros(len(ids) + 1, np.int64)
-            np.cumsum(counts, out=off[1:])
-            keep_sample = ~tomb.deleted_mask(ids, off, ts)
-            counts = np.bincount(np.repeat(owner, lens)[keep_sample], minlength=len(ids))
-            ts, values = ts[keep_sample], values[keep_sample]
-            st = st[keep_sample] if st is not None else None
-        alive = np.flatnonzero(counts > 0)
-        offsets = np.zeros(len(alive) + 1, np.int64)
-        np.cumsum(counts[alive], out=offsets[1:])
-        return ids[alive], offsets, ts, values, st
+        return owner, t_cols, t_slot, t_start, v_cols, st_cols, v_slot, v_start, lens
 
     def _pieces(self, ids: I64, mint: int, maxt: int) -> tuple[I64, I64]:
         """Pieces of series ``ids`` overlapping ``[mint, maxt]`` in (series, time) order, with owners."""

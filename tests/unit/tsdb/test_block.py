@@ -11,6 +11,8 @@ from signalfire._types import STALE_NAN_BITS
 from signalfire.errors import CorruptionError, StorageError
 from signalfire.labels import Labels, Matcher, MatchType
 from signalfire.storage import SelectHints, SeriesSet, series_set_from_lists
+from signalfire.storage.merge import merge_run_sets
+from signalfire.storage.runs import RunSet
 from signalfire.tsdb.block import Block, BlockMeta, new_ulid, ulid_time, write_block
 from signalfire.tsdb.block_meta import read_meta
 from signalfire.tsdb.block_write import BlockWriter
@@ -309,3 +311,30 @@ def test_concurrent_queriers_and_delete(block: Block) -> None:
     for t in threads:
         t.join()
     assert not errors
+
+
+@pytest.mark.parametrize(
+    "mint,maxt",
+    [(0, 6 * H), (H + 7, 4 * H - 3), (2 * H, 2 * H), (-5, 10)],
+    ids=["all", "cut", "one-ms", "edge"],
+)
+def test_select_runs_equal_select(tmp_path: Path, mint: int, maxt: int) -> None:
+    # Runs over the decoded chunks, copied out once (by a merge), give what select copies.
+    ss = _series(n=6, steps=1200)
+    st = np.where(np.arange(ss.num_samples) % 7 == 0, 1234, 0).astype(np.int64)
+    ss = SeriesSet(ss.labels, ss.offsets, ss.ts, ss.values, st=st)
+    meta = write_block(tmp_path, ss, min_time=0, max_time=6 * H)
+    with Block.open(tmp_path / meta.ulid) as b, b.querier(mint, maxt) as q:
+        ms = [Matcher(MatchType.REGEX, "i", "[0-4]")]
+        want = q.select(ms)
+        runs = q.select_runs(ms)
+        got = runs.to_series_set()
+        _same(got, want)
+        assert got.st is not None and want.st is not None and got.st.tolist() == want.st.tolist()
+        # A merge with a disjoint later input appends its samples after the block's.
+        later = series_set_from_lists(
+            [want.labels[0]] if len(want) else [], [np.array([10 * H])], [np.ones(1)]
+        )
+        merged = merge_run_sets([runs, RunSet.of(later)])
+        merged.validate()
+        assert merged.num_samples == want.num_samples + len(later)
