@@ -14,9 +14,10 @@ out-of-order window) are appended too and the few series that received them are 
 
 Cut samples: once a series holds ``chunk_samples`` samples in its slab, the batch that
 filled it cuts it, together with every other series it filled, into compressed groups
-(``head_chunks``; ``nc[ref]`` counts a series' cut samples) and empties the slab for reuse.
-Reads (:meth:`Head.samples`) decode the groups a query needs and append the slab; an
-out-of-order sample older than a cut chunk stays in the slab, and reads sort such series.
+(``head_chunks``; ``nc[ref]`` counts a series' cut samples) and empties the slab for reuse;
+small cuts are merged into ~120-sample chunks later. Reads (:meth:`Head.samples`) decode
+the groups a query needs and append the slab; an out-of-order sample older than a cut
+chunk stays in the slab, and reads sort such series.
 
 Thread-safety: the owner (``DB``) holds ``Head.lock`` around every mutation and every read
 that copies data out; the head itself takes no locks.

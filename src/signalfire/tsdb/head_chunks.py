@@ -6,6 +6,11 @@ value record, one compressed timestamp column), and the slabs are emptied for re
 A group keeps in memory only what finding it needs: its sorted series refs, the sample
 count of each, and its time range.
 
+Groups are *young* until their series hold ``MERGE_SAMPLES`` (120) samples on average;
+then the young groups are decoded and written again ``GROUP_SERIES`` series at a time,
+one run per series, so small cuts (the head cuts after a few dozen samples to keep the
+raw slabs small) and cuts of few series end up as full-size, well-compressed chunks.
+
 Encodings, chosen for a cut that runs on the append path:
 
 * values: per series, the block codec's decimal test (``codec.decimal_scale``): a series
@@ -16,8 +21,9 @@ Encodings, chosen for a cut that runs on the append path:
   block codec's idea without its costlier per-series model fitting (delta-of-delta, GCD,
   bias, bit planes), which would halve append throughput; blocks still get it.
 * timestamps: per series the first timestamp, the first delta, then deltas of deltas,
-  zigzagged, as byte planes, zstd level 1. Regular scrapes give all-zero planes, which
-  ``to_planes`` drops, so a group's timestamps are a few dozen bytes.
+  zigzagged, as three sets of byte planes, zstd level 1. Regular scrapes give all-zero
+  delta-of-delta planes, which ``to_planes`` drops (and the decoder then needs no
+  cumulative sums), so a group's timestamps are a few dozen bytes.
 
 Reads decode whole groups (array work per group, no per-sample Python) and keep the
 series asked for; :func:`merge_pieces` interleaves the pieces of several groups and the
@@ -501,8 +507,11 @@ class HeadChunks:
             if gi not in hit:
                 kept.append(g)
                 continue
-            ts, v, st = g.decode()
             owner = np.repeat(g.refs, g.counts)
+            if sorted_refs is None and mint <= g.mint and g.maxt <= maxt:
+                removed.append(owner)  # all of it (a head truncation): no decoding
+                continue
+            ts, v, st = g.decode()
             drop = (ts >= mint) & (ts <= maxt)
             if sorted_refs is not None:
                 i = np.minimum(np.searchsorted(sorted_refs, g.refs), len(sorted_refs) - 1)
