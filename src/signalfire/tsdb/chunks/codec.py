@@ -168,16 +168,38 @@ def to_bitplanes(z: U64, runs: I64) -> tuple[int, bytes]:
     return nbits, b"".join(out)
 
 
+_ACC_TYPES = ((np.uint8, 8), (np.uint16, 16), (np.uint32, 32), (np.uint64, 64))
+
+
 def from_bitplanes(nbits: int, runs: I64, buf: bytes | memoryview) -> U64:
-    """Inverse of :func:`to_bitplanes`."""
-    pos, total = _padded_positions(runs)
-    zp = np.zeros(total, np.uint64)
+    """Inverse of :func:`to_bitplanes`.
+
+    Planes are OR-ed into the narrowest unsigned type that holds ``nbits`` (most
+    residuals need one or two bytes), and the run padding is dropped with a mask built
+    from the few padding positions at each run's end.
+    """
+    runs = np.asarray(runs, np.int64)
+    padded = (runs + 7) // 8 * 8
+    total = int(padded.sum())
     plane_bytes = total // 8
     raw = np.frombuffer(buf, np.uint8, count=nbits * plane_bytes)
+    acc_type = next(t for t, bits in _ACC_TYPES if nbits <= bits)
+    zp = np.zeros(total, acc_type)
     for b in range(nbits):  # loop over bit planes, each a whole-array pass
         bits = np.unpackbits(raw[b * plane_bytes : (b + 1) * plane_bytes], bitorder="little")
-        zp |= bits.astype(np.uint64) << np.uint64(b)
-    out: U64 = zp[pos]
+        if acc_type is np.uint8:
+            bits <<= np.uint8(b)
+            zp |= bits
+        else:
+            zp |= bits.astype(acc_type) << acc_type(b)
+    pad = padded - runs
+    if total and pad.any():
+        keep = np.ones(total, np.bool_)
+        ends = np.cumsum(padded)
+        for k in range(1, 8):  # at most 7 padding values per run
+            keep[ends[pad >= k] - k] = False
+        zp = zp[keep]
+    out: U64 = zp.astype(np.uint64, copy=False)
     return out
 
 
