@@ -184,7 +184,11 @@ class DB:
         queriers: list[Querier] = [
             _TrackedQuerier(b.querier(mint, maxt), b.meta.ulid, self._release) for b in blocks
         ]
-        queriers.append(HeadQuerier(self.head, mint, maxt))
+        # The head only when it may hold samples in range (Prometheus: maxt >= head mint);
+        # an empty head's min_time is MAX_TIME. Not skipped when nothing else is left, so
+        # every querier answers label names and values from the head as before.
+        if maxt >= self.head.min_time or not queriers:
+            queriers.append(HeadQuerier(self.head, mint, maxt))
         return queriers[0] if len(queriers) == 1 else MergeQuerier(queriers)
 
     def _release(self, ulid: str) -> None:
