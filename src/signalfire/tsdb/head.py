@@ -9,8 +9,9 @@ columns (``pool_ts``, ``pool_v`` and, once a start timestamp was seen, ``pool_st
 ``n[ref]`` says how many are filled. Slabs are always sorted by time. A batch is written
 with one scatter (``np.argsort`` by ref, per-ref counts, fancy indexing); a series whose
 slab is full moves to a slab twice as large at the end of the pool, and the pool is
-repacked when abandoned slabs outweigh live ones. Out-of-order samples (admitted by the
-out-of-order window) are appended too and the few series that received them are re-sorted.
+repacked when abandoned slabs outweigh live ones (the slab operations are in
+``head_slabs``). Out-of-order samples (admitted by the out-of-order window) are appended
+too and the few series that received them are re-sorted.
 
 Cut samples: once a series holds ``chunk_samples`` samples in its slab, the batch that
 filled it cuts it, together with every other series it filled, into compressed groups
@@ -31,39 +32,24 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from signalfire._types import F64, I64, MAX_TIME, MIN_TIME, Bool
+from signalfire._types import F64, I64, MAX_TIME, MIN_TIME
 from signalfire.errors import BadDataError
 from signalfire.labels import Labels, Matcher
 from signalfire.storage import AppendStats
 from signalfire.tsdb.head_chunks import HeadChunks, merge_pieces
 from signalfire.tsdb.head_postings import HeadPostings
+from signalfire.tsdb.head_slabs import SlabPool, ragged_index, round_cap
 from signalfire.tsdb.wal import records
 
 __all__ = ["Head", "HeadPostings", "ragged_index"]
 
-_MIN_CAP = 16
 #: Samples a slab holds before it is cut. Slabs are raw (16 B/sample), so a small slab
 #: keeps an active series' open memory small (512 B); the cut groups are merged later into
 #: ~120-sample chunks (``head_chunks.MERGE_SAMPLES``) that compress like Prometheus's.
 CHUNK_SAMPLES = 32
 
 
-def ragged_index(starts: I64, lens: I64) -> I64:
-    """Concatenated ``arange(starts[i], starts[i] + lens[i])`` for all i (int64[sum(lens)])."""
-    total = int(lens.sum())
-    if total == 0:
-        return np.empty(0, np.int64)
-    ends = np.cumsum(lens)
-    return np.repeat(starts - (ends - lens), lens) + np.arange(total, dtype=np.int64)
-
-
-def _round_cap(need: I64) -> I64:
-    """Next power of two at or above ``need`` (at least _MIN_CAP): amortised O(1) growth."""
-    x = np.maximum(need, _MIN_CAP).astype(np.float64)
-    return np.left_shift(np.int64(1), np.ceil(np.log2(x)).astype(np.int64))
-
-
-class Head:
+class Head(SlabPool):
     """Series registry plus sample slabs. See the module docstring for the layout."""
 
     def __init__(
@@ -72,7 +58,7 @@ class Head:
         self.chunk_range = chunk_range
         #: A slab holding this many samples is cut into a compressed chunk.
         self.chunk_samples = max(1, chunk_samples)
-        self._slab_cap = int(_round_cap(np.array([self.chunk_samples], np.int64))[0])
+        self._slab_cap = int(round_cap(np.array([self.chunk_samples], np.int64))[0])
         self.chunks = HeadChunks()
         self._registry_bytes = 0  # estimate for labels, postings, maps (see memory_bytes)
         self.lock = threading.RLock()
@@ -255,76 +241,6 @@ class Head:
 
     # ---------------------------------------------------------------- slabs
 
-    def _reserve_pool(self, extra: int) -> bool:
-        """Make room for ``extra`` more pooled samples; True when it repacked (which
-        moves and resizes slabs, so the caller must recompute what it needs)."""
-        if self.pool_end + extra <= len(self.pool_ts):
-            return False
-        if self.wasted > self.pool_end // 2:
-            self.repack()
-            return True
-        size = max(len(self.pool_ts) * 3 // 2, self.pool_end + extra)  # 1.5x: less idle memory
-        for name in ("pool_ts", "pool_v", "pool_st"):
-            arr = getattr(self, name)
-            if arr is None:
-                continue
-            grown = np.zeros(size, arr.dtype) if name == "pool_st" else np.empty(size, arr.dtype)
-            grown[: self.pool_end] = arr[: self.pool_end]
-            setattr(self, name, grown)
-        return False
-
-    def _columns(self) -> list[np.ndarray]:
-        return [a for a in (self.pool_ts, self.pool_v, self.pool_st) if a is not None]
-
-    def repack(self) -> None:
-        """Copy every live slab into a fresh, dense pool (drops abandoned slabs).
-
-        A series that was cut keeps its usual slab size even while empty, so it does not
-        grow through small slabs again; a series without samples gives its slab up."""
-        refs = np.flatnonzero(self.cap[: len(self._labels)] > 0)
-        n = self.n[refs]
-        active = (n > 0) | (self.nc[refs] > 0)
-        caps = np.maximum(_round_cap(n + 1), np.minimum(self.cap[refs], self._slab_cap))
-        caps[~active] = 0
-        new_start = np.cumsum(caps) - caps
-        src = ragged_index(self.start[refs], n)
-        dst = ragged_index(new_start, n)
-        size = max(int(caps.sum()) * 5 // 4, 1 << 16)
-        for name in ("pool_ts", "pool_v", "pool_st"):
-            arr = getattr(self, name)
-            if arr is None:
-                continue
-            fresh = np.zeros(size, arr.dtype)
-            fresh[dst] = arr[src]
-            setattr(self, name, fresh)
-        self.start[refs] = new_start
-        self.cap[refs] = caps
-        self.pool_end = int(caps.sum())
-        self.wasted = 0
-
-    def _ensure_room(self, refs: I64, counts: I64) -> None:
-        """Give every series in ``refs`` (unique) room for ``counts`` more samples."""
-        while True:
-            need = self.n[refs] + counts
-            grow = need > self.cap[refs]
-            if not grow.any():
-                return
-            new_cap = _round_cap(need[grow])
-            if not self._reserve_pool(int(new_cap.sum())):
-                break  # a repack tightened slabs: judge again (at most once, waste is 0 now)
-        g = refs[grow]
-        new_start = self.pool_end + np.cumsum(new_cap) - new_cap
-        old_n = self.n[g]
-        if old_n.any():
-            src = ragged_index(self.start[g], old_n)
-            dst = ragged_index(new_start, old_n)
-            for col in self._columns():
-                col[dst] = col[src]
-        self.wasted += int(self.cap[g].sum())
-        self.start[g] = new_start
-        self.cap[g] = new_cap
-        self.pool_end += int(new_cap.sum())
-
     def apply(self, refs: I64, ts: I64, values: F64, st: I64 | None = None) -> None:
         """Store accepted samples (commit order) with one scatter; re-sort series that got
         out-of-order samples. Exact duplicates of stored timestamps keep the stored sample."""
@@ -406,7 +322,7 @@ class Head:
     def set_chunk_samples(self, n: int) -> None:
         """Change how many samples a slab holds before it is cut (tuning, benches)."""
         self.chunk_samples = max(1, int(n))
-        self._slab_cap = int(_round_cap(np.array([self.chunk_samples], np.int64))[0])
+        self._slab_cap = int(round_cap(np.array([self.chunk_samples], np.int64))[0])
 
     def samples(self, refs: I64, mint: int, maxt: int) -> tuple[I64, I64, F64, I64 | None]:
         """Samples of ``refs`` (any order, unique) in ``[mint, maxt]``, copied, as ragged
@@ -453,32 +369,6 @@ class Head:
         found[found] = ts[lo[found]] == t[found]
         value[found] = vals[lo[found]]
         return found, value
-
-    def _resort(self, refs: I64) -> None:
-        """Sort the slabs of ``refs`` by time and drop repeated timestamps (first one wins)."""
-        lens = self.n[refs]
-        idx = ragged_index(self.start[refs], lens)
-        owner = np.repeat(np.arange(len(refs)), lens)
-        t = self.pool_ts[idx]
-        order = np.lexsort((t, owner))  # stable: stored samples precede new ones at equal t
-        t, owner = t[order], owner[order]
-        keep = np.ones(len(t), np.bool_)
-        keep[1:] = (t[1:] != t[:-1]) | (owner[1:] != owner[:-1])
-        new_lens = np.bincount(owner[keep], minlength=len(refs)).astype(np.int64)
-        dst = ragged_index(self.start[refs], new_lens)
-        for col in self._columns():
-            col[dst] = col[idx[order[keep]]]
-        self.n[refs] = new_lens
-
-    def _rewrite(self, refs: I64, keep: Bool, idx: I64, lens: I64) -> None:
-        """Keep only the samples ``keep`` of ``refs`` (gathered at ``idx``), compacting slabs."""
-        owner = np.repeat(np.arange(len(refs)), lens)
-        new_lens = np.bincount(owner[keep], minlength=len(refs)).astype(np.int64)
-        dst = ragged_index(self.start[refs], new_lens)
-        for col in self._columns():
-            col[dst] = col[idx[keep]]
-        self.n[refs] = new_lens
-        self.generation += 1
 
     def delete(self, refs: I64, mint: int, maxt: int) -> int:
         """Remove samples in ``[mint, maxt]`` of ``refs``; returns how many were removed.
@@ -564,24 +454,6 @@ class Head:
         if len(refs):
             self.min_time = min(self.min_time, int(self.pool_ts[self.start[refs]].min()))
             self.max_time = max(self.max_time, int(self.pool_ts[self.start[refs] + self.n[refs] - 1].max()))
-
-    def slab_search(self, refs: I64, x: I64, right: bool = False) -> I64:
-        """Per-element ``np.searchsorted(slab(refs[i]), x[i], side)``, vectorised over i.
-
-        A binary search over all slabs at once: ~log2(longest slab) whole-array steps.
-        """
-        start = self.start[refs]
-        lo = np.zeros(len(refs), np.int64)
-        hi = self.n[refs].copy()
-        while True:
-            active = lo < hi
-            if not active.any():
-                return lo
-            mid = (lo + hi) >> 1
-            vals = self.pool_ts[np.where(active, start + mid, 0)]
-            go = active & ((vals <= x) if right else (vals < x))
-            lo = np.where(go, mid + 1, lo)
-            hi = np.where(active & ~go, mid, hi)
 
     def appendable_min_valid_time(self) -> int:
         """Oldest in-order timestamp accepted (Prometheus ``appendableMinValidTime``):
