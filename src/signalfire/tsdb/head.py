@@ -347,6 +347,22 @@ class Head(SlabPool):
         with_st = self.pool_st is not None or any(p[4] is not None for p in pieces)
         return merge_pieces(sorted_refs, rank, pieces, with_st)
 
+    def in_range(self, refs: I64, mint: int, maxt: int) -> np.ndarray:
+        """Whether each of ``refs`` (unique) has a sample in ``[mint, maxt]``, decoding as
+        little as possible (for label queries over a time range)."""
+        order = np.argsort(refs, kind="stable")
+        sorted_refs = refs[order]
+        found = self.chunks.series_in_range(sorted_refs, mint, maxt)
+        has = self.n[sorted_refs] > 0
+        if has.any():
+            o = sorted_refs[has]
+            lo = self.slab_search(o, np.full(len(o), mint, np.int64))
+            hi = self.slab_search(o, np.full(len(o), maxt, np.int64), right=True)
+            found[np.flatnonzero(has)[hi > lo]] = True
+        out = np.empty(len(refs), np.bool_)
+        out[order] = found
+        return out
+
     def lookup(self, refs: I64, t: I64) -> tuple[np.ndarray, F64]:
         """Whether a sample at ``(refs[i], t[i])`` is stored, and its value where it is."""
         found = np.zeros(len(refs), np.bool_)

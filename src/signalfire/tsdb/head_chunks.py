@@ -491,6 +491,26 @@ class HeadChunks:
             out.append((i[nz], lens[nz], ts[keep], v[keep], None if st is None else st[keep]))
         return out
 
+    def series_in_range(self, sorted_refs: I64, mint: int, maxt: int) -> np.ndarray:
+        """Which of ``sorted_refs`` have a cut sample in ``[mint, maxt]``: a group inside the
+        range answers from its refs, only a group straddling an end decodes timestamps."""
+        out = np.zeros(len(sorted_refs), np.bool_)
+        for gi in self.candidates(sorted_refs, mint, maxt):
+            g = self.groups[gi]
+            i = np.minimum(np.searchsorted(sorted_refs, g.refs), len(sorted_refs) - 1)
+            want = sorted_refs[i] == g.refs
+            if not want.any():
+                continue
+            if mint <= g.mint and g.maxt <= maxt:
+                out[i[want]] = True
+                continue
+            counts = g.counts.astype(np.int64)
+            ts = decode_ts(g.ts, counts)
+            inside = (ts >= mint) & (ts <= maxt)
+            hit = np.bincount(np.repeat(np.arange(len(counts)), counts)[inside], minlength=len(counts)) > 0
+            out[i[want & hit]] = True
+        return out
+
     def remove(self, sorted_refs: I64 | None, mint: int, maxt: int) -> I64:
         """Drop samples in ``[mint, maxt]`` of ``sorted_refs`` (None: of every series);
         groups left empty go, others are re-encoded. Returns the ref of each removed sample."""

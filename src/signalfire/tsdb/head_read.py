@@ -37,10 +37,7 @@ def read_series(head: Head, refs: I64, mint: int, maxt: int) -> SeriesSet:
 def _refs_with_samples(head: Head, refs: I64, mint: int, maxt: int) -> I64:
     """The refs among ``refs`` with at least one sample in ``[mint, maxt]``."""
     refs = refs[head.has_samples(refs)]
-    if len(refs) == 0:
-        return refs
-    offsets = head.samples(refs, mint, maxt)[0]
-    out: I64 = refs[offsets[1:] > offsets[:-1]]
+    out: I64 = refs[head.in_range(refs, mint, maxt)]
     return out
 
 

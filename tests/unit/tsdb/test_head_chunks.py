@@ -122,6 +122,8 @@ def _check(head: Head, model: dict[int, dict[int, float]], mint=MIN_TIME, maxt=M
         assert ts[a:b].tolist() == [t for t, _ in want], r
         assert _bits(values[a:b]) == _bits(np.array([v for _, v in want], np.float64)), r
     assert head.num_samples == sum(len(m) for m in model.values())
+    in_range = head.in_range(refs, mint, maxt).tolist()
+    assert in_range == [any(mint <= t <= maxt for t in model.get(r, {})) for r in refs.tolist()]
 
 
 batch = st.lists(st.tuples(st.integers(0, 4), st.integers(0, 400), floats), min_size=1, max_size=30)
@@ -162,6 +164,7 @@ def _run_model(ops, chunk_samples):
                     del m[t]
         _check(head, model)
     _check(head, model, 100, 250)
+    _check(head, model, 7, 9)
     newest = {r: max(m) for r, m in model.items() if m}
     live = head.live_refs()
     assert {r: int(head.last_t[r]) for r in live.tolist() if r in newest} == newest
