@@ -20,7 +20,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from signalfire.tsdb.block_meta import is_ulid
 from signalfire.tsdb.compact import compact_blocks, plan_compaction
 from signalfire.tsdb.head import Head
 from signalfire.tsdb.head_append import HeadAppender
-from signalfire.tsdb.head_read import HeadQuerier, read_series
+from signalfire.tsdb.head_read import HeadQuerier, read_series, read_series_later
 from signalfire.tsdb.head_wal import ReplayStats, replay
 from signalfire.tsdb.lock import DirLock
 from signalfire.tsdb.options import DBOptions
@@ -75,7 +75,7 @@ class DB:
         #: Bumped by every delete, so a block written without the lock can tell it is stale.
         self._delete_epoch = 0
         self._compactor: threading.Thread | None = None
-        self._pending_checkpoints: list[tuple[int, list[bytes]]] = []
+        self._pending_checkpoints: list[tuple[int, Iterable[bytes]]] = []
         self._checkpoint_lock = threading.Lock()
 
     @classmethod
@@ -304,9 +304,10 @@ class DB:
                     break
                 mint = head.min_time
                 maxt = (mint // rng) * rng + rng
-                series = self.head_series_set(mint, maxt - 1)
+                read = self.head_series_later(mint, maxt - 1)
                 head.watch_below, head.watch_hit = maxt, False
                 epoch = self._delete_epoch
+            series = read()  # decodes cut head chunks without the lock
             meta = (
                 write_block(Path(self.path), series, min_time=mint, max_time=maxt)
                 if series.num_samples
@@ -444,6 +445,13 @@ class DB:
         with self._lock:
             h = self.head
             return read_series(h, h.sort_by_labels(h.live_refs()), mint, maxt)
+
+    def head_series_later(self, mint: int, maxt: int) -> Callable[[], SeriesSet]:
+        """:meth:`head_series_set` as of now, decoded when the returned function is called
+        (which needs no lock): for block cuts and snapshots, so appends go on meanwhile."""
+        with self._lock:
+            h = self.head
+            return read_series_later(h, h.sort_by_labels(h.live_refs()), mint, maxt)
 
 
 class _TrackedQuerier:

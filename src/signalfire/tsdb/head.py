@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -36,12 +36,15 @@ from signalfire._types import F64, I64, MAX_TIME, MIN_TIME
 from signalfire.errors import BadDataError
 from signalfire.labels import Labels, Matcher
 from signalfire.storage import AppendStats
-from signalfire.tsdb.head_chunks import HeadChunks, merge_pieces
+from signalfire.tsdb.head_chunks import HeadChunks, Piece, decode_plan, merge_pieces
 from signalfire.tsdb.head_postings import HeadPostings
 from signalfire.tsdb.head_slabs import SlabPool, ragged_index, round_cap
 from signalfire.tsdb.wal import records
 
-__all__ = ["Head", "HeadPostings", "ragged_index"]
+__all__ = ["Head", "HeadPostings", "Samples", "ragged_index"]
+
+#: Ragged samples of several series: (offsets, ts, values, st or None).
+Samples = tuple[I64, I64, F64, "I64 | None"]
 
 #: Samples a slab holds before it is cut. Slabs are raw (16 B/sample), so a small slab
 #: keeps an active series' open memory small (512 B); the cut groups are merged later into
@@ -328,10 +331,18 @@ class Head(SlabPool):
         """Samples of ``refs`` (any order, unique) in ``[mint, maxt]``, copied, as ragged
         ``(offsets, ts, values, st)`` in the order of ``refs``: the cut chunks that hold
         them (decoded a group at a time) followed by the slabs."""
+        return self.samples_later(refs, mint, maxt)()
+
+    def samples_later(self, refs: I64, mint: int, maxt: int) -> Callable[[], Samples]:
+        """:meth:`samples` in two steps: this call (under the lock) copies the slabs and
+        picks the chunk groups; the function it returns decodes and merges them, and may
+        run after the lock is released (groups are immutable), so checkpoints and block
+        cuts do not hold appends up while they decode."""
         order = np.argsort(refs, kind="stable")
         sorted_refs = refs[order]
         rank = order.astype(np.int64)
-        pieces = self.chunks.pieces(sorted_refs, mint, maxt)
+        plan = self.chunks.plan(sorted_refs, mint, maxt)
+        slab: list[Piece] = []
         pos = np.flatnonzero(self.n[sorted_refs] > 0)
         if len(pos):
             open_refs = sorted_refs[pos]
@@ -343,9 +354,15 @@ class Head(SlabPool):
                 pos, open_refs, lo, lens = pos[some], open_refs[some], lo[some], lens[some]
                 idx = ragged_index(self.start[open_refs] + lo, lens)
                 st = self.pool_st[idx] if self.pool_st is not None else None
-                pieces.append((pos, lens, self.pool_ts[idx], self.pool_v[idx], st))
-        with_st = self.pool_st is not None or any(p[4] is not None for p in pieces)
-        return merge_pieces(sorted_refs, rank, pieces, with_st)
+                slab.append((pos, lens, self.pool_ts[idx], self.pool_v[idx], st))
+        pool_st = self.pool_st is not None
+
+        def finish() -> Samples:
+            pieces = decode_plan(plan, mint, maxt) + slab
+            with_st = pool_st or any(p[4] is not None for p in pieces)
+            return merge_pieces(sorted_refs, rank, pieces, with_st)
+
+        return finish
 
     def in_range(self, refs: I64, mint: int, maxt: int) -> np.ndarray:
         """Whether each of ``refs`` (unique) has a sample in ``[mint, maxt]``, decoding as

@@ -470,25 +470,19 @@ class HeadChunks:
     def pieces(self, sorted_refs: I64, mint: int, maxt: int) -> list[Piece]:
         """Samples of ``sorted_refs`` in ``[mint, maxt]``, one :data:`Piece` per group that
         holds any, oldest cut first."""
-        out: list[Piece] = []
+        return decode_plan(self.plan(sorted_refs, mint, maxt), mint, maxt)
+
+    def plan(self, sorted_refs: I64, mint: int, maxt: int) -> list[tuple[ChunkGroup, I64, np.ndarray]]:
+        """The groups :meth:`pieces` would decode, with where their refs sit in
+        ``sorted_refs``: cheap, and valid after the lock is released (groups are immutable),
+        so :func:`decode_plan` can run without it."""
+        out = []
         for gi in self.candidates(sorted_refs, mint, maxt):
             g = self.groups[gi]
             i = np.minimum(np.searchsorted(sorted_refs, g.refs), len(sorted_refs) - 1)
             want = sorted_refs[i] == g.refs
-            if not want.any():
-                continue
-            ts, v, st = g.decode()
-            counts = g.counts.astype(np.int64)
-            if g.mint >= mint and g.maxt <= maxt and want.all():
-                out.append((i, counts, ts, v, st))  # the whole group: no masking
-                continue
-            sidx = np.repeat(np.arange(len(counts)), counts)
-            keep = want[sidx] & (ts >= mint) & (ts <= maxt)
-            if not keep.any():
-                continue
-            lens = np.bincount(sidx[keep], minlength=len(counts))
-            nz = lens > 0
-            out.append((i[nz], lens[nz], ts[keep], v[keep], None if st is None else st[keep]))
+            if want.any():
+                out.append((g, i, want))
         return out
 
     def series_in_range(self, sorted_refs: I64, mint: int, maxt: int) -> np.ndarray:
@@ -559,6 +553,25 @@ class HeadChunks:
         self._young = old
         self._reset_young()
         return np.concatenate(removed) if removed else np.empty(0, np.int64)
+
+
+def decode_plan(plan: list[tuple[ChunkGroup, I64, np.ndarray]], mint: int, maxt: int) -> list[Piece]:
+    """Decode the groups of a :meth:`HeadChunks.plan`, keeping the samples asked for."""
+    out: list[Piece] = []
+    for g, i, want in plan:
+        ts, v, st = g.decode()
+        counts = g.counts.astype(np.int64)
+        if g.mint >= mint and g.maxt <= maxt and want.all():
+            out.append((i, counts, ts, v, st))  # the whole group: no masking
+            continue
+        sidx = np.repeat(np.arange(len(counts)), counts)
+        keep = want[sidx] & (ts >= mint) & (ts <= maxt)
+        if not keep.any():
+            continue
+        lens = np.bincount(sidx[keep], minlength=len(counts))
+        nz = lens > 0
+        out.append((i[nz], lens[nz], ts[keep], v[keep], None if st is None else st[keep]))
+    return out
 
 
 def merge_pieces(

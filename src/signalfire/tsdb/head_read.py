@@ -7,7 +7,7 @@ and repacks; ``close()`` has nothing to release.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -20,18 +20,30 @@ from signalfire.tsdb.head import Head
 def read_series(head: Head, refs: I64, mint: int, maxt: int) -> SeriesSet:
     """Samples of ``refs`` (already in label order) within ``[mint, maxt]``; series left
     without samples are dropped. The caller holds ``head.lock``."""
+    return read_series_later(head, refs, mint, maxt)()
+
+
+def read_series_later(head: Head, refs: I64, mint: int, maxt: int) -> Callable[[], SeriesSet]:
+    """:func:`read_series` in two steps (see ``Head.samples_later``): the caller holds
+    ``head.lock`` for this call only; the function returned decodes without it."""
     refs = refs[head.has_samples(refs)]
     if len(refs) == 0:
-        return empty_series_set()
-    offsets, ts, values, st = head.samples(refs, mint, maxt)
-    lens = np.diff(offsets)
-    keep = lens > 0
-    if not keep.all():
-        refs = refs[keep]
-        offsets = np.zeros(len(refs) + 1, np.int64)
-        np.cumsum(lens[keep], out=offsets[1:])
+        return empty_series_set
+    read = head.samples_later(refs, mint, maxt)
     labels = [head.labels_of(r) for r in refs.tolist()]
-    return SeriesSet(labels, offsets, ts, values, st=st)
+
+    def finish() -> SeriesSet:
+        offsets, ts, values, st = read()
+        lens = np.diff(offsets)
+        keep = lens > 0
+        kept = labels
+        if not keep.all():
+            kept = [ls for ls, k in zip(labels, keep.tolist()) if k]
+            offsets = np.zeros(len(kept) + 1, np.int64)
+            np.cumsum(lens[keep], out=offsets[1:])
+        return SeriesSet(kept, offsets, ts, values, st=st)
+
+    return finish
 
 
 def _refs_with_samples(head: Head, refs: I64, mint: int, maxt: int) -> I64:

@@ -51,8 +51,9 @@ def write_snapshot(db: DB, dest: str, with_head: bool) -> None:
     with h.lock:
         for b in db.blocks:
             _link_tree(str(b.dir), os.path.join(dest, b.meta.ulid))
-        series = db.head_series_set(h.min_time, h.max_time) if with_head and h.num_samples else None
+        read = db.head_series_later(h.min_time, h.max_time) if with_head and h.num_samples else None
         mint, maxt = h.min_time, h.max_time + 1
+    series = read() if read is not None else None  # decodes cut head chunks without the lock
     if series is not None and series.num_samples:
         write_block(Path(dest), series, min_time=mint, max_time=maxt)
     fsync_dir(dest)

@@ -234,7 +234,7 @@ def test_many_series_cut_into_several_groups_and_checkpoint_keeps_them():
     assert np.diff(offsets).tolist() == [20] * n
     want = np.tile(AWKWARD[np.arange(20) % len(AWKWARD)], n)
     assert _bits(values) == _bits(want)
-    frames = capture(head)
+    frames = list(capture(head))
     assert len(frames) > 1
     assert head.chunks.nbytes < head.chunks.num_samples * 16  # under the raw 16 B/sample
     assert head.memory_bytes() >= head.chunks.nbytes + head.pool_ts.nbytes + head.pool_v.nbytes

@@ -12,14 +12,16 @@ whole one; leftovers are removed on open.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from signalfire._types import MAX_TIME, MIN_TIME
-from signalfire.tsdb.head import Head
+from signalfire._types import I64, MAX_TIME, MIN_TIME
+from signalfire.tsdb.head import Head, Samples
 from signalfire.tsdb.wal import records
 from signalfire.tsdb.wal.segment import frame, fsync_dir, segment_name
 
@@ -47,27 +49,30 @@ def remove_temporaries(wal_dir: str) -> None:
             shutil.rmtree(os.path.join(wal_dir, name), ignore_errors=True)
 
 
-def capture(head: Head) -> list[bytes]:
+def capture(head: Head) -> Iterable[bytes]:
     """The head's state as framed records (series, then samples); the caller holds the
-    head lock. Cheap: cached series encodings are joined and samples copied out (cut head
-    chunks decoded) and encoded, so the slow part (writing, fsync) can run after the lock
-    is released."""
+    head lock. Cheap under the lock: cached series encodings are joined, slabs copied and
+    the (immutable) cut chunk groups picked; the samples frames are decoded and encoded
+    only when iterated, so that and the slow part (writing, fsync) run after the lock is
+    released."""
     refs = head.live_refs()
     frames = []
     for a in range(0, len(refs), _SERIES_PER_RECORD):
         entries = head.series_entries(refs[a : a + _SERIES_PER_RECORD])
         frames.append(frame(records.REC_SERIES, records.encode_series_entries(entries)))
-    offsets, ts, values, sts = head.samples(refs, MIN_TIME, MAX_TIME)  # decodes cut chunks
+    return itertools.chain(frames, _sample_frames(refs, head.samples_later(refs, MIN_TIME, MAX_TIME)))
+
+
+def _sample_frames(refs: I64, read: Callable[[], Samples]) -> Iterator[bytes]:
+    offsets, ts, values, sts = read()  # decodes cut chunks
     owners = np.repeat(refs, np.diff(offsets))
     for a in range(0, len(ts), _SAMPLES_PER_RECORD):
         sl = slice(a, a + _SAMPLES_PER_RECORD)
         st = sts[sl] if sts is not None else None
-        payload = records.encode_samples(owners[sl], ts[sl], values[sl], st)
-        frames.append(frame(records.REC_SAMPLES, payload))
-    return frames
+        yield frame(records.REC_SAMPLES, records.encode_samples(owners[sl], ts[sl], values[sl], st))
 
 
-def write_checkpoint(wal_dir: str, index: int, frames: list[bytes], sync: bool = True) -> str:
+def write_checkpoint(wal_dir: str, index: int, frames: Iterable[bytes], sync: bool = True) -> str:
     """Write captured ``frames`` as ``checkpoint.<index>`` (tmp dir, fsync, rename)."""
     final = os.path.join(wal_dir, checkpoint_name(index))
     tmp = final + ".tmp"
