@@ -8,9 +8,9 @@ Prometheus's chain sample iterator, so callers pass inputs oldest first.
 Usually the inputs do *not* overlap: blocks and the head cover consecutive time ranges,
 so a merged series is its inputs' runs one after another. The merge therefore works on
 runs (slices of the inputs' columns, see :class:`~signalfire.storage.runs.RunSet`), not
-samples: runs are ordered by (series, first timestamp)
-and copied in one pass (:func:`~signalfire.storage.runs.concat_runs`). Only the series
-whose runs really overlap go through a sort of their samples with a dedupe mask.
+samples: runs are ordered by (series, first timestamp) and copied in one pass
+(:func:`~signalfire.storage.runs.concat_runs`). Only the series whose runs really
+overlap go through a sort of their samples with a dedupe mask.
 """
 
 from __future__ import annotations
