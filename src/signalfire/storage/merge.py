@@ -146,6 +146,7 @@ def merge_run_sets(sets: Sequence[RunSet]) -> SeriesSet:
         ts_cols.append(f_ts)
         v_cols.append(f_vals)
         if has_st:
+            assert f_st is not None  # merged start times exist whenever any input had them
             st_cols.append(f_st)
         keep = ~bad
         gid = np.concatenate([gid[keep], f_gid])

@@ -28,7 +28,10 @@ identical. The byte stream is later compressed with a general codec (see
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from signalfire._types import F64, I64, U64
 
@@ -184,14 +187,14 @@ def from_bitplanes(nbits: int, runs: I64, buf: bytes | memoryview) -> U64:
     plane_bytes = total // 8
     raw = np.frombuffer(buf, np.uint8, count=nbits * plane_bytes)
     acc_type = next(t for t, bits in _ACC_TYPES if nbits <= bits)
-    zp = np.zeros(total, acc_type)
+    zp: npt.NDArray[np.unsignedinteger[Any]] = np.zeros(total, acc_type)
     for b in range(nbits):  # loop over bit planes, each a whole-array pass
         bits = np.unpackbits(raw[b * plane_bytes : (b + 1) * plane_bytes], bitorder="little")
         if acc_type is np.uint8:
             bits <<= np.uint8(b)
             zp |= bits
         else:
-            zp |= bits.astype(acc_type) << acc_type(b)
+            zp |= np.left_shift(bits.astype(acc_type), b, dtype=acc_type)
     pad = padded - runs
     if total and pad.any():
         keep = np.ones(total, np.bool_)

@@ -295,7 +295,7 @@ class IndexReader:
             for i, ls in zip(missing, self._build_labels(np.array(missing, np.int64))):
                 cache[i] = ls
             out = [cache[i] for i in idl]
-        return out  # type: ignore[return-value]
+        return out
 
     def _build_labels(self, ids: I64) -> list[Labels]:
         """Label sets of series ``ids``: one gather for all pairs, then a loop over series only."""
