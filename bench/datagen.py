@@ -24,7 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-_SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "bench"
+# ``SIGNALFIRE_SHARED_DIR``, else ``shared/`` beside the checkout (or above it), else /work/shared.
+_CANDIDATES = [Path(os.environ["SIGNALFIRE_SHARED_DIR"])] if os.environ.get("SIGNALFIRE_SHARED_DIR") else []
+_CANDIDATES += [p / "shared" for p in Path(__file__).resolve().parents[1].parents] + [Path("/work/shared")]
+_SHARED = next((c / "bench" for c in _CANDIDATES if (c / "bench").is_dir()), _CANDIDATES[0] / "bench")
 if _SHARED.is_dir() and str(_SHARED) not in sys.path:
     sys.path.insert(0, str(_SHARED))
 

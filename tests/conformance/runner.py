@@ -22,9 +22,10 @@ import signalfire
 from conformance.compare import Outcome, check_eval
 from conformance.notation import Histogram
 from conformance.script import Clear, Command, Eval, Load, parse_file
+from shared_data import CONFORMANCE
 from signalfire.labels import Labels
 
-CONFORMANCE_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance"
+CONFORMANCE_DIR = CONFORMANCE
 PROMQLTEST_DIR = CONFORMANCE_DIR / "promqltest"
 
 #: A.12: everything the upstream test engine turns on.

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared_data import CONFORMANCE
 from signalfire.errors import ExpositionParseError
 from signalfire.exposition import lint, parse_openmetrics, parse_text
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance"
 FILES = [
     CONFORMANCE / "exposition" / "alltypes.237mfs.prom.txt",
     CONFORMANCE / "exposition" / "alltypes.5mfs.om.txt",

@@ -10,14 +10,14 @@ from __future__ import annotations
 import random
 import re
 import time
-from pathlib import Path
 
 import pytest
 
+from shared_data import PROMQLTEST
 from signalfire.errors import PromQLParseError
 from signalfire.promql import ALL_FEATURES, iter_children, parse_expr, prettify, to_string
 
-SCRIPTS = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "promqltest"
+SCRIPTS = PROMQLTEST
 _EVAL = re.compile(r"^eval\S*\s+(?:instant\s+at\s+\S+|range\s+from\s+\S+\s+to\s+\S+\s+step\s+\S+)\s+(.*)$")
 
 ROUNDS = 100_000

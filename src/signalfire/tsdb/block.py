@@ -34,7 +34,7 @@ from signalfire.tsdb.block_write import (
     ragged_arange,
     write_block,
 )
-from signalfire.tsdb.chunks.cache import CHUNK_CACHE, ChunkCache, new_owner_token
+from signalfire.tsdb.chunks.cache import ChunkCache
 from signalfire.tsdb.chunks.chunk_file import RECORD_HEADER, ChunkReader, DecodedChunk
 from signalfire.tsdb.index.index_file import IndexReader
 from signalfire.tsdb.index.postings import select_postings
@@ -52,6 +52,10 @@ __all__ = [
     "ulid_time",
     "write_block",
 ]
+
+
+#: Budget of the cache of a block opened without its database's (CLI tools, tests).
+_PRIVATE_CACHE_BYTES = 64 << 20
 
 
 class Block:
@@ -75,12 +79,13 @@ class Block:
         self.chunks = chunks
         self.tombstones = tomb
         self._lock = threading.Lock()
-        # Decoded chunks live in a cache shared by all blocks, under this block's token.
-        self._cache = CHUNK_CACHE if cache is None else cache
-        self._token = new_owner_token()
+        # Decoded chunks live in the database's cache (shared by its blocks) under this
+        # block's token; a block opened on its own gets a small private one.
+        self._cache = ChunkCache(_PRIVATE_CACHE_BYTES) if cache is None else cache
+        self._token = self._cache.new_owner()
 
     @classmethod
-    def open(cls, path: Path | str) -> Block:
+    def open(cls, path: Path | str, cache: ChunkCache | None = None) -> Block:
         """Open and validate the block in ``path``.
 
         Checks meta.json, every index section's checksum and shape, the chunks file
@@ -102,7 +107,7 @@ class Block:
         except BaseException:
             chunks.close()
             raise
-        return cls(dir_, meta, index, chunks, tomb)
+        return cls(dir_, meta, index, chunks, tomb, cache)
 
     @property
     def meta(self) -> BlockMeta:
@@ -117,7 +122,7 @@ class Block:
         return BlockQuerier(self, mint, maxt)
 
     def chunk(self, c: int) -> DecodedChunk:
-        """Decoded chunk number ``c``, read-only (through the shared chunk cache).
+        """Decoded chunk number ``c``, read-only (through the chunk cache).
 
         Raises CorruptionError.
         """

@@ -32,6 +32,7 @@ from signalfire.storage.merge import MergeQuerier
 from signalfire.storage.runs import RunSet
 from signalfire.tsdb.block import Block, BlockQuerier, delete_block_dir, write_block
 from signalfire.tsdb.block_meta import is_ulid
+from signalfire.tsdb.chunks.cache import ChunkCache
 from signalfire.tsdb.compact import compact_blocks, plan_compaction
 from signalfire.tsdb.head import Head
 from signalfire.tsdb.head_append import HeadAppender
@@ -88,7 +89,8 @@ class DB:
     # ---------------------------------------------------------------- open/close
 
     def _open(self, repair: bool) -> None:
-        self.blocks = _load_blocks(self.path)
+        self.chunk_cache = ChunkCache(options.chunk_cache_bytes)
+        self.blocks = _load_blocks(self.path, self.chunk_cache)
         if self.blocks:
             self.head.min_valid_time = max(b.meta.max_time for b in self.blocks)
         wal_dir = os.path.join(self.path, "wal")
@@ -326,7 +328,7 @@ class DB:
                         else None
                     )
                 if meta is not None:
-                    self.blocks.append(Block.open(os.path.join(self.path, meta.ulid)))
+                    self.blocks.append(Block.open(os.path.join(self.path, meta.ulid), self.chunk_cache))
                     self._sort_blocks()
                     written.append(meta.ulid)
                 self.truncate_head(maxt)
@@ -356,7 +358,7 @@ class DB:
                         delete_block_dir(Path(self.path) / meta.ulid)
                     meta = compact_blocks(Path(self.path), group)
                 if meta is not None:
-                    self.blocks.append(Block.open(os.path.join(self.path, meta.ulid)))
+                    self.blocks.append(Block.open(os.path.join(self.path, meta.ulid), self.chunk_cache))
                     written.append(meta.ulid)
                 self._drop_blocks(want)
         return written
@@ -482,12 +484,12 @@ class _TrackedQuerier:
             release(self._ulid)
 
 
-def _load_blocks(path: str) -> list[Block]:
+def _load_blocks(path: str, cache: ChunkCache) -> list[Block]:
     """Open the blocks of ``path``; remove leftovers of interrupted writes and compactions."""
     for name in os.listdir(path):
         if name.endswith(".tmp") or name.endswith(".tmp-for-deletion"):
             shutil.rmtree(os.path.join(path, name), ignore_errors=True)
-    blocks = [Block.open(os.path.join(path, n)) for n in sorted(os.listdir(path)) if is_ulid(n)]
+    blocks = [Block.open(os.path.join(path, n), cache) for n in sorted(os.listdir(path)) if is_ulid(n)]
     # A compaction that crashed before deleting its inputs leaves them beside its output.
     parents = {p for b in blocks for p in b.meta.parents}
     for b in [b for b in blocks if b.meta.ulid in parents]:

@@ -51,6 +51,8 @@ class DBOptions:
     # Call DB.compact() from a background thread this often (Prometheus: every minute);
     # 0 = only when the owner calls it (library and test default; the server sets 60s).
     compaction_interval_ms: int = 0
+    # Budget of this DB's decoded-chunk cache (shared by its blocks, not by other DBs).
+    chunk_cache_bytes: int = 512 << 20
 
     def block_ranges(self) -> list[int]:
         """Compaction ranges: min_block_duration times powers of 3 up to the max duration."""

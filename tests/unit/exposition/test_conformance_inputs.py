@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from shared_data import CONFORMANCE
 from signalfire.exposition import lint, parse, parse_openmetrics, parse_text
 
-# The checkout sits next to shared/ (/work/main and /work/shared).
-CONFORMANCE = Path(__file__).resolve().parents[4] / "shared" / "conformance"
 EXPOSITION = CONFORMANCE / "exposition"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from shared_data import PROMTOOL_FIXTURES
 from signalfire.errors import ExpositionParseError
 from signalfire.exposition import LintProblem, format_problems, lint
 
@@ -111,13 +112,10 @@ def test_errors() -> None:
 
 
 def test_cardinality_like_promtool_extended() -> None:
-    from pathlib import Path
 
     from signalfire.exposition import cardinality
 
-    body = (
-        Path(__file__).resolve().parents[4] / "shared" / "conformance" / "promtool" / "metrics-test.prom"
-    ).read_bytes()
+    body = (PROMTOOL_FIXTURES / "metrics-test.prom").read_bytes()
     rows = cardinality(body)
     assert sum(r.cardinality for r in rows) == 27
     assert rows[0].metric == "prometheus_tsdb_compaction_chunk_size_bytes"

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
+from shared_data import EXPOSITION
 from signalfire.exposition import format_problems, lint
 
 PROMTOOL = shutil.which("promtool")
-EXPOSITION = Path(__file__).resolve().parents[4] / "shared" / "conformance" / "exposition"
 pytestmark = [pytest.mark.integration]
 
 

@@ -17,6 +17,7 @@ from prometheus_client import (
 )
 from prometheus_client.openmetrics.exposition import generate_latest as generate_latest_om
 
+from shared_data import EXPOSITION
 from signalfire.exposition import ParsedScrape, parse, parse_openmetrics, parse_text
 
 
@@ -124,12 +125,11 @@ def _norm(name: str, labels: dict[str, str], value: float) -> tuple[str, tuple[t
 )
 def test_same_samples_as_prometheus_client_parser(name: str, openmetrics: bool) -> None:
     """prometheus_client's own parsers are an independent reference for names, labels and values."""
-    from pathlib import Path
 
     from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_families
     from prometheus_client.parser import text_string_to_metric_families
 
-    body = (Path(__file__).resolve().parents[4] / "shared" / "conformance" / "exposition" / name).read_bytes()
+    body = (EXPOSITION / name).read_bytes()
     ref = om_families if openmetrics else text_string_to_metric_families
     want = sorted(_norm(s.name, s.labels, s.value) for fam in ref(body.decode()) for s in fam.samples)
     r = parse_openmetrics(body, keep_created_series=True) if openmetrics else parse_text(body)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared_data import EXPOSITION
 from signalfire._types import STALE_NAN
 from signalfire.exposition import (
     MetricFamily,
@@ -25,8 +25,6 @@ from signalfire.exposition import (
 from signalfire.labels import Labels
 from signalfire.util.gofmt import format_go_g as format_go_float
 from signalfire.util.gofmt import format_om_float
-
-EXPOSITION = Path(__file__).resolve().parents[4] / "shared" / "conformance" / "exposition"
 
 
 def lbl(name: str, **kv: str) -> Labels:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from pathlib import Path
 from typing import Any
 
-SCRIPTS = Path(__file__).resolve().parents[4] / "shared" / "conformance" / "promqltest"
+from shared_data import PROMQLTEST
+
+SCRIPTS = PROMQLTEST
 _EVAL = re.compile(
     r"^eval(?:_fail|_warn|_info|_ordered)?\s+"
     r"(?:instant\s+at\s+\S+|range\s+from\s+\S+\s+to\s+\S+\s+step\s+\S+)\s+(.*)$"

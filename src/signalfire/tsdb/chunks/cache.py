@@ -1,10 +1,12 @@
-"""A process-wide LRU of decoded chunks, bounded in bytes, shared by every open block.
+"""An LRU of decoded chunks, bounded in bytes, shared by every block of one database.
 
 Decoding costs tens of ns per sample; a dashboard re-reads the same recent hours every
-few seconds. One cache for all blocks (rather than one per block) lets the budget go
-where the reads are, like the page cache under Prometheus's mmap'd chunks. Entries are
-keyed by (owner token, chunk number); an owner (a :class:`~signalfire.tsdb.block.Block`)
-drops its entries when it closes, so a token is never reused for other data.
+few seconds. One cache per database (rather than one per block) lets the budget go
+where the reads are, like the page cache under Prometheus's mmap'd chunks. It is not
+process-wide: two databases in one process share no state, so each ``DB`` owns one
+(``DBOptions.chunk_cache_bytes``) and hands it to the blocks it opens. Entries are keyed
+by (owner token, chunk number); an owner (a :class:`~signalfire.tsdb.block.Block`) takes
+a token from its cache and drops its entries when it closes, so a token is never reused.
 
 Cached arrays are read-only and never handed out: readers copy the runs they need.
 """
@@ -18,15 +20,8 @@ from collections import OrderedDict
 from signalfire.tsdb.chunks.chunk_file import DecodedChunk
 
 #: Default budget: the decoded values of ~64 M samples, e.g. 10,000 series x 24 h at
-#: 15 s with room to spare. Change it with :func:`set_chunk_cache_bytes`.
+#: 15 s with room to spare.
 DEFAULT_BYTES = 512 << 20
-
-_tokens = itertools.count(1)
-
-
-def new_owner_token() -> int:
-    """A fresh owner token (one per open block)."""
-    return next(_tokens)
 
 
 def _nbytes(dec: DecodedChunk) -> int:
@@ -50,6 +45,11 @@ class ChunkCache:
         self._bytes = 0
         self.hits = 0
         self.misses = 0
+        self._tokens = itertools.count(1)
+
+    def new_owner(self) -> int:
+        """A fresh owner token (one per open block)."""
+        return next(self._tokens)
 
     @property
     def size_bytes(self) -> int:
@@ -87,8 +87,9 @@ class ChunkCache:
                 self._bytes -= self._items.pop(key)[1]
 
     def resize(self, max_bytes: int) -> None:
+        """Set the budget (0 disables caching); evicts at once when shrinking."""
         with self._lock:
-            self.max_bytes = max_bytes
+            self.max_bytes = max(0, int(max_bytes))
             self._evict()
 
     def _evict(self) -> None:
@@ -97,13 +98,4 @@ class ChunkCache:
             self._bytes -= n
 
 
-#: The cache every block uses unless it is given another.
-CHUNK_CACHE = ChunkCache()
-
-
-def set_chunk_cache_bytes(max_bytes: int) -> None:
-    """Set the shared cache's budget (0 disables caching); evicts at once when shrinking."""
-    CHUNK_CACHE.resize(max(0, int(max_bytes)))
-
-
-__all__ = ["CHUNK_CACHE", "DEFAULT_BYTES", "ChunkCache", "new_owner_token", "set_chunk_cache_bytes"]
+__all__ = ["DEFAULT_BYTES", "ChunkCache"]
