@@ -89,7 +89,7 @@ class DB:
     # ---------------------------------------------------------------- open/close
 
     def _open(self, repair: bool) -> None:
-        self.chunk_cache = ChunkCache(options.chunk_cache_bytes)
+        self.chunk_cache = ChunkCache(self.options.chunk_cache_bytes)
         self.blocks = _load_blocks(self.path, self.chunk_cache)
         if self.blocks:
             self.head.min_valid_time = max(b.meta.max_time for b in self.blocks)

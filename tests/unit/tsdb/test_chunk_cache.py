@@ -54,7 +54,7 @@ def test_two_databases_have_separate_caches(tmp_path):
     dbs = [signalfire.open(tmp_path / name) for name in ("a", "b")]
     try:
         for db in dbs:
-            ts = np.arange(0, 3 * 3_600_000, 15_000, dtype=np.int64)
+            ts = np.arange(0, 6 * 3_600_000, 15_000, dtype=np.int64)
             db.append({"__name__": "m"}, ts, np.ones(len(ts)))
             db.compact()
         caches = [db.tsdb.chunk_cache for db in dbs]
