@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from signalfire.errors import QueryError
@@ -218,7 +218,9 @@ def _ref_bucket_quantile(q: float, bks: list[tuple[float, float]]) -> float:
         start = merged[b - 1][0]
         count -= merged[b - 1][1]
         rank -= merged[b - 1][1]
-    return start + (end - start) * (rank / count)
+    # IEEE division as in Go: an empty bucket at rank 0 (q=0) gives 0/0 = NaN, not an error.
+    ratio = rank / count if count else (math.nan if rank == 0 else math.copysign(math.inf, rank))
+    return start + (end - start) * ratio
 
 
 @settings(max_examples=150, deadline=None)
@@ -230,6 +232,8 @@ def _ref_bucket_quantile(q: float, bks: list[tuple[float, float]]) -> float:
     with_inf=st.booleans(),
     q=st.sampled_from([0.0, 0.1, 0.5, 0.9, 0.99, 1.0]),
 )
+# q=0 with an empty first bucket: rank 0 over count 0 is NaN, as Go's float division gives.
+@example(bounds=[0.1], counts=[0.0, 1.0, 0.0, 0.0, 0.0, 0.0], with_inf=True, q=0.0)
 def test_bucket_quantile_matches_reference(
     bounds: list[float], counts: list[float], with_inf: bool, q: float
 ) -> None:
