@@ -60,7 +60,8 @@ class DB:
         self.path = path
         self.options = options
         self._dir_lock = lock
-        self.head = Head(options.min_block_duration)
+        self.chunk_cache = ChunkCache(options.chunk_cache_bytes)
+        self.head = Head(options.min_block_duration, cache=self.chunk_cache)
         self._lock = self.head.lock
         self._ooo_window = options.out_of_order_time_window
         self.blocks: list[Block] = []
@@ -89,7 +90,6 @@ class DB:
     # ---------------------------------------------------------------- open/close
 
     def _open(self, repair: bool) -> None:
-        self.chunk_cache = ChunkCache(self.options.chunk_cache_bytes)
         self.blocks = _load_blocks(self.path, self.chunk_cache)
         if self.blocks:
             self.head.min_valid_time = max(b.meta.max_time for b in self.blocks)
@@ -131,6 +131,7 @@ class DB:
                 self.wal.close()
             for b in self.blocks:
                 b.close()
+            self.head.chunks.close()
             if self._dir_lock is not None:
                 self._dir_lock.release()
 

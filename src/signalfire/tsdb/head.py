@@ -36,6 +36,7 @@ from signalfire._types import F64, I64, MAX_TIME, MIN_TIME
 from signalfire.errors import BadDataError
 from signalfire.labels import Labels, Matcher
 from signalfire.storage import AppendStats
+from signalfire.tsdb.chunks.cache import ChunkCache
 from signalfire.tsdb.head_chunks import HeadChunks, Piece, decode_plan, merge_pieces
 from signalfire.tsdb.head_postings import HeadPostings
 from signalfire.tsdb.head_slabs import SlabPool, ragged_index, round_cap
@@ -56,13 +57,17 @@ class Head(SlabPool):
     """Series registry plus sample slabs. See the module docstring for the layout."""
 
     def __init__(
-        self, chunk_range: int, pool_size: int = 1 << 16, chunk_samples: int = CHUNK_SAMPLES
+        self,
+        chunk_range: int,
+        pool_size: int = 1 << 16,
+        chunk_samples: int = CHUNK_SAMPLES,
+        cache: ChunkCache | None = None,
     ) -> None:
         self.chunk_range = chunk_range
         #: A slab holding this many samples is cut into a compressed chunk.
         self.chunk_samples = max(1, chunk_samples)
         self._slab_cap = int(round_cap(np.array([self.chunk_samples], np.int64))[0])
-        self.chunks = HeadChunks()
+        self.chunks = HeadChunks(cache)
         self._registry_bytes = 0  # estimate for labels, postings, maps (see memory_bytes)
         self.lock = threading.RLock()
         self.postings = HeadPostings()
@@ -358,7 +363,7 @@ class Head(SlabPool):
         pool_st = self.pool_st is not None
 
         def finish() -> Samples:
-            pieces = decode_plan(plan, mint, maxt) + slab
+            pieces = decode_plan(plan, mint, maxt, self.chunks.decoded) + slab
             with_st = pool_st or any(p[4] is not None for p in pieces)
             return merge_pieces(sorted_refs, rank, pieces, with_st)
 

@@ -32,13 +32,17 @@ slabs into one ragged set per series.
 
 from __future__ import annotations
 
+import itertools
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from signalfire._types import F64, I64, MAX_TIME, MIN_TIME
 from signalfire.tsdb.chunks import codec
+from signalfire.tsdb.chunks.cache import ChunkCache
+from signalfire.tsdb.chunks.chunk_file import KIND_VALUES, DecodedChunk
 
 try:
     import cramjam
@@ -294,6 +298,7 @@ class ChunkGroup:
     st: bytes  # start timestamps, encoded like ts; empty when none was set
     mint: int
     maxt: int
+    serial: int = -1  # set by HeadChunks: the group's key in the decoded-chunk cache
 
     @property
     def nbytes(self) -> int:
@@ -333,8 +338,13 @@ def _narrowest(top: int) -> type[np.integer]:
 class HeadChunks:
     """The head's cut groups, oldest cut first, with their bounds as arrays for pruning."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache: ChunkCache | None = None) -> None:
         self.groups: list[ChunkGroup] = []
+        # Decoded groups are kept in the database's chunk cache (a dashboard re-reads the
+        # same recent hours); groups are immutable, so a serial number is a safe key.
+        self._cache = cache
+        self._owner = cache.new_owner() if cache is not None else 0
+        self._serials = itertools.count()
         self._bounds: np.ndarray | None = None  # int64[G, 4]: mint, maxt, min ref, max ref
         self.num_samples = 0
         self.nbytes = 0
@@ -391,7 +401,7 @@ class HeadChunks:
             for gi in np.flatnonzero((hi_ref >= window[0]) & (lo_ref <= window[-1])).tolist():
                 g = tail[gi]
                 if gi not in cache:
-                    cache[gi] = g.decode()
+                    cache[gi] = self.decoded(g, keep=False)
                 ts, v, st = cache[gi]
                 counts = g.counts.astype(np.int64)
                 inside = (g.refs >= window[0]) & (g.refs <= window[-1])
@@ -405,6 +415,7 @@ class HeadChunks:
             with_st = any(p[4] is not None for p in pieces)
             offsets, ts, v, st = merge_pieces(window, np.arange(len(window), dtype=np.int64), pieces, with_st)
             self._add(window, np.diff(offsets), ts, v, st)
+        self._forget(tail)
         self._young = len(self.groups)
         self._reset_young()
 
@@ -435,7 +446,34 @@ class HeadChunks:
         """Chunks in Prometheus's sense: one per series per group."""
         return self._series_chunks
 
+    def decoded(self, g: ChunkGroup, keep: bool = True) -> tuple[I64, F64, I64 | None]:
+        """``g.decode()`` through the cache: read-only arrays, shared by concurrent readers.
+        ``keep=False`` uses a cached decoding but does not add one (``g`` is going away)."""
+        if self._cache is None:
+            return g.decode()
+        hit = self._cache.get(self._owner, g.serial)
+        if hit is None:
+            ts, v, st = g.decode()
+            if not keep:
+                return ts, v, st
+            hit = self._cache.put(self._owner, g.serial, DecodedChunk(KIND_VALUES, g.counts, v, st, ts))
+        assert hit.ts is not None and hit.values is not None
+        return hit.ts, hit.values, hit.st
+
+    def _forget(self, groups: list[ChunkGroup]) -> None:
+        """Drop the cached decodings of groups that are no longer part of the head."""
+        if self._cache is not None:
+            for g in groups:
+                self._cache.discard(self._owner, g.serial)
+
+    def close(self) -> None:
+        """Release this head's share of the cache (the database is closing)."""
+        if self._cache is not None:
+            self._cache.drop_owner(self._owner)
+
     def _append(self, g: ChunkGroup) -> None:
+        if g.serial < 0:
+            g.serial = next(self._serials)
         self.groups.append(g)
         self.num_samples += int(g.counts.sum())
         self.nbytes += g.nbytes
@@ -470,7 +508,7 @@ class HeadChunks:
     def pieces(self, sorted_refs: I64, mint: int, maxt: int) -> list[Piece]:
         """Samples of ``sorted_refs`` in ``[mint, maxt]``, one :data:`Piece` per group that
         holds any, oldest cut first."""
-        return decode_plan(self.plan(sorted_refs, mint, maxt), mint, maxt)
+        return decode_plan(self.plan(sorted_refs, mint, maxt), mint, maxt, self.decoded)
 
     def plan(self, sorted_refs: I64, mint: int, maxt: int) -> list[tuple[ChunkGroup, I64, np.ndarray]]:
         """The groups :meth:`pieces` would decode, with where their refs sit in
@@ -524,8 +562,9 @@ class HeadChunks:
             owner = np.repeat(g.refs, g.counts)
             if sorted_refs is None and mint <= g.mint and g.maxt <= maxt:
                 removed.append(owner)  # all of it (a head truncation): no decoding
+                self._forget([g])
                 continue
-            ts, v, st = g.decode()
+            ts, v, st = self.decoded(g)
             drop = (ts >= mint) & (ts <= maxt)
             if sorted_refs is not None:
                 i = np.minimum(np.searchsorted(sorted_refs, g.refs), len(sorted_refs) - 1)
@@ -533,6 +572,7 @@ class HeadChunks:
             if not drop.any():
                 kept.append(g)
                 continue
+            self._forget([g])
             removed.append(owner[drop])
             keep = ~drop
             if keep.any():
@@ -555,11 +595,17 @@ class HeadChunks:
         return np.concatenate(removed) if removed else np.empty(0, np.int64)
 
 
-def decode_plan(plan: list[tuple[ChunkGroup, I64, np.ndarray]], mint: int, maxt: int) -> list[Piece]:
-    """Decode the groups of a :meth:`HeadChunks.plan`, keeping the samples asked for."""
+def decode_plan(
+    plan: list[tuple[ChunkGroup, I64, np.ndarray]],
+    mint: int,
+    maxt: int,
+    decode: Callable[[ChunkGroup], tuple[I64, F64, I64 | None]] = ChunkGroup.decode,
+) -> list[Piece]:
+    """Decode the groups of a :meth:`HeadChunks.plan` (with ``decode``, e.g.
+    :meth:`HeadChunks.decoded`), keeping the samples asked for."""
     out: list[Piece] = []
     for g, i, want in plan:
-        ts, v, st = g.decode()
+        ts, v, st = decode(g)
         counts = g.counts.astype(np.int64)
         if g.mint >= mint and g.maxt <= maxt and want.all():
             out.append((i, counts, ts, v, st))  # the whole group: no masking

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from signalfire._types import MAX_TIME, MIN_TIME
 from signalfire.labels import Labels, Matcher
 from signalfire.tsdb import DBOptions, head_chunks, open_db
+from signalfire.tsdb.chunks.cache import ChunkCache
 from signalfire.tsdb.head import Head
 from signalfire.tsdb.head_append import CONFLICT, DUPLICATE, OOO_OK, classify
 from signalfire.tsdb.head_chunks import (
@@ -102,8 +103,8 @@ def test_regular_scrapes_compress_to_about_a_byte_per_sample():
 # ---------------------------------------------------------------- head vs model
 
 
-def _head(chunk_samples: int = 4) -> tuple[Head, np.ndarray]:
-    head = Head(7_200_000, chunk_samples=chunk_samples)
+def _head(chunk_samples: int = 4, cache: ChunkCache | None = None) -> tuple[Head, np.ndarray]:
+    head = Head(7_200_000, chunk_samples=chunk_samples, cache=cache)
     refs = head.get_or_create([Labels.from_strings("__name__", "m", "i", str(i)) for i in range(5)])
     return head, refs
 
@@ -124,6 +125,8 @@ def _check(head: Head, model: dict[int, dict[int, float]], mint=MIN_TIME, maxt=M
     assert head.num_samples == sum(len(m) for m in model.values())
     in_range = head.in_range(refs, mint, maxt).tolist()
     assert in_range == [any(mint <= t <= maxt for t in model.get(r, {})) for r in refs.tolist()]
+    if head.chunks._cache is not None:  # decodings of groups gone from the head are dropped
+        assert head.chunks._cache.chunks_of(head.chunks._owner) <= {g.serial for g in head.chunks.groups}
 
 
 batch = st.lists(st.tuples(st.integers(0, 4), st.integers(0, 400), floats), min_size=1, max_size=30)
@@ -135,14 +138,16 @@ op = st.one_of(
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(op, max_size=15), st.sampled_from([1, 3, 4, 16]), st.sampled_from([2, 5, 120]))
-def test_head_with_cuts_matches_model(ops, chunk_samples, merge_samples):
+@given(st.lists(op, max_size=15), st.sampled_from([1, 3, 4, 16]), st.sampled_from([2, 5, 120]), st.booleans())
+def test_head_with_cuts_matches_model(ops, chunk_samples, merge_samples, cached):
+    """With a decoded-chunk cache, every read fills it: deletes, truncations and merges
+    must not leave a stale decoding behind."""
     with _merge_at(merge_samples):
-        _run_model(ops, chunk_samples)
+        _run_model(ops, chunk_samples, ChunkCache() if cached else None)
 
 
-def _run_model(ops, chunk_samples):
-    head, refs = _head(chunk_samples)
+def _run_model(ops, chunk_samples, cache=None):
+    head, refs = _head(chunk_samples, cache)
     model: dict[int, dict[int, float]] = {}
     for o in ops:
         if o[0] == "apply":

@@ -80,6 +80,18 @@ class ChunkCache:
             self._evict()
         return dec
 
+    def chunks_of(self, owner: int) -> set[int]:
+        """The chunk numbers ``owner`` has in the cache (to check nothing stale is kept)."""
+        with self._lock:
+            return {c for o, c in self._items if o == owner}
+
+    def discard(self, owner: int, chunk: int) -> None:
+        """Forget one entry, if present (its chunk no longer exists)."""
+        with self._lock:
+            old = self._items.pop((owner, chunk), None)
+            if old is not None:
+                self._bytes -= old[1]
+
     def drop_owner(self, owner: int) -> None:
         """Forget every chunk of ``owner`` (a closing block)."""
         with self._lock:
