@@ -120,6 +120,8 @@ class Prometheus:
         return self.proc.pid
 
     def _get(self, path: str, params: dict[str, str], timeout: float = 300.0) -> tuple[Any, float]:
+        """(data, seconds from request to the last byte of the body); the client's own JSON
+        decoding is not timed, as it is no part of Prometheus's work."""
         url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
         t0 = time.perf_counter()
         with urllib.request.urlopen(url, timeout=timeout) as r:
@@ -130,15 +132,17 @@ class Prometheus:
             raise RuntimeError(f"prometheus: {doc.get('error')}")
         return doc["data"], elapsed
 
-    def query(self, expr: str, t_s: float) -> tuple[Any, float]:
-        """Instant query; returns (data, seconds)."""
-        return self._get("/api/v1/query", {"query": expr, "time": f"{t_s:.3f}"})
+    def query(self, expr: str, t_s: float, stats: bool = False) -> tuple[Any, float]:
+        """Instant query; returns (data, seconds). ``stats``: ask for Prometheus's query
+        statistics too (``data["stats"]["timings"]``, its own engine times)."""
+        params = {"query": expr, "time": f"{t_s:.3f}"}
+        return self._get("/api/v1/query", {**params, "stats": "all"} if stats else params)
 
-    def query_range(self, expr: str, start_s: float, end_s: float, step_s: float) -> tuple[Any, float]:
-        return self._get(
-            "/api/v1/query_range",
-            {"query": expr, "start": f"{start_s:.3f}", "end": f"{end_s:.3f}", "step": f"{step_s:g}"},
-        )
+    def query_range(
+        self, expr: str, start_s: float, end_s: float, step_s: float, stats: bool = False
+    ) -> tuple[Any, float]:
+        params = {"query": expr, "start": f"{start_s:.3f}", "end": f"{end_s:.3f}", "step": f"{step_s:g}"}
+        return self._get("/api/v1/query_range", {**params, "stats": "all"} if stats else params)
 
     def self_metrics(self, *names: str) -> dict[str, float]:
         """Values of Prometheus's own metrics (unlabelled ones) from its ``/metrics`` page."""

@@ -3,6 +3,7 @@
     python bench/promql.py                     # 10,000 series x 24 h at 15 s
     python bench/promql.py --quick             # 500 series x 3 h, a smoke run
     python bench/promql.py --profile rate_all_range   # pyinstrument profile of one query
+    python bench/promql.py --out DIR           # keep the loaded stores in DIR, reuse them next time
 
 Loads one generated data set (gen.py's families, timestamps off whole seconds, ``le`` in
 float form) into signalfire through ``append_batch`` and into Prometheus by backfilling
@@ -10,8 +11,11 @@ one OpenMetrics file per 2-hour window with Debian's promtool, then starts Prome
 that folder (compaction off, so it does not run during timings). Every query of
 ``shared/bench/queries.toml`` runs as an instant query and as 1 h, 6 h and 24 h range
 queries at Grafana's steps (15 s, 20 s, 1 m); answers are compared with a float tolerance
-and each row prints Prometheus ms, signalfire ms and their ratio, then the median ratio of
-the range queries.
+and each row prints two Prometheus times, signalfire's in-process time and the ratios, then
+the median ratios of the range queries. Prometheus's times: over HTTP (request to the last
+byte of the JSON body; the client's JSON decoding is not counted) and its own engine time
+(``stats=all``'s execTotalTime, no encoding or HTTP), which is the like of signalfire's
+in-process time. Each is the median of three runs (one when a run takes over 2 s).
 
 Queries are issued at whole seconds, so no sample sits on a step or window boundary, where
 Prometheus 2.x (left-closed windows) and 3.x (left-open) differ by design; a subquery's
@@ -70,12 +74,17 @@ def load_prometheus(ds: datagen.Dataset, out: Path) -> float:
     return total
 
 
-def load_signalfire(ds: datagen.Dataset, out: Path) -> tuple[Any, float]:
+def open_signalfire(out: Path) -> Any:
     import signalfire
-    from signalfire.labels import Labels
 
     # The same sample limit as Prometheus gets (--query.max-samples in _prom.py).
-    db = signalfire.open(out / "sf", retention_ms=0, max_samples=500_000_000)  # type: ignore[attr-defined]
+    return signalfire.open(out / "sf", retention_ms=0, max_samples=500_000_000)  # type: ignore[attr-defined]
+
+
+def load_signalfire(ds: datagen.Dataset, out: Path) -> tuple[Any, float]:
+    from signalfire.labels import Labels
+
+    db = open_signalfire(out)
     t0 = time.perf_counter()
     with db.appender() as app:
         refs = np.asarray(app.refs([Labels.from_pairs(ls) for ls in ds.labels]), np.int64)
@@ -129,15 +138,38 @@ def compare(a: dict[str, Any], b: dict[str, Any], rel: float = 1e-6) -> str:
 
 
 def median_time(fn: Any) -> tuple[Any, float]:
-    """Median wall time of up to REPEAT runs; one run when it takes more than 2 s."""
+    """Median wall time of up to REPEAT runs of ``fn``; one run when it takes more than 2 s."""
+    return median_timed(lambda: _timed(fn))
+
+
+def _timed(fn: Any) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def median_timed(fn: Any) -> tuple[Any, float]:
+    """Like :func:`median_time` for an ``fn`` that returns ``(result, seconds)`` itself."""
     times, out = [], None
     for _ in range(REPEAT):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-        if times[-1] > 2.0:
+        out, took = fn()
+        times.append(took)
+        if took > 2.0:
             break
     return out, statistics.median(times)
+
+
+def _prom_engine_ms(prom: Prometheus, expr: str, mode: str, start: int, end: int, step: int) -> float:
+    """Prometheus's own engine time (``stats=all``: execTotalTime, queue plus evaluation,
+    without JSON encoding and HTTP), the like of signalfire's in-process time."""
+    times = []
+    for _ in range(REPEAT):
+        if mode == "instant":
+            data = prom.query(expr, end, stats=True)[0]
+        else:
+            data = prom.query_range(expr, start, end, step, stats=True)[0]
+        times.append(float(data["stats"]["timings"]["execTotalTime"]) * 1e3)
+    return statistics.median(times)
 
 
 def run_query(
@@ -145,14 +177,16 @@ def run_query(
 ) -> dict:
     """Prometheus over HTTP, then signalfire in process, then the comparison; one table row."""
     expr = q["expr"]
-    row = {"name": q["name"], "mode": mode, "prom_ms": math.nan, "sf_ms": math.nan}
+    row = {"name": q["name"], "mode": mode, "prom_ms": math.nan, "prom_eval_ms": math.nan, "sf_ms": math.nan}
     if mode == "instant":
-        pdata, p_s = median_time(lambda: prom.query(expr, end_s)[0])
+        start = end = end_s
+        pdata, p_s = median_timed(lambda: prom.query(expr, end_s))
     else:
         end = end_s // step_s * step_s
         start = end - span_s
-        pdata, p_s = median_time(lambda: prom.query_range(expr, start, end, step_s)[0])
+        pdata, p_s = median_timed(lambda: prom.query_range(expr, start, end, step_s))
     row["prom_ms"] = p_s * 1e3
+    row["prom_eval_ms"] = _prom_engine_ms(prom, expr, mode, start, end, step_s)
     if db is None:
         return {**row, "verdict": "signalfire n/a"}
     try:
@@ -170,6 +204,10 @@ def run_query(
         if _SUBQUERY.search(expr):
             verdict = f"documented change ({DOC_CHANGES['subquery']}): {why}"
     return {**row, "verdict": verdict}
+
+
+def _ratio(row: dict, key: str) -> float:
+    return row["sf_ms"] / row[key] if row[key] and math.isfinite(row[key]) else math.nan
 
 
 def _range_vector(prom: Prometheus, expr: str, t_s: int) -> bool:
@@ -208,23 +246,31 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"data: {ds.n_series:,} series x {ds.n_steps} steps = {ds.n_samples:,} samples", file=sys.stderr
         )
-        prom_load = load_prometheus(ds, out)
-        try:
-            db, sf_load = load_signalfire(ds, out)
-        except Exception as err:  # report Prometheus's side even when signalfire cannot load yet
-            print(f"signalfire could not load the data: {err.__class__.__name__}: {err}", file=sys.stderr)
-            db, sf_load = None, math.nan
-        print(
-            f"load: promtool backfill {prom_load:.1f}s, signalfire append+compact {sf_load:.1f}s",
-            file=sys.stderr,
-        )
+        ready = out / "loaded.txt"  # --out DIR keeps both stores for the next run
+        if ready.exists():
+            db = open_signalfire(out)
+            print(f"reusing the stores in {out}: {ready.read_text().strip()}", file=sys.stderr)
+        else:
+            prom_load = load_prometheus(ds, out)
+            try:
+                db, sf_load = load_signalfire(ds, out)
+            except Exception as err:  # report Prometheus's side even when signalfire cannot load yet
+                print(f"signalfire could not load the data: {err.__class__.__name__}: {err}", file=sys.stderr)
+                db, sf_load = None, math.nan
+            msg = f"load: promtool backfill {prom_load:.1f}s, signalfire append+compact {sf_load:.1f}s"
+            print(msg, file=sys.stderr)
+            if args.out and db is not None:
+                ready.write_text(f"{ds.n_series} series x {args.hours} h; {msg}\n")
         span_max = int(args.hours * 3600)
         if args.profile:
             q = next(q for q in queries if q["name"] == args.profile)
             profile(db, q, end_s, min(span_max, 24 * 3600), 60)
             return 0
         rows = []
-        print(f"{'query':<26}{'mode':>8}{'Prom ms':>12}{'signalfire ms':>14}{'ratio':>9}  (sf/Prom)")
+        print(
+            f"{'query':<26}{'mode':>8}{'Prom HTTP ms':>13}{'Prom eval ms':>13}{'signalfire ms':>14}"
+            f"{'sf/HTTP':>9}{'sf/eval':>9}"
+        )
         with Prometheus(out / "prom") as prom:
             for q in queries:
                 modes = [("instant", 0, 0)] + [(n, s, st) for n, s, st in RANGES if s <= span_max]
@@ -239,28 +285,29 @@ def main(argv: list[str] | None = None) -> int:
                                 "name": q["name"],
                                 "mode": mode,
                                 "prom_ms": math.nan,
+                                "prom_eval_ms": math.nan,
                                 "sf_ms": math.nan,
                                 "verdict": f"ERROR in Prometheus {err.__class__.__name__}: {str(err)[:80]}",
                             }
                         )
                     r = rows[-1]
                     print(
-                        f"{r['name']:<26}{r['mode']:>8}{r['prom_ms']:>12.1f}{r['sf_ms']:>14.1f}"
-                        f"{r['sf_ms'] / r['prom_ms'] if r['prom_ms'] else math.nan:>9.2f}  {r['verdict']}",
+                        f"{r['name']:<26}{r['mode']:>8}{r['prom_ms']:>13.1f}{r['prom_eval_ms']:>13.1f}"
+                        f"{r['sf_ms']:>14.1f}{_ratio(r, 'prom_ms'):>9.2f}{_ratio(r, 'prom_eval_ms'):>9.2f}"
+                        f"  {r['verdict']}",
                         flush=True,
                     )
         if db is not None:
             db.close()
-        ratios = [
-            r["sf_ms"] / r["prom_ms"]
-            for r in rows
-            if r["mode"] != "instant" and r["prom_ms"] > 0 and math.isfinite(r["sf_ms"])
-        ]
         bad = [r for r in rows if r["verdict"].startswith(("DIFFERENT", "ERROR"))]
-        if ratios:
-            print(
-                f"median range-query ratio: {statistics.median(ratios):.2f} over {len(ratios)} range queries"
-            )
+        for key, what in (("prom_ms", "Prometheus over HTTP"), ("prom_eval_ms", "Prometheus's engine time")):
+            ratios = [_ratio(r, key) for r in rows if r["mode"] != "instant"]
+            ratios = [x for x in ratios if math.isfinite(x)]
+            if ratios:
+                print(
+                    f"median range-query ratio signalfire/{what}: {statistics.median(ratios):.2f}"
+                    f" over {len(ratios)} range queries"
+                )
         print(f"answers: {len(rows) - len(bad)} agree (incl. documented changes), {len(bad)} differ or fail")
     finally:
         if not args.out:
