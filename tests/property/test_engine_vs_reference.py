@@ -226,15 +226,8 @@ def _same_values(a: list[float], b: list[float]) -> bool:
 
 #: Engine bugs this test has found that are tracked by a strict xfail regression test, as
 #: predicates on (data, expr); examples that would only re-find them are filtered out (never
-#: counted as passing). Empty: the Inf - Inf find is fixed; the rounding leak is tolerated narrowly.
+#: counted as passing). Empty: the Inf - Inf find and the cross-series rounding leak are fixed.
 KNOWN_BUGS: list[Callable[[list[Series], Expr], bool]] = []
-
-
-def _known_rounding_leak(text: str, got: float, want: float) -> bool:
-    """Open engine bug: rate/increase give ~1e-15 where the exact answer is 0, from another
-    series' rounding (see test_rate_of_a_flat_window_is_exactly_zero_whatever_other_series_hold).
-    Tolerated only in this exact shape, so the rest of every example is still checked."""
-    return want == 0 and abs(got) < 1e-9 and ("rate(" in text or "increase(" in text)
 
 
 def check_against_reference(data: list[Series], expr: Expr, start: int, end: int, step: int) -> None:
@@ -293,11 +286,7 @@ def _compare(
         assert set(g) == set(points), (
             f"{text}: {labels}: steps differ: engine {sorted(g)} reference {sorted(points)}"
         )
-        bad = [
-            t
-            for t in points
-            if not almost_equal(g[t], points[t]) and not _known_rounding_leak(text, g[t], points[t])
-        ]
+        bad = [t for t in points if not almost_equal(g[t], points[t])]
         assert not bad, f"{text}: {labels} at {bad[0]}: engine {g[bad[0]]!r} reference {points[bad[0]]!r}"
 
 
@@ -340,14 +329,11 @@ def test_rate_after_a_reset_from_inf() -> None:
     check_against_reference(data, RangeCall("rate", Selector("m"), 30_000), 195_000, 210_000, 15_000)
 
 
-@pytest.mark.xfail(
-    strict=False,  # whether it shows depends on how storage lays samples out, which is changing
-    reason="engine bug: another series' counter-reset rounding leaks into rate (shared prefix sum)",
-)
 def test_rate_of_a_flat_window_is_exactly_zero_whatever_other_series_hold() -> None:
     """Found by hypothesis: over (405s, 435s] b="2" goes 537 -> 0 (a reset), so Prometheus's
-    increase is 0 - 537 + 537 = 0 exactly. The engine returns 7.6e-15 when series b="1" (with
-    a 1.9 -> 0 reset) is selected too, depending on how storage lays out the samples."""
+    increase is 0 - 537 + 537 = 0 exactly. The engine returned 7.6e-15 when series b="1" (with
+    a 1.9 -> 0 reset) was selected too: corrections were summed by a prefix sum across series.
+    They are now added in order, window by window (windows.add_sparse_in_order)."""
     b1 = Labels.from_dict({"__name__": "m", "a": "x", "b": "1"})
     b2 = Labels.from_dict({"__name__": "m", "a": "x", "b": "2"})
     b1_ts = [75_503 + 15_000 * i for i in range(26)] + [480_503, 495_503, 510_503]

@@ -23,6 +23,7 @@ from signalfire.promql.values import RangeWindows
 from signalfire.promql.window_stats import fast_regression, fast_variance
 from signalfire.promql.windows import (
     ColumnWalk,
+    add_sparse_in_order,
     fast_sums,
     int_prefix,
     kahan_inc,
@@ -445,7 +446,7 @@ def extrapolated_rate(w: RangeWindows, is_counter: bool, is_rate: bool) -> Resul
     result = last_v - first_v
     if is_counter:
         # Corrections of pairs (lo, lo+1) .. (hi-2, hi-1): samples lo+1 .. hi-1.
-        result = result + sparse_window_sum(_reset_corrections(w), lo + 1, hi)
+        result = add_sparse_in_order(result, _reset_corrections(w), lo + 1, hi)
     dur_start = (first_t - start_t).astype(np.float64) / 1000
     dur_end = (end_t - last_t).astype(np.float64) / 1000
     sampled = (last_t - first_t).astype(np.float64) / 1000
