@@ -23,22 +23,14 @@ from conformance.compare import Outcome, check_eval
 from conformance.notation import Histogram
 from conformance.script import Clear, Command, Eval, Load, parse_file
 from shared_data import CONFORMANCE
+from signalfire.database import ALL_PROMQL_FEATURES
 from signalfire.labels import Labels
 
 CONFORMANCE_DIR = CONFORMANCE
 PROMQLTEST_DIR = CONFORMANCE_DIR / "promqltest"
 
-#: A.12: everything the upstream test engine turns on.
-FEATURES = frozenset(
-    {
-        "promql-experimental-functions",
-        "promql-delayed-name-removal",
-        "promql-duration-expr",
-        "promql-extended-range-selectors",
-        "promql-binop-fill-modifiers",
-        "st-storage",
-    }
-)
+#: A.12: everything the upstream test engine turns on (the library's list of those flags).
+FEATURES = ALL_PROMQL_FEATURES
 LOOKBACK_MS = 5 * 60_000
 MAX_SAMPLES = 10_000
 #: Loads may reach back before earlier loads of other series; upstream's test storage takes
@@ -64,14 +56,8 @@ def promqltest_files() -> list[Path]:
 
 def open_database(path: Path) -> Any:
     """A database configured as upstream's test engine (A.12)."""
-    from signalfire import database
-
-    features = getattr(database, "ALL_PROMQL_FEATURES", FEATURES) | FEATURES
-    # signalfire.open is database.open re-exported by the facade; the fallback only
-    # bridges the hours before the facade exports it.
-    open_fn = getattr(signalfire, "open", None) or database.open
-    return open_fn(
-        path, features=features, lookback_delta_ms=LOOKBACK_MS, max_samples=MAX_SAMPLES, **DB_OPTIONS
+    return signalfire.open(
+        path, features=FEATURES, lookback_delta_ms=LOOKBACK_MS, max_samples=MAX_SAMPLES, **DB_OPTIONS
     )
 
 

@@ -28,6 +28,7 @@ from signalfire.tsdb.block_meta import BlockMeta, new_ulid, write_meta
 from signalfire.tsdb.chunks.chunk_file import ChunkWriter, encode_ts_chunk, encode_value_chunk
 from signalfire.tsdb.index.index_file import write_index
 from signalfire.tsdb.tombstones import Tombstones, write_tombstones
+from signalfire.util.files import fsync_dir
 
 #: Pieces never cross a multiple of this (2h, the head's chunk range).
 WINDOW_MS = 2 * 3_600_000
@@ -239,10 +240,10 @@ class BlockWriter:
                 parents=self.parents,
             )
             write_meta(self.tmp, meta)
-            _fsync_dir(self.tmp / CHUNKS_DIR)
-            _fsync_dir(self.tmp)
+            fsync_dir(self.tmp / CHUNKS_DIR)
+            fsync_dir(self.tmp)
             os.replace(self.tmp, self.parent_dir / self.ulid)
-            _fsync_dir(self.parent_dir)
+            fsync_dir(self.parent_dir)
         except BaseException:
             self.abort()
             raise
@@ -349,11 +350,3 @@ def _dedupe_columns(ts: I64, off: I64, win: I64) -> tuple[I64, I64]:
     is_rep = rep == np.arange(n)
     col_number = np.cumsum(is_rep) - 1
     return col_number[rep].astype(np.int64), np.flatnonzero(is_rep).astype(np.int64)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

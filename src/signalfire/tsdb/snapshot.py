@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from signalfire.errors import BadDataError
 from signalfire.tsdb.block import write_block
-from signalfire.tsdb.wal.segment import fsync_dir
+from signalfire.util.files import fsync_dir
 
 if TYPE_CHECKING:
     from signalfire.tsdb.db import DB

@@ -17,6 +17,7 @@ import numpy as np
 
 from signalfire._types import I64, Bool
 from signalfire.errors import CorruptionError
+from signalfire.util.files import fsync_dir
 
 FILE_NAME = "tombstones"
 MAGIC = b"SFTB"
@@ -125,7 +126,7 @@ def write_tombstones(dir_: Path, tombstones: Tombstones) -> int:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, dir_ / FILE_NAME)
-    _fsync_dir(dir_)
+    fsync_dir(dir_)
     return len(data)
 
 
@@ -155,11 +156,3 @@ def read_tombstones(dir_: Path) -> Tombstones:
     for r, a, b in zip(arr[0].tolist(), arr[1].tolist(), arr[2].tolist()):
         ivs.setdefault(r, []).append((a, b))
     return Tombstones(ivs)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -23,7 +23,8 @@ import numpy as np
 from signalfire._types import I64, MAX_TIME, MIN_TIME
 from signalfire.tsdb.head import Head, Samples
 from signalfire.tsdb.wal import records
-from signalfire.tsdb.wal.segment import frame, fsync_dir, segment_name
+from signalfire.tsdb.wal.segment import frame, segment_name
+from signalfire.util.files import fsync_dir
 
 _CHECKPOINT_RE = re.compile(r"^checkpoint\.(\d{8})$")
 _SERIES_PER_RECORD = 50_000

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from signalfire.errors import CorruptionError, StorageError
 from signalfire.tsdb.options import FsyncPolicy
+from signalfire.util.files import fsync_dir
 
 HEADER = struct.Struct("<B3xII")  # type, length, crc
 _SEGMENT_RE = re.compile(r"^\d{8}$")
@@ -54,15 +55,6 @@ def frame(rec_type: int, payload: bytes) -> bytes:
     head = struct.pack("<B3xI", rec_type, len(payload))
     crc = zlib.crc32(payload, zlib.crc32(head))
     return head + struct.pack("<I", crc) + payload
-
-
-def fsync_dir(path: str) -> None:
-    """Make a rename or a new file in ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)
