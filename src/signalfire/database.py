@@ -30,6 +30,7 @@ from signalfire.promql.parser import parse_metric_selector
 from signalfire.promql.result import QueryResult
 from signalfire.storage import Appender, AppendStats, Querier, SeriesSet
 from signalfire.tsdb import DB, DBOptions, open_db
+from signalfire.util.malloc import keep_freed_memory
 from signalfire.util.timeutil import DurationLike, TimeLike, duration_to_ms, to_ms
 
 if TYPE_CHECKING:
@@ -232,4 +233,5 @@ def open(
         else:
             raise TypeError(f"open() got an unknown option {key!r}")
     p = Path(path)
+    keep_freed_memory()  # large query temporaries reuse heap memory (see util/malloc.py)
     return Database(open_db(p, tsdb_opts), Engine(engine_opts), p)

@@ -249,6 +249,10 @@ def _select_k(
     if S == 0:
         return vec
     k = np.clip(np.nan_to_num(kv, posinf=2**62, neginf=0), 0, 2**62).astype(np.int64)
+    if op in ("topk", "bottomk") and G == 1 and T > 1:
+        chosen_fast = _select_k_single_group(vec, k, descending=op == "topk")
+        if chosen_fast is not None:
+            return _rows_kept(vec, chosen_fast, None)
     if op == "limitk":
         key = np.zeros_like(vec.values)
         order, starts = _sorted_columns(ids, key, vec.present, descending=False)
@@ -263,6 +267,41 @@ def _select_k(
     if T == 1:
         row_order = order[:, 0]
     return _rows_kept(vec, chosen, row_order)
+
+
+def _select_k_single_group(vec: StepMatrix, k: I64, descending: bool) -> Bool | None:
+    """The rows topk/bottomk keep when there is one group and k is the same at every
+    step, without sorting: a partition finds each column's k-th key; rows before it are
+    kept and ties with it are kept in row order, up to k, which is exactly the prefix the
+    full stable sort of :func:`_sorted_columns` would choose. None when k is not constant
+    or not below the row count."""
+    S = vec.values.shape[0]
+    kk = int(k[0])
+    if not (0 < kk < S) or (k != kk).any():
+        return None
+    key = -vec.values if descending else vec.values
+    nan = np.isnan(key)
+    # Absent and NaN cells are keyed +Inf: where the k-th key is finite none of them is chosen.
+    key_t = np.ascontiguousarray(np.where(vec.present & ~nan, key, np.inf).T)
+    kth = np.partition(key_t, kk - 1, axis=1)[:, kk - 1 : kk]
+    less = key_t < kth
+    ties = key_t == kth
+    room = kk - less.sum(axis=1, keepdims=True)
+    chosen_t = less | (ties & (np.cumsum(ties, axis=1) <= room))
+    short = np.flatnonzero(kth[:, 0] == np.inf)
+    if len(short):
+        # Columns with fewer than k finite keys: all of those, then (in row order) numbers
+        # keyed +Inf, then NaNs, as the sort's tiers order them; absent rows never.
+        finite = key_t[short] < np.inf
+        present_t = vec.present.T[short]
+        nan_t = nan.T[short] & present_t
+        inf_t = present_t & ~nan_t & ~finite
+        left = kk - finite.sum(axis=1, keepdims=True)
+        take_inf = inf_t & (np.cumsum(inf_t, axis=1) <= left)
+        left = left - take_inf.sum(axis=1, keepdims=True)
+        take_nan = nan_t & (np.cumsum(nan_t, axis=1) <= left)
+        chosen_t[short] = finite | take_inf | take_nan
+    return np.asarray(chosen_t.T)
 
 
 def _rows_kept(vec: StepMatrix, present: Bool, row_order: I64 | None) -> StepMatrix:

@@ -23,6 +23,7 @@ from signalfire.promql.values import RangeWindows
 from signalfire.promql.window_stats import fast_regression, fast_variance
 from signalfire.promql.windows import (
     ColumnWalk,
+    SparseColumn,
     add_sparse_in_order,
     fast_sums,
     int_prefix,
@@ -60,9 +61,12 @@ def _step_of_cell(w: RangeWindows) -> I64:
     return np.tile(np.arange(T, dtype=np.int64), S)
 
 
-def _pack(w: RangeWindows, cells: I64, vals: F64) -> Result:
-    """Scatter per-cell results for ``cells`` (flat positions) into ``[S, T]`` arrays."""
+def _pack(w: RangeWindows, cells: I64, vals: F64, cells_sorted: bool = True) -> Result:
+    """Scatter per-cell results for ``cells`` (unique flat positions) into ``[S, T]`` arrays."""
     S, T = _shape(w)
+    if cells_sorted and len(cells) == S * T:
+        # Every cell, in order: the values are the matrix already.
+        return np.asarray(vals, np.float64).reshape(S, T), np.ones((S, T), np.bool_)
     out = np.zeros(S * T, np.float64)
     present = np.zeros(S * T, np.bool_)
     out[cells] = vals
@@ -71,8 +75,13 @@ def _pack(w: RangeWindows, cells: I64, vals: F64) -> Result:
 
 
 def _nonempty(w: RangeWindows, min_len: int = 1) -> tuple[I64, I64, I64]:
+    """Flat positions of the cells whose window holds at least ``min_len`` samples, and
+    their bounds. Dense data (the usual case) skips the gathers."""
     lo, hi = _flat(w)
-    cells = np.flatnonzero(hi - lo >= min_len)
+    long_enough = hi - lo >= min_len
+    if long_enough.all():
+        return np.arange(len(lo), dtype=np.int64), lo, hi
+    cells = np.flatnonzero(long_enough)
     return cells, lo[cells], hi[cells]
 
 
@@ -337,7 +346,7 @@ def mad_over_time(w: RangeWindows) -> Result:
 def _pack_parts(w: RangeWindows, cells: list[I64], vals: list[F64]) -> Result:
     if not cells:
         return _pack(w, np.empty(0, np.int64), np.empty(0))
-    return _pack(w, np.concatenate(cells), np.concatenate(vals))
+    return _pack(w, np.concatenate(cells), np.concatenate(vals), cells_sorted=False)
 
 
 # ------------------------------------------------------------ counters
@@ -414,19 +423,26 @@ def resets(w: RangeWindows) -> Result:
     return _counting_kernel(w, flags)
 
 
-def _reset_corrections(w: RangeWindows, use_st: bool = True) -> F64:
-    """Per sample i: the value to add back for a counter reset between i-1 and i (else 0).
+def _reset_corrections(w: RangeWindows, use_st: bool = True) -> SparseColumn:
+    """Per sample i: the value to add back for a counter reset between i-1 and i, kept
+    only where it is non-zero (resets are rare, so no dense float column is built).
 
     A reset is a decrease, or (``use_st``) a start timestamp that says the counter
-    restarted."""
+    restarted. A series' first sample has no pair."""
     v = w.values
-    pv = _prev(v)
-    reset = v < pv
+    if len(v) < 2:
+        return SparseColumn(np.empty(0, np.int64), np.empty(0, np.float64))
+    reset = v[1:] < v[:-1]
     if use_st and w.st is not None:
-        reset |= st_reset(_prev(w.st), _prev(w.ts), w.st, w.ts)
-    corr = np.where(reset, pv, 0.0)
-    corr[w.offsets[:-1][w.offsets[:-1] < len(v)]] = 0.0
-    return corr
+        reset |= st_reset(w.st[:-1], w.ts[:-1], w.st[1:], w.ts[1:])
+    pos = np.flatnonzero(reset) + 1
+    starts = w.offsets[1:-1]
+    at = np.minimum(np.searchsorted(starts, pos), max(len(starts) - 1, 0))
+    if len(starts):
+        pos = pos[starts[at] != pos]
+    vals = v[pos - 1]
+    keep = vals != 0
+    return SparseColumn(pos[keep], vals[keep])
 
 
 @_quiet
@@ -473,7 +489,10 @@ def extrapolated_rate(w: RangeWindows, is_counter: bool, is_rate: bool) -> Resul
     factor = (sampled + dur_start + dur_end) / sampled
     if is_rate:
         factor = factor / (w.range_ms / 1000.0)
-    return _pack(w, cells[keep], (result * factor)[keep])
+    result *= factor
+    if keep.all():
+        return _pack(w, cells, result)
+    return _pack(w, cells[keep], result[keep])
 
 
 def _interpolate(w: RangeWindows, i1: I64, i2: I64, t: I64, is_counter: bool) -> F64:

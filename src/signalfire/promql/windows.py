@@ -23,6 +23,7 @@ at once, with three tools:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 
@@ -89,32 +90,44 @@ def window_sum(incl: F64, excl: F64, lo: I64, hi: I64) -> F64:
     return out
 
 
-def sparse_window_sum(values: F64, lo: I64, hi: I64) -> F64:
-    """Sum of ``values[lo:hi]`` per window when ``values`` is mostly zeros.
+class SparseColumn(NamedTuple):
+    """A mostly-zero per-sample column (counter-reset corrections) by its non-zero entries:
+    sorted flat sample positions and their values. Built without a dense float column."""
 
-    Only the non-zero entries (counter-reset corrections, typically few) enter a
-    prefix sum; window bounds become positions in that short list by searchsorted.
-    Windows never span two series, so no restart per series is needed. Infinite and
-    NaN entries are counted apart, so an Inf in one window never turns another
-    window's difference of prefix sums into Inf - Inf.
+    pos: I64
+    vals: F64
+
+    @classmethod
+    def from_dense(cls, values: F64) -> SparseColumn:
+        nz = np.flatnonzero(values)
+        return cls(nz, np.asarray(values, np.float64)[nz])
+
+
+def sparse_window_sum(col: SparseColumn, lo: I64, hi: I64) -> F64:
+    """Sum of the column over ``[lo, hi)`` per window.
+
+    The non-zero entries (counter-reset corrections, typically few) enter a prefix
+    sum; window bounds become positions in that short list by searchsorted. Windows
+    never span two series, so no restart per series is needed. Infinite and NaN
+    entries are counted apart, so an Inf in one window never turns another window's
+    difference of prefix sums into Inf - Inf.
     """
-    nz = np.flatnonzero(values)
+    nz, vals = col
     out = np.zeros(len(lo), np.float64)
     if len(nz) == 0 or len(lo) == 0:
         return out
-    vals = values[nz]
     finite = np.isfinite(vals)
     prefix = np.zeros(len(nz) + 1, np.float64)
     with np.errstate(over="ignore"):
         np.cumsum(np.where(finite, vals, 0.0), out=prefix[1:])
     a = np.searchsorted(nz, lo, side="left")
-    b = np.searchsorted(nz, hi, side="left")
+    b = np.maximum(np.searchsorted(nz, hi, side="left"), a)
     if not np.isfinite(prefix[-1]):
         # Finite corrections that overflow when added up: sum each window on its own.
         idx = np.empty(2 * len(lo), np.int64)
-        idx[0::2], idx[1::2] = lo, np.maximum(hi, lo)
-        sums = np.add.reduceat(np.append(values, 0.0), idx)[0::2]
-        return np.where(hi > lo, sums, 0.0)
+        idx[0::2], idx[1::2] = a, b
+        sums = np.add.reduceat(np.append(vals, 0.0), idx)[0::2]
+        return np.where(b > a, sums, 0.0)
     out = prefix[b] - prefix[a]
     if finite.all():
         return out
@@ -129,7 +142,7 @@ def sparse_window_sum(values: F64, lo: I64, hi: I64) -> F64:
 IN_ORDER_ROUNDS = 16
 
 
-def add_sparse_in_order(acc: F64, values: F64, lo: I64, hi: I64) -> F64:
+def add_sparse_in_order(acc: F64, col: SparseColumn, lo: I64, hi: I64) -> F64:
     """``acc + values[lo] + ... + values[hi-1]`` per window, added one entry at a time in
     time order, skipping zeros: the order of Prometheus's reset-correction loop.
 
@@ -140,18 +153,18 @@ def add_sparse_in_order(acc: F64, values: F64, lo: I64, hi: I64) -> F64:
     ``IN_ORDER_ROUNDS`` non-zero entries (a gauge read as a counter) fall back to prefix sums.
     """
     out = np.array(acc, np.float64, copy=True)
-    nz = np.flatnonzero(values)
+    nz, vals = col
     if len(nz) == 0 or len(lo) == 0:
         return out
     a = np.searchsorted(nz, lo, side="left")
-    k = np.searchsorted(nz, hi, side="left") - a
+    k = np.maximum(np.searchsorted(nz, hi, side="left") - a, 0)
     many = k > IN_ORDER_ROUNDS
     if many.any():
-        out[many] += sparse_window_sum(values, lo[many], hi[many])
+        out[many] += sparse_window_sum(col, lo[many], hi[many])
         k = np.where(many, 0, k)
     for j in range(int(k.max(initial=0))):
         rows = np.flatnonzero(k > j)
-        out[rows] += values[nz[a[rows] + j]]
+        out[rows] += vals[a[rows] + j]
     return out
 
 

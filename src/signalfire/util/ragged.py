@@ -56,6 +56,14 @@ def searchsorted_ragged_many(offsets: I64, ts: I64, searches: Sequence[tuple[I64
     T = qs[0].shape[-1] if qs else 0
     if S == 0 or T == 0:
         return [np.zeros((S, T), np.int64) for _ in qs]
+    steps = [_grid_step(q) for q in qs]
+    if all(st is not None for st in steps):
+        row_key = np.repeat(np.arange(0, S * (T + 1), T + 1, dtype=np.int64), np.diff(offsets))
+        return [
+            _grid_counts(offsets, ts, int(q[0]), st, T, side, row_key)
+            for q, st, (_, side) in zip(qs, steps, searches)
+            if st is not None
+        ]
     lo_b = min(int(q.min()) for q in qs) - 1
     hi_b = max(int(q.max()) for q in qs) + 1
     span = hi_b - lo_b + 1
@@ -70,6 +78,46 @@ def searchsorted_ragged_many(offsets: I64, ts: I64, searches: Sequence[tuple[I64
     for q, (_, side) in zip(qs, searches):
         qk = (q - lo_b)[None, :] + shift if q.ndim == 1 else (q - lo_b) + shift
         out.append(np.searchsorted(keys, qk, side=side).astype(np.int64, copy=False))  # type: ignore[call-overload]
+    return out
+
+
+def _grid_step(q: I64) -> int | None:
+    """The step of ``q`` when it is a regular grid of at least two times (a range
+    query's steps), within a range where ``ts - q[0]`` cannot overflow; else None."""
+    if q.ndim != 1 or len(q) < 2:
+        return None
+    step = int(q[1] - q[0])
+    if step <= 0 or q[0] < -(2**61) or q[-1] > 2**61:
+        return None
+    if not np.array_equal(np.diff(q), np.full(len(q) - 1, step, np.int64)):
+        return None
+    return step
+
+
+def _grid_counts(offsets: I64, ts: I64, q0: int, step: int, T: int, side: str, row_key: I64) -> I64:
+    """:func:`searchsorted_ragged` for queries on a regular grid, by counting instead of
+    searching: each sample is assigned the first step that counts it (a division), the
+    per-(series, step) tallies come from one ``bincount`` and a running sum along the
+    steps gives the insertion points. Work is linear in samples plus cells with
+    sequential memory access, where binary search over millions of samples misses the
+    cache at every probe."""
+    S = len(offsets) - 1
+    c = np.clip(ts, q0 - step, q0 + T * step)
+    c -= q0
+    if side == "right":
+        # ts <= q0 + j*step  <=>  j >= ceil((ts - q0) / step)
+        np.negative(c, out=c)
+        c //= step
+        np.negative(c, out=c)
+    else:
+        # ts < q0 + j*step  <=>  j >= floor((ts - q0) / step) + 1
+        c //= step
+        c += 1
+    np.clip(c, 0, T, out=c)
+    c += row_key
+    counts = np.bincount(c, minlength=S * (T + 1)).reshape(S, T + 1)
+    out = np.cumsum(counts[:, :T], axis=1)
+    out += offsets[:-1, None]
     return out
 
 

@@ -226,3 +226,31 @@ def test_moments_quantile_topk_match_reference(rows):
         mine = sorted((v for k, v in got.items() if f'g="{g}"' in k), key=lambda v: (math.isnan(v), -v))
         assert len(mine) == min(2, len(vs))
         assert all(_eq({"x": a}, {"x": b}) for a, b in zip(mine, want))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 9), st.integers(2, 6), st.integers(1, 10), st.data())
+def test_single_group_topk_partition_keeps_the_rows_the_sort_keeps(S, T, k, data):
+    """The partition fast path for one group must keep exactly the rows of the full stable
+    sort, ties included (they are common: equal rates, zeros, infinities), also where
+    absent or NaN cells are among the first k."""
+    from signalfire.promql import aggregations
+    from signalfire.promql.values import StepMatrix
+
+    pool = [0.0, -0.0, 1.0, 2.0, -3.0, math.inf, -math.inf, math.nan]
+    cells = data.draw(st.lists(st.sampled_from(pool), min_size=S * T, max_size=S * T))
+    values = np.array(cells).reshape(S, T)
+    present = np.array(data.draw(st.lists(st.booleans(), min_size=S * T, max_size=S * T))).reshape(S, T)
+    vec = StepMatrix([{"i": str(i)} for i in range(S)], values, present, None)
+    ids = np.zeros(S, np.int64)
+    for descending in (True, False):
+        fast = aggregations._select_k_single_group(vec, np.full(T, k, np.int64), descending)
+        order, _ = aggregations._sorted_columns(ids, values, present, descending)
+        by_sort = np.zeros((S, T), np.bool_)
+        np.put_along_axis(by_sort, order, np.repeat((np.arange(S) < k)[:, None], T, axis=1), axis=0)
+        by_sort &= present
+        if k >= S:
+            assert fast is None
+        else:
+            assert fast is not None
+            np.testing.assert_array_equal(fast, by_sort)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from signalfire.promql import windows
-from signalfire.promql.windows import add_sparse_in_order, sparse_window_sum
+from signalfire.promql.windows import SparseColumn, add_sparse_in_order, sparse_window_sum
 
 
 def _in_order(acc: float, values: list[float], lo: int, hi: int) -> float:
@@ -22,14 +22,15 @@ def _in_order(acc: float, values: list[float], lo: int, hi: int) -> float:
 def test_a_lone_correction_cancels_exactly_whatever_came_before():
     # Prefix sums would give (1.9 + 537) - 1.9 - 537 = 7.6e-15 here.
     values = np.array([0.0, 1.9, 0.0, 537.0, 0.0])
-    got = add_sparse_in_order(np.array([-537.0]), values, np.array([3]), np.array([5]))
+    col = SparseColumn.from_dense(values)
+    got = add_sparse_in_order(np.array([-537.0]), col, np.array([3]), np.array([5]))
     assert got[0] == 0.0
 
 
 def test_inf_and_nan_corrections_stay_in_their_window():
     values = np.array([math.inf, 0.0, 2.0, math.nan, 0.0, 5.0])
     lo, hi = np.array([0, 1, 2, 4]), np.array([1, 3, 4, 6])
-    got = add_sparse_in_order(np.zeros(4), values, lo, hi)
+    got = add_sparse_in_order(np.zeros(4), SparseColumn.from_dense(values), lo, hi)
     assert got[0] == math.inf and got[1] == 2.0 and math.isnan(got[2]) and got[3] == 5.0
 
 
@@ -47,7 +48,7 @@ def test_matches_adding_one_by_one(values, bounds, few_rounds):
     old = windows.IN_ORDER_ROUNDS
     windows.IN_ORDER_ROUNDS = 2 if few_rounds else old  # exercise the prefix-sum fallback
     try:
-        got = add_sparse_in_order(acc, vals, lo, hi)
+        got = add_sparse_in_order(acc, SparseColumn.from_dense(vals), lo, hi)
     finally:
         windows.IN_ORDER_ROUNDS = old
     for i in range(len(lo)):
@@ -56,5 +57,6 @@ def test_matches_adding_one_by_one(values, bounds, few_rounds):
         if n <= (2 if few_rounds else old):
             assert got[i] == want or (math.isnan(got[i]) and math.isnan(want))
         else:
-            fallback = acc[i] + sparse_window_sum(vals, lo[i : i + 1], hi[i : i + 1])[0]
+            col = SparseColumn.from_dense(vals)
+            fallback = acc[i] + sparse_window_sum(col, lo[i : i + 1], hi[i : i + 1])[0]
             assert got[i] == fallback or math.isclose(got[i], want, rel_tol=1e-9)

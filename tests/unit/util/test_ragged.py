@@ -36,6 +36,28 @@ def test_searchsorted_ragged_matches_per_series(series, queries, side):
         np.testing.assert_array_equal(got[i], want)
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    _series,
+    st.integers(-70, 70),
+    st.integers(1, 25),
+    st.integers(2, 12),
+    st.sampled_from(["left", "right"]),
+    st.booleans(),
+)
+def test_searchsorted_on_a_grid_counts_like_binary_search(series, q0, step, T, side, extremes):
+    """Range-query steps take the counting path; it must agree with searching, also for
+    samples far outside the grid and on its exact points."""
+    if extremes:
+        series = [[-(2**62), *s, 2**62] for s in series]
+    offsets, ts = _ragged(series)
+    q = q0 + step * np.arange(T, dtype=np.int64)
+    got = ragged.searchsorted_ragged(offsets, ts, q, side)
+    for i in range(len(series)):
+        a, b = offsets[i], offsets[i + 1]
+        np.testing.assert_array_equal(got[i], np.searchsorted(ts[a:b], q, side=side) + a)
+
+
 def test_searchsorted_ragged_huge_span_falls_back():
     offsets, ts = _ragged([[-(2**61), 0, 2**61], [5]])
     q = np.array([-(2**62), 1, 2**62], np.int64)
