@@ -26,6 +26,7 @@ documented change rather than counted.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
 import shutil
@@ -242,15 +243,20 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     queries = load_queries()
     try:
-        ds = datagen.dataset(args.series, args.hours)
+        # --out DIR keeps both stores for the next run, and the data set's time anchor with
+        # them: gen.py anchors the data at "now", which has moved on by the next run.
+        ready = out / "loaded.json"
+        kept = json.loads(ready.read_text()) if ready.exists() else None
+        if kept and (kept["series"], kept["hours"]) != (args.series, args.hours):
+            sys.exit(f"{out} holds {kept['series']} series x {kept['hours']} h; use another --out")
+        ds = datagen.dataset(args.series, args.hours, start_ms=kept["start_ms"] if kept else None)
         end_s = ds.max_ts // 1000  # a whole second just after the newest sample of most instances
         print(
             f"data: {ds.n_series:,} series x {ds.n_steps} steps = {ds.n_samples:,} samples", file=sys.stderr
         )
-        ready = out / "loaded.txt"  # --out DIR keeps both stores for the next run
-        if ready.exists():
+        if kept:
             db = open_signalfire(out)
-            print(f"reusing the stores in {out}: {ready.read_text().strip()}", file=sys.stderr)
+            print(f"reusing the stores in {out}: {kept['load']}", file=sys.stderr)
         else:
             prom_load = load_prometheus(ds, out)
             try:
@@ -261,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
             msg = f"load: promtool backfill {prom_load:.1f}s, signalfire append+compact {sf_load:.1f}s"
             print(msg, file=sys.stderr)
             if args.out and db is not None:
-                ready.write_text(f"{ds.n_series} series x {args.hours} h; {msg}\n")
+                kept = {"series": args.series, "hours": args.hours, "start_ms": ds.start_ms, "load": msg}
+                ready.write_text(json.dumps(kept) + "\n")
         span_max = int(args.hours * 3600)
         if args.profile:
             q = next(q for q in queries if q["name"] == args.profile)

@@ -24,22 +24,11 @@ from signalfire._types import I64
 from signalfire.labels import Labels
 from signalfire.storage.annotations import Annotations
 from signalfire.storage.series_set import SeriesSet
+from signalfire.util.ragged import ragged_arange
 
 #: Mean run length from which a Python list of views beats a ragged fancy index
 #: (a view costs ~0.2 µs; an indexed element ~5 ns including the index itself).
 VIEW_RUN_MIN = 48
-
-
-def ragged_arange(starts: I64, lens: I64) -> I64:
-    """``concatenate([arange(s, s + n) for s, n in zip(starts, lens)])`` without the loop."""
-    lens = np.asarray(lens, np.int64)
-    total = int(lens.sum())
-    if total == 0:
-        return np.empty(0, np.int64)
-    shift = np.asarray(starts, np.int64) - (np.cumsum(lens) - lens)
-    out: I64 = np.repeat(shift, lens)
-    out += np.arange(total, dtype=np.int64)
-    return out
 
 
 def concat_runs(

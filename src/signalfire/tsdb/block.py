@@ -31,7 +31,6 @@ from signalfire.tsdb.block_write import (
     CHUNKS_DIR,
     INDEX_FILE,
     BlockWriter,
-    ragged_arange,
     write_block,
 )
 from signalfire.tsdb.chunks.cache import ChunkCache
@@ -40,6 +39,7 @@ from signalfire.tsdb.index.index_file import IndexReader
 from signalfire.tsdb.index.postings import select_postings
 from signalfire.tsdb.querier import BlockQuerier
 from signalfire.tsdb.tombstones import Tombstones, read_tombstones, write_tombstones
+from signalfire.util.ragged import ragged_arange
 
 __all__ = [
     "Block",

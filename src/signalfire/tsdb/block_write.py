@@ -29,6 +29,7 @@ from signalfire.tsdb.chunks.chunk_file import ChunkWriter, encode_ts_chunk, enco
 from signalfire.tsdb.index.index_file import write_index
 from signalfire.tsdb.tombstones import Tombstones, write_tombstones
 from signalfire.util.files import fsync_dir
+from signalfire.util.ragged import ragged_arange
 
 #: Pieces never cross a multiple of this (2h, the head's chunk range).
 WINDOW_MS = 2 * 3_600_000
@@ -37,17 +38,6 @@ CHUNK_SAMPLES = 1 << 16
 INDEX_FILE = "index"
 CHUNKS_DIR = "chunks"
 CHUNK_SEGMENT = "000001"
-
-
-def ragged_arange(starts: I64, lens: I64) -> I64:
-    """``concatenate([arange(s, s + n) for s, n in zip(starts, lens)])`` without the loop."""
-    lens = np.asarray(lens, np.int64)
-    total = int(lens.sum())
-    if total == 0:
-        return np.empty(0, np.int64)
-    shift = np.asarray(starts, np.int64) - (np.cumsum(lens) - lens)
-    out: I64 = np.repeat(shift, lens) + np.arange(total, dtype=np.int64)
-    return out
 
 
 #: Odd 64-bit multipliers, one per position modulo 64, for the column hash.

@@ -20,7 +20,8 @@ from signalfire.labels import Labels
 from signalfire.storage import SeriesSet
 from signalfire.tsdb.block import Block
 from signalfire.tsdb.block_meta import BlockMeta
-from signalfire.tsdb.block_write import WINDOW_MS, BlockWriter, ragged_arange
+from signalfire.tsdb.block_write import WINDOW_MS, BlockWriter
+from signalfire.util.ragged import ragged_arange
 
 HOUR_MS = 3_600_000
 #: Prometheus's default ranges for a 2h minimum block: 2h, 6h, 18h.

@@ -43,6 +43,7 @@ from signalfire._types import F64, I64, MAX_TIME, MIN_TIME
 from signalfire.tsdb.chunks import codec
 from signalfire.tsdb.chunks.cache import ChunkCache
 from signalfire.tsdb.chunks.chunk_file import KIND_VALUES, DecodedChunk
+from signalfire.util.ragged import clip_runs, ragged_arange
 
 try:
     import cramjam
@@ -610,13 +611,18 @@ def decode_plan(
         if g.mint >= mint and g.maxt <= maxt and want.all():
             out.append((i, counts, ts, v, st))  # the whole group: no masking
             continue
-        sidx = np.repeat(np.arange(len(counts)), counts)
-        keep = want[sidx] & (ts >= mint) & (ts <= maxt)
-        if not keep.any():
+        # Only the wanted series, each cut to the range by a binary search of its own
+        # samples (a series' samples are contiguous and sorted in the group), so reading
+        # a few series or a short range costs nothing in the size of the group.
+        sel = np.flatnonzero(want)
+        starts = (np.cumsum(counts) - counts)[sel]
+        lo, hi = clip_runs(ts, starts, counts[sel], mint, maxt)
+        lens = hi - lo
+        nz = np.flatnonzero(lens > 0)
+        if len(nz) == 0:
             continue
-        lens = np.bincount(sidx[keep], minlength=len(counts))
-        nz = lens > 0
-        out.append((i[nz], lens[nz], ts[keep], v[keep], None if st is None else st[keep]))
+        idx = ragged_arange(lo[nz], lens[nz])
+        out.append((i[sel[nz]], lens[nz], ts[idx], v[idx], None if st is None else st[idx]))
     return out
 
 

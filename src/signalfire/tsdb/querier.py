@@ -19,8 +19,9 @@ from signalfire._types import I64
 from signalfire.errors import CorruptionError
 from signalfire.labels import Matcher
 from signalfire.storage import SelectHints, SeriesSet
-from signalfire.storage.runs import RunSet, concat_runs, ragged_arange
+from signalfire.storage.runs import RunSet, concat_runs
 from signalfire.tsdb.index.postings import select_postings
+from signalfire.util.ragged import ragged_arange
 
 if TYPE_CHECKING:
     from signalfire.tsdb.block import Block

@@ -133,6 +133,64 @@ def _searchsorted_per_series(offsets: I64, ts: I64, q: I64, side: str) -> I64:
     return out
 
 
+def ragged_arange(starts: I64, lens: I64) -> I64:
+    """``concatenate([arange(s, s + n) for s, n in zip(starts, lens)])`` without the loop."""
+    lens = np.asarray(lens, np.int64)
+    total = int(lens.sum())
+    if total == 0:
+        return np.empty(0, np.int64)
+    shift = np.asarray(starts, np.int64) - (np.cumsum(lens) - lens)
+    out: I64 = np.repeat(shift, lens)
+    out += np.arange(total, dtype=np.int64)
+    return out
+
+
+def bisect_runs(ts: I64, starts: I64, lens: I64, targets: int | I64, side: str = "left") -> I64:
+    """For each sorted run ``ts[starts[k]:starts[k] + lens[k]]``, the absolute index where
+    ``targets`` (one, or one per run) would be inserted (``side`` as in ``np.searchsorted``).
+
+    A binary search of all runs in lockstep: log2(longest run) numpy steps over the runs,
+    touching only the probed samples, so picking a few series out of a large column
+    costs nothing in the column's size."""
+    lo = np.asarray(starts, np.int64)
+    n = np.asarray(lens, np.int64)
+    if len(lo) == 0:
+        return lo.copy()
+    # On integers, "right of t" is "left of t + 1".
+    tgt = np.asarray(targets, np.int64) + (1 if side == "right" else 0)
+    last = max(len(ts) - 1, 0)
+    for _ in range(int(n.max()).bit_length()):
+        half = n >> 1
+        mid = lo + half
+        go = (ts[np.minimum(mid, last)] < tgt) & (n > 0)
+        lo = np.where(go, mid + 1, lo)
+        n = np.where(go, n - half - 1, half)
+    return lo
+
+
+#: Up to this many runs a Python loop of ``np.searchsorted`` on slices beats the lockstep search.
+_FEW_RUNS = 16
+
+
+def clip_runs(ts: I64, starts: I64, lens: I64, mint: int, maxt: int) -> tuple[I64, I64]:
+    """Sub-runs ``[lo, hi)`` of sorted runs holding only the samples in ``[mint, maxt]``."""
+    if len(starts) <= _FEW_RUNS:
+        lo = np.empty(len(starts), np.int64)
+        hi = np.empty(len(starts), np.int64)
+        for k, (a, n) in enumerate(zip(np.asarray(starts).tolist(), np.asarray(lens).tolist())):
+            run = ts[a : a + n]
+            lo[k] = a + int(np.searchsorted(run, mint, "left"))
+            hi[k] = a + int(np.searchsorted(run, maxt, "right"))
+        return lo, hi
+    both = bisect_runs(
+        ts,
+        np.concatenate([starts, starts]),
+        np.concatenate([lens, lens]),
+        np.concatenate([np.full(len(starts), mint, np.int64), np.full(len(starts), maxt + 1, np.int64)]),
+    )
+    return both[: len(starts)], both[len(starts) :]
+
+
 def window_bounds(offsets: I64, ts: I64, eval_ts: I64, range_ms: int) -> tuple[I64, I64]:
     """Left-open windows ``(t - range, t]`` for every series and step.
 

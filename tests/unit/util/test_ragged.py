@@ -131,3 +131,31 @@ def test_group_reduce_with_empty_groups_and_fill():
     np.testing.assert_array_equal(got, [[2.0, np.nan], [np.nan, np.nan], [3.0, 5.0], [np.nan, np.nan]])
     got = ragged.group_reduce(np.add, np.empty(0, np.int64), 2, np.empty((0, 3)))
     np.testing.assert_array_equal(got, np.zeros((2, 3)))
+
+
+@settings(max_examples=100, deadline=None)
+@given(_series, st.integers(-60, 60), st.sampled_from(["left", "right"]))
+def test_bisect_runs_matches_searchsorted_per_run(series, target, side):
+    offsets, ts = _ragged(series)
+    starts, lens = offsets[:-1], np.diff(offsets)
+    got = ragged.bisect_runs(ts, starts, lens, target, side)
+    for i in range(len(series)):
+        a, b = offsets[i], offsets[i + 1]
+        assert got[i] == np.searchsorted(ts[a:b], target, side=side) + a
+
+
+def test_ragged_arange_concatenates_ranges():
+    got = ragged.ragged_arange(np.array([5, 0, 9]), np.array([2, 0, 3]))
+    assert got.tolist() == [5, 6, 9, 10, 11]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_series, min_size=1, max_size=6), st.integers(-60, 60), st.integers(0, 40))
+def test_clip_runs_keeps_exactly_the_range(groups, mint, width):
+    """Few runs take the loop, many the lockstep search; both give the runs' samples in range."""
+    series = [s for g in groups for s in g] * 4  # enough runs for both paths
+    offsets, ts = _ragged(series)
+    lo, hi = ragged.clip_runs(ts, offsets[:-1], np.diff(offsets), mint, mint + width)
+    for i in range(len(series)):
+        run = ts[offsets[i] : offsets[i + 1]]
+        assert ts[lo[i] : hi[i]].tolist() == [t for t in run.tolist() if mint <= t <= mint + width]
