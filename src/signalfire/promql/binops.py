@@ -9,6 +9,7 @@ are boolean [pairs, T] arrays.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -247,14 +248,14 @@ def _result_labels(
         base = tuple(p for p in ls if p[0] not in dropped)
     if not m.include:
         return Labels(base)
-    pairs = dict(base)
-    for n in m.include:
-        v = rs.get(n)
-        if v:
-            pairs[n] = v
-        else:
-            pairs.pop(n, None)
-    return Labels.from_dict(pairs)
+    # The include labels replace (or, when empty on the one side, remove) their names;
+    # the rest of the sorted, interned base is kept as it is and only re-sorted.
+    extra = [(n, v) for n in m.include if (v := rs.get(n))]
+    include = frozenset(m.include)
+    kept = [p for p in base if p[0] not in include]
+    if not extra:
+        return Labels(tuple(kept))
+    return Labels(tuple(sorted(kept + [(sys.intern(n), v) for n, v in extra])))
 
 
 def _filled_left_labels(rs: Labels, m: ast.VectorMatching, names: frozenset[str]) -> Labels:
