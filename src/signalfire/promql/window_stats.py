@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from signalfire._types import F64, I64, Bool
-from signalfire.promql.windows import ColumnWalk, fast_sums, series_index
+from signalfire.promql.windows import ColumnWalk, exact_time_sums, fast_sums, series_index
 
 
 def _series_first(arr: np.ndarray, offsets: I64) -> np.ndarray:
@@ -69,7 +69,9 @@ def fast_regression(
     with np.errstate(all="ignore"):
         t0 = _series_first(ts, offsets)
         u = (ts - t0).astype(np.float64) / 1e3
-        su, ok_u = fast_sums(u, offsets, lo, hi)
+        su, ok_u = exact_time_sums(ts, t0, offsets, lo, hi)
+        if not ok_u.any():
+            su, ok_u = fast_sums(u, offsets, lo, hi)
         sy, ok = fast_sums(values, offsets, lo, hi)
         ok &= ok_u
         n = (hi - lo).astype(np.float64)

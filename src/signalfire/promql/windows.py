@@ -268,12 +268,56 @@ def fast_sums(values: F64, offsets: I64, lo: I64, hi: I64) -> tuple[F64, Bool]:
     result (or an exact integer sum). Callers recompute untrusted cells with the exact
     sequential algorithm (:func:`kahan_window_sum`), so results agree with Prometheus's
     Kahan summation to ~1e-12 while costing O(N + cells) in the common case.
+
+    Large values that move little (bytes free on a disk: 1e11 give or take 1e8) make
+    the running sums huge next to one window's sum, so their bound fails late in a
+    long series; those cells are summed again from values minus the series' first value
+    (:func:`_centred_sums`), which keeps the running sums small.
     """
     finite = np.isfinite(values)
-    sums, err = sum_with_error(np.where(finite, values, 0.0), offsets, lo, hi)
+    clean = np.where(finite, values, 0.0)
+    sums, err = sum_with_error(clean, offsets, lo, hi)
     ok = ~nonfinite_in_window(values, lo, hi) & np.isfinite(sums) & np.isfinite(err)
-    ok &= err <= np.abs(sums) * TRUST
-    return sums, ok
+    trusted = ok & (err <= np.abs(sums) * TRUST)
+    retry = np.flatnonzero(ok & ~trusted)
+    if len(retry):
+        c_sums, c_ok = _centred_sums(clean, offsets, lo[retry], hi[retry])
+        sums[retry] = np.where(c_ok, c_sums, sums[retry])
+        trusted[retry] = c_ok
+    return sums, trusted
+
+
+def _centred_sums(clean: F64, offsets: I64, lo: I64, hi: I64) -> tuple[F64, Bool]:
+    """Window sums of finite values as ``Σ(v - v0) + n·v0`` (v0: the series' first value),
+    with the bound of :func:`sum_with_error` plus the rounding of forming ``v - v0``, of
+    ``n·v0`` and of the final addition."""
+    lens = np.diff(offsets)
+    first = np.zeros(len(lens), np.float64)
+    has = lens > 0
+    first[has] = clean[offsets[:-1][has]]
+    shift = np.repeat(first, lens)
+    centred = clean - shift
+    c_sums, c_err = sum_with_error(centred, offsets, lo, hi)
+    a_incl, a_excl = segment_prefix(np.abs(centred), offsets)
+    spread_in = window_sum(a_incl, a_excl, lo, hi)
+    base = (hi - lo).astype(np.float64) * shift[np.minimum(lo, max(len(shift) - 1, 0))] if len(shift) else 0.0
+    sums = c_sums + base
+    err = c_err + np.finfo(np.float64).eps * (spread_in + np.abs(base) + np.abs(sums))
+    return sums, np.isfinite(sums) & (err <= np.abs(sums) * TRUST)
+
+
+def exact_time_sums(ts: I64, t0: I64, offsets: I64, lo: I64, hi: I64) -> tuple[F64, Bool]:
+    """Window sums of ``(ts - t0) / 1000`` (seconds from each sample's series start ``t0``)
+    from exact int64 prefix sums: one rounding per result. ``ok`` is False everywhere when
+    the integer sums could overflow (absurd time spans), for the caller's fallback."""
+    d = ts - t0
+    n = len(d)
+    big = int(np.abs(d).max()) if n else 0
+    if big and big * n >= 2**62:
+        return np.zeros(len(lo)), np.zeros(len(lo), np.bool_)
+    p = np.zeros(n + 1, np.int64)
+    np.cumsum(d, out=p[1:])
+    return (p[hi] - p[lo]).astype(np.float64) / 1e3, np.ones(len(lo), np.bool_)
 
 
 def sorted_windows(values: F64, lo: I64, hi: I64, max_cells: int = 1 << 22) -> Iterator[tuple[I64, F64, I64]]:
