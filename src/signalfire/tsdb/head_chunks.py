@@ -596,6 +596,11 @@ class HeadChunks:
         return np.concatenate(removed) if removed else np.empty(0, np.int64)
 
 
+#: Up to this many wanted series in a group, each is cut with its own searchsorted and
+#: the pieces of all such groups are joined into one, instead of a vectorised cut per group.
+_FEW_RUNS = 16
+
+
 def decode_plan(
     plan: list[tuple[ChunkGroup, I64, np.ndarray]],
     mint: int,
@@ -603,26 +608,66 @@ def decode_plan(
     decode: Callable[[ChunkGroup], tuple[I64, F64, I64 | None]] = ChunkGroup.decode,
 ) -> list[Piece]:
     """Decode the groups of a :meth:`HeadChunks.plan` (with ``decode``, e.g.
-    :meth:`HeadChunks.decoded`), keeping the samples asked for."""
+    :meth:`HeadChunks.decoded`), keeping the samples asked for.
+
+    Only the wanted series are cut to the range, by a binary search of their own samples
+    (a series' samples are contiguous and sorted in its group), so reading a few series
+    or a short range costs nothing in the size of a group. A query for a handful of
+    series per group (one metric of many targets) touches every group for a few runs:
+    those runs are cut one by one and collected into a single piece, so the cost is per
+    run, not a dozen array operations per group."""
     out: list[Piece] = []
+    few: list[tuple[int, np.ndarray, np.ndarray, np.ndarray | None]] = []
+    few_at: set[int] = set()
+
+    def flush() -> None:
+        # Pieces keep plan order (oldest cut first) and hold each series once.
+        if not few:
+            return
+        any_st = any(r[3] is not None for r in few)
+        out.append(
+            (
+                np.array([r[0] for r in few], np.int64),
+                np.array([len(r[1]) for r in few], np.int64),
+                np.concatenate([r[1] for r in few]),
+                np.concatenate([r[2] for r in few]),
+                np.concatenate([r[3] if r[3] is not None else np.zeros(len(r[1]), np.int64) for r in few])
+                if any_st
+                else None,
+            )
+        )
+        few.clear()
+        few_at.clear()
+
     for g, i, want in plan:
         ts, v, st = decode(g)
         counts = g.counts.astype(np.int64)
         if g.mint >= mint and g.maxt <= maxt and want.all():
+            flush()
             out.append((i, counts, ts, v, st))  # the whole group: no masking
             continue
-        # Only the wanted series, each cut to the range by a binary search of its own
-        # samples (a series' samples are contiguous and sorted in the group), so reading
-        # a few series or a short range costs nothing in the size of the group.
         sel = np.flatnonzero(want)
-        starts = (np.cumsum(counts) - counts)[sel]
-        lo, hi = clip_runs(ts, starts, counts[sel], mint, maxt)
-        lens = hi - lo
+        starts = np.cumsum(counts) - counts
+        if len(sel) <= _FEW_RUNS:
+            for a, n, p in zip(starts[sel].tolist(), counts[sel].tolist(), i[sel].tolist()):
+                run = ts[a : a + n]
+                lo = a + int(run.searchsorted(mint, "left"))
+                hi = a + int(run.searchsorted(maxt, "right"))
+                if hi > lo:
+                    if p in few_at:
+                        flush()
+                    few_at.add(p)
+                    few.append((p, ts[lo:hi], v[lo:hi], None if st is None else st[lo:hi]))
+            continue
+        flush()
+        lo_a, hi_a = clip_runs(ts, starts[sel], counts[sel], mint, maxt)
+        lens = hi_a - lo_a
         nz = np.flatnonzero(lens > 0)
         if len(nz) == 0:
             continue
-        idx = ragged_arange(lo[nz], lens[nz])
+        idx = ragged_arange(lo_a[nz], lens[nz])
         out.append((i[sel[nz]], lens[nz], ts[idx], v[idx], None if st is None else st[idx]))
+    flush()
     return out
 
 
