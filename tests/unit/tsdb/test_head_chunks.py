@@ -103,9 +103,9 @@ def test_regular_scrapes_compress_to_about_a_byte_per_sample():
 # ---------------------------------------------------------------- head vs model
 
 
-def _head(chunk_samples: int = 4, cache: ChunkCache | None = None) -> tuple[Head, np.ndarray]:
+def _head(chunk_samples: int = 4, cache: ChunkCache | None = None, n: int = 5) -> tuple[Head, np.ndarray]:
     head = Head(7_200_000, chunk_samples=chunk_samples, cache=cache)
-    refs = head.get_or_create([Labels.from_strings("__name__", "m", "i", str(i)) for i in range(5)])
+    refs = head.get_or_create([Labels.from_strings("__name__", "m", "i", str(i)) for i in range(n)])
     return head, refs
 
 
@@ -130,34 +130,43 @@ def _check(head: Head, model: dict[int, dict[int, float]], mint=MIN_TIME, maxt=M
 
 
 batch = st.lists(st.tuples(st.integers(0, 4), st.integers(0, 400), floats), min_size=1, max_size=30)
+wide_batch = st.lists(st.tuples(st.integers(0, 39), st.integers(0, 400), floats), min_size=1, max_size=60)
 op = st.one_of(
-    st.tuples(st.just("apply"), batch),
-    st.tuples(st.just("delete"), st.integers(0, 4), st.integers(0, 400), st.integers(0, 100)),
+    st.tuples(st.just("apply"), batch | wide_batch),
+    st.tuples(st.just("delete"), st.integers(0, 39), st.integers(0, 400), st.integers(0, 100)),
     st.tuples(st.just("truncate"), st.integers(0, 400)),
 )
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(op, max_size=15), st.sampled_from([1, 3, 4, 16]), st.sampled_from([2, 5, 120]), st.booleans())
-def test_head_with_cuts_matches_model(ops, chunk_samples, merge_samples, cached):
+@given(
+    st.lists(op, max_size=15),
+    st.sampled_from([1, 3, 4, 16]),
+    st.sampled_from([2, 5, 120]),
+    st.booleans(),
+    st.sampled_from([5, 40]),
+)
+def test_head_with_cuts_matches_model(ops, chunk_samples, merge_samples, cached, n_series):
     """With a decoded-chunk cache, every read fills it: deletes, truncations and merges
-    must not leave a stale decoding behind."""
+    must not leave a stale decoding behind. Forty series make groups where reads cut
+    more than a few series at once (the vectorised path), five the run-by-run one."""
     with _merge_at(merge_samples):
-        _run_model(ops, chunk_samples, ChunkCache() if cached else None)
+        _run_model(ops, chunk_samples, ChunkCache() if cached else None, n_series)
 
 
-def _run_model(ops, chunk_samples, cache=None):
-    head, refs = _head(chunk_samples, cache)
+def _run_model(ops, chunk_samples, cache=None, n_series=5):
+    head, refs = _head(chunk_samples, cache, n_series)
     model: dict[int, dict[int, float]] = {}
     for o in ops:
         if o[0] == "apply":
-            r = head.revive(refs[np.array([x[0] for x in o[1]])])  # as a commit does
+            r = head.revive(refs[np.array([x[0] % n_series for x in o[1]])])  # as a commit does
             t = np.array([x[1] for x in o[1]], np.int64)
             v = np.array([x[2] for x in o[1]], np.float64)
             head.apply(r, t, v)
             _model_apply(model, r, t, v)
         elif o[0] == "delete":
             _, i, lo, width = o
+            i %= n_series
             head.delete(refs[i : i + 1], lo, lo + width)
             m = model.get(int(refs[i]), {})
             for t in [t for t in m if lo <= t <= lo + width]:
