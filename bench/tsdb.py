@@ -45,6 +45,11 @@ ALL = '{__name__=~".+"}'
 
 
 def rss_bytes() -> int:
+    """Resident size after freed heap memory is handed back: signalfire keeps freed large
+    blocks for reuse (util/malloc.py), which is not head memory."""
+    from signalfire.util.malloc import release_free_memory
+
+    release_free_memory()
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):

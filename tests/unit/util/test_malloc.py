@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 
@@ -21,14 +22,33 @@ def _probe(env_value: str | None) -> str:
     ).stdout.strip()
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
-def test_applied_once_on_glibc():
-    import platform
+_GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
-    if platform.libc_ver()[0] != "glibc":
-        pytest.skip("not glibc")
+
+@pytest.mark.skipif(not _GLIBC, reason="mallopt and malloc_trim are glibc's")
+def test_applied_once_on_glibc():
     assert _probe(None) == "True True"
 
 
 def test_turned_off_by_environment():
     assert _probe("0") == "False False"
+
+
+@pytest.mark.skipif(not _GLIBC, reason="mallopt and malloc_trim are glibc's")
+def test_release_free_memory_gives_back_a_freed_block():
+    """After a large block is freed with the thresholds raised, it stays resident until
+    release_free_memory() hands it back."""
+    code = (
+        "import numpy as np, signalfire.util.malloc as m\n"
+        "def rss():\n"
+        "    return int(open('/proc/self/statm').read().split()[1]) * 4096\n"
+        "m.keep_freed_memory()\n"
+        "a = np.ones(1 << 25); del a\n"  # 256 MiB, freed into the heap
+        "kept = rss()\n"
+        "m.release_free_memory()\n"
+        "print(kept - rss() > 100 << 20)\n"
+    )
+    env = dict(os.environ)
+    env.pop("SIGNALFIRE_MALLOC_TUNE", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
