@@ -285,6 +285,9 @@ def decode_values(scales_b: bytes, body: bytes, counts: I64) -> F64:
 #: A run of samples per series: (positions of the series in the ``sorted_refs`` asked for,
 #: samples per series, ts, values, st or None), the series' runs one after another.
 Piece = tuple[I64, I64, I64, F64, "I64 | None"]
+#: One group to read: the group, where its refs sit in the query's sorted refs, which of
+#: them are wanted, and where each ref's samples start in the decoded group.
+PlanEntry = tuple["ChunkGroup", I64, np.ndarray, I64]
 
 
 @dataclass(slots=True)
@@ -347,6 +350,7 @@ class HeadChunks:
         self._owner = cache.new_owner() if cache is not None else 0
         self._serials = itertools.count()
         self._bounds: np.ndarray | None = None  # int64[G, 4]: mint, maxt, min ref, max ref
+        self._index: tuple[I64, I64, I64] | None = None  # see _ref_index
         self.num_samples = 0
         self.nbytes = 0
         self._series_chunks = 0
@@ -392,6 +396,7 @@ class HeadChunks:
         self.nbytes -= sum(g.nbytes for g in tail)
         self._series_chunks -= sum(len(g.refs) for g in tail)
         self._bounds = None
+        self._index = None
         refs = np.flatnonzero(self._young_n).astype(np.int64)
         lo_ref = np.array([int(g.refs[0]) for g in tail], np.int64)
         hi_ref = np.array([int(g.refs[-1]) for g in tail], np.int64)
@@ -480,6 +485,7 @@ class HeadChunks:
         self.nbytes += g.nbytes
         self._series_chunks += len(g.refs)
         self._bounds = None
+        self._index = None
 
     def bounds(self) -> np.ndarray:
         if self._bounds is None:
@@ -511,17 +517,49 @@ class HeadChunks:
         holds any, oldest cut first."""
         return decode_plan(self.plan(sorted_refs, mint, maxt), mint, maxt, self.decoded)
 
-    def plan(self, sorted_refs: I64, mint: int, maxt: int) -> list[tuple[ChunkGroup, I64, np.ndarray]]:
-        """The groups :meth:`pieces` would decode, with where their refs sit in
-        ``sorted_refs``: cheap, and valid after the lock is released (groups are immutable),
-        so :func:`decode_plan` can run without it."""
-        out = []
-        for gi in self.candidates(sorted_refs, mint, maxt):
-            g = self.groups[gi]
-            i = np.minimum(np.searchsorted(sorted_refs, g.refs), len(sorted_refs) - 1)
-            want = sorted_refs[i] == g.refs
-            if want.any():
-                out.append((g, i, want))
+    def _ref_index(self) -> tuple[I64, I64, I64]:
+        """Every group's refs end to end (int64), where each group's slice starts
+        (int64[G+1]), and each ref's first sample within its group's decoded arrays.
+        Built once per change of the group list, so :meth:`plan` matches a query's refs
+        against all groups with one search instead of one per group."""
+        if self._index is None:
+            G = len(self.groups)
+            lens = np.array([len(g.refs) for g in self.groups], np.int64)
+            off = np.zeros(G + 1, np.int64)
+            np.cumsum(lens, out=off[1:])
+            if G:
+                refs = np.concatenate([g.refs.astype(np.int64) for g in self.groups])
+                counts = np.concatenate([g.counts.astype(np.int64) for g in self.groups])
+            else:
+                refs = counts = np.empty(0, np.int64)
+            starts = np.cumsum(counts) - counts
+            starts -= np.repeat(starts[off[:-1][lens > 0]], lens[lens > 0])  # restart per group
+            self._index = (refs, off, starts)
+        return self._index
+
+    def plan(self, sorted_refs: I64, mint: int, maxt: int) -> list[PlanEntry]:
+        """The groups :meth:`pieces` would decode: per group, where its refs sit in
+        ``sorted_refs``, which of them are wanted and where each ref's samples start in
+        the decoded group. Cheap, and valid after the lock is released (groups are
+        immutable), so :func:`decode_plan` can run without it."""
+        cands = np.asarray(self.candidates(sorted_refs, mint, maxt), np.int64)
+        if len(cands) == 0:
+            return []
+        refs, off, starts = self._ref_index()
+        lens = off[cands + 1] - off[cands]
+        # Only the candidate groups' refs are searched: a narrow query of a large head
+        # does not pay for every group.
+        r = refs if len(cands) == len(self.groups) else refs[ragged_arange(off[cands], lens)]
+        pos = np.minimum(np.searchsorted(sorted_refs, r), len(sorted_refs) - 1)
+        hit = sorted_refs[pos] == r
+        local = np.zeros(len(cands) + 1, np.int64)
+        np.cumsum(lens, out=local[1:])
+        any_hit = np.logical_or.reduceat(hit, local[:-1])
+        out: list[PlanEntry] = []
+        for k in np.flatnonzero(any_hit).tolist():
+            gi = int(cands[k])
+            a, b = int(local[k]), int(local[k + 1])
+            out.append((self.groups[gi], pos[a:b], hit[a:b], starts[off[gi] : off[gi + 1]]))
         return out
 
     def series_in_range(self, sorted_refs: I64, mint: int, maxt: int) -> np.ndarray:
@@ -589,6 +627,7 @@ class HeadChunks:
         self.nbytes = 0
         self._series_chunks = 0
         self._bounds = None
+        self._index = None
         for g in kept:
             self._append(g)
         self._young = old
@@ -602,7 +641,7 @@ _FEW_RUNS = 16
 
 
 def decode_plan(
-    plan: list[tuple[ChunkGroup, I64, np.ndarray]],
+    plan: list[PlanEntry],
     mint: int,
     maxt: int,
     decode: Callable[[ChunkGroup], tuple[I64, F64, I64 | None]] = ChunkGroup.decode,
@@ -639,7 +678,7 @@ def decode_plan(
         few.clear()
         few_at.clear()
 
-    for g, i, want in plan:
+    for g, i, want, starts in plan:
         ts, v, st = decode(g)
         counts = g.counts.astype(np.int64)
         if g.mint >= mint and g.maxt <= maxt and want.all():
@@ -647,7 +686,6 @@ def decode_plan(
             out.append((i, counts, ts, v, st))  # the whole group: no masking
             continue
         sel = np.flatnonzero(want)
-        starts = np.cumsum(counts) - counts
         if len(sel) <= _FEW_RUNS:
             for a, n, p in zip(starts[sel].tolist(), counts[sel].tolist(), i[sel].tolist()):
                 run = ts[a : a + n]
