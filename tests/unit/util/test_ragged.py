@@ -159,3 +159,28 @@ def test_clip_runs_keeps_exactly_the_range(groups, mint, width):
     for i in range(len(series)):
         run = ts[offsets[i] : offsets[i + 1]]
         assert ts[lo[i] : hi[i]].tolist() == [t for t in run.tolist() if mint <= t <= mint + width]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 40), st.integers(1, 200)), min_size=1, max_size=8),
+    st.integers(0, 15000),
+    st.integers(-3000, 40000),
+    st.sampled_from(["left", "right"]),
+)
+def test_bisect_runs_on_scrape_like_runs(shapes, jitter, target, side):
+    """Evenly spaced runs with jitter, as scrapes give, and uneven ones agree with
+    searchsorted, for targets between samples and on a sample's own time."""
+    rng = np.random.default_rng(len(shapes) * 7919 + jitter)
+    series = []
+    for n, gap in shapes:
+        base = np.arange(n, dtype=np.int64) * gap * 10
+        wobble = rng.integers(0, max(1, jitter // 100), n) if jitter % 2 else rng.integers(0, gap * 9 + 1, n)
+        series.append(sorted(set((base + wobble).tolist())))
+    offsets, ts = _ragged(series)
+    targets = [target] + ([int(ts[len(ts) // 2])] if len(ts) else [])
+    for t in targets:
+        got = ragged.bisect_runs(ts, offsets[:-1], np.diff(offsets), t, side)
+        for i in range(len(series)):
+            a, b = offsets[i], offsets[i + 1]
+            assert got[i] == np.searchsorted(ts[a:b], t, side=side) + a
