@@ -184,3 +184,18 @@ def test_bisect_runs_on_scrape_like_runs(shapes, jitter, target, side):
         for i in range(len(series)):
             a, b = offsets[i], offsets[i + 1]
             assert got[i] == np.searchsorted(ts[a:b], t, side=side) + a
+
+
+@settings(max_examples=100, deadline=None)
+@given(_series, st.integers(-60, 60), st.integers(1, 12), st.integers(1, 8), st.integers(0, 5), st.booleans())
+def test_window_bounds_match_searching_for_whole_and_odd_ranges(series, t0, step, T, k, odd):
+    """A range of k whole steps takes the one-count path, an odd one two counts; both
+    must equal a per-series search of (t - range, t]."""
+    offsets, ts = _ragged(series)
+    t = t0 + step * np.arange(T, dtype=np.int64)
+    range_ms = k * step + (1 if odd else 0)
+    lo, hi = ragged.window_bounds(offsets, ts, t, range_ms)
+    for i in range(len(series)):
+        a, b = offsets[i], offsets[i + 1]
+        np.testing.assert_array_equal(lo[i], np.searchsorted(ts[a:b], t - range_ms, side="right") + a)
+        np.testing.assert_array_equal(hi[i], np.searchsorted(ts[a:b], t, side="right") + a)
