@@ -62,3 +62,19 @@ def test_damage_is_reported(pristine: Path, name: str, where: float, xor: int, t
         else:
             # Only meta.json edits that keep it valid JSON with sane values may pass.
             assert name == "meta.json"
+
+
+@pytest.mark.parametrize("name", ["index", "chunks/000001"])
+@pytest.mark.parametrize("pos", [5, 6, 7])
+def test_header_padding_is_checked(pristine: Path, name: str, pos: int) -> None:
+    # No CRC covers a file's header; a flipped bit in its padding must still be caught.
+    with tempfile.TemporaryDirectory() as d:
+        copy = Path(d) / pristine.name
+        shutil.copytree(pristine, copy)
+        path = copy / name
+        data = bytearray(path.read_bytes())
+        data[pos] ^= 1
+        path.write_bytes(bytes(data))
+        with pytest.raises(CorruptionError) as err:
+            _read_everything(copy)
+        assert err.value.path.endswith(name.split("/")[-1]) and "padding" in str(err.value)

@@ -18,7 +18,7 @@ from signalfire.tsdb.chunks.chunk_file import (
 )
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-_HDR = FILE_HEADER.pack(FILE_MAGIC, FILE_VERSION)
+_HDR = FILE_HEADER.pack(FILE_MAGIC, FILE_VERSION, b"")
 
 special_bits = st.sampled_from(
     [STALE_NAN_BITS, 0x7FF8000000000000, 0xFFF8000000000123, 0x8000000000000000, 0x7FF0000000000000,

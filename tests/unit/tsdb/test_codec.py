@@ -36,7 +36,7 @@ def _f(bits: list[int]) -> np.ndarray:
 
 def _roundtrip_values(counts: list[int], values: np.ndarray, st: np.ndarray | None = None) -> None:
     rec = encode_value_chunk(np.array(counts, np.int64), values, st)
-    dec = decode_record(FILE_HEADER.pack(FILE_MAGIC, FILE_VERSION) + rec, FILE_HEADER.size, "mem")
+    dec = decode_record(FILE_HEADER.pack(FILE_MAGIC, FILE_VERSION, b"") + rec, FILE_HEADER.size, "mem")
     assert dec.counts.tolist() == counts
     assert dec.values is not None
     assert np.array_equal(dec.values.view(np.uint64), values.view(np.uint64))
@@ -94,7 +94,7 @@ def test_start_timestamps_column() -> None:
 def test_ts_chunk_roundtrip_extremes() -> None:
     ts = np.array([-(2**63), -1, 0, 2**63 - 1, 5, 6, 7, 1_700_000_000_000, 1_700_000_015_000], np.int64)
     rec = encode_ts_chunk(np.array([4, 3, 2], np.int64), ts)
-    dec = decode_record(FILE_HEADER.pack(FILE_MAGIC, FILE_VERSION) + rec, FILE_HEADER.size, "mem")
+    dec = decode_record(FILE_HEADER.pack(FILE_MAGIC, FILE_VERSION, b"") + rec, FILE_HEADER.size, "mem")
     assert dec.ts is not None and dec.ts.tolist() == ts.tolist()
 
 
@@ -176,7 +176,7 @@ def test_zigzag_and_planes() -> None:
 def test_corrupt_record_is_reported_with_offset() -> None:
     rec = bytearray(encode_value_chunk(np.array([50], np.int64), np.arange(50, dtype=np.float64)))
     rec[-3] ^= 1
-    buf = FILE_HEADER.pack(FILE_MAGIC, FILE_VERSION) + bytes(rec)
+    buf = FILE_HEADER.pack(FILE_MAGIC, FILE_VERSION, b"") + bytes(rec)
     with pytest.raises(CorruptionError) as err:
         decode_record(buf, FILE_HEADER.size, "some/file")
     assert err.value.path == "some/file" and err.value.offset == FILE_HEADER.size

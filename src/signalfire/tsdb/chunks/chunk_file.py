@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover - cramjam is a declared dependency
 
 FILE_MAGIC = b"SFCK"
 FILE_VERSION = 1
-FILE_HEADER = struct.Struct("<4sB3x")  # magic, version
+FILE_HEADER = struct.Struct("<4sB3s")  # magic, version, zero padding
 RECORD_HEADER = struct.Struct("<BBHIIIII")  # kind, codec, flags, crc, clen, rlen, n_series, n_samples
 
 KIND_VALUES = 1
@@ -257,7 +257,7 @@ class ChunkWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._f = open(path, "wb")  # noqa: SIM115 - closed in close()
-        self._f.write(FILE_HEADER.pack(FILE_MAGIC, FILE_VERSION))
+        self._f.write(FILE_HEADER.pack(FILE_MAGIC, FILE_VERSION, b""))
         self.offset = FILE_HEADER.size
 
     def write(self, record: bytes) -> int:
@@ -286,11 +286,14 @@ class ChunkReader:
             if self.size < FILE_HEADER.size:
                 raise CorruptionError(str(path), self.size, "chunks file shorter than its header")
             self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        magic, version = FILE_HEADER.unpack(self._mm[: FILE_HEADER.size])
+        magic, version, pad = FILE_HEADER.unpack(self._mm[: FILE_HEADER.size])
         if magic != FILE_MAGIC:
             raise CorruptionError(str(path), 0, f"bad magic {magic!r}")
         if version != FILE_VERSION:
             raise CorruptionError(str(path), 4, f"unsupported chunks format version {version}")
+        if pad != b"\0\0\0":
+            # No CRC covers the file header: its padding must read back as written.
+            raise CorruptionError(str(path), 5, f"chunks header padding is {pad.hex()}, expected zeros")
 
     def read(self, ref: int) -> DecodedChunk:
         """Decode the record at byte offset ``ref``; StorageError once the reader is closed."""

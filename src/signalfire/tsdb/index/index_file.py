@@ -26,7 +26,7 @@ from signalfire.tsdb.chunks.chunk_file import _zstd
 
 MAGIC = b"SFIX"
 VERSION = 1
-HEADER = struct.Struct("<4sBxxxI")  # magic, version, number of sections
+HEADER = struct.Struct("<4sB3sI")  # magic, version, zero padding, number of sections
 SECTION = struct.Struct("<16sBBxxIQQ")  # name, kind, codec, crc, count, stored length
 
 KIND_INT = 1  # int64 column: one segment through the integer codec
@@ -146,7 +146,7 @@ def write_index(path: Path, labels: Sequence[Labels], tables: dict[str, I64]) ->
     if missing:
         raise AssertionError(f"BUG: index sections missing: {missing}")
     with open(path, "wb") as f:
-        f.write(HEADER.pack(MAGIC, VERSION, len(SECTIONS)))
+        f.write(HEADER.pack(MAGIC, VERSION, b"", len(SECTIONS)))
         for name in SECTIONS:
             data = sections[name]
             if name in _BYTE_SECTIONS:
@@ -172,11 +172,14 @@ def read_sections(path: Path) -> tuple[dict[str, I64], bytes]:
         raise CorruptionError(p, 0, f"cannot read index: {err}") from err
     if len(buf) < HEADER.size:
         raise CorruptionError(p, len(buf), "index shorter than its header")
-    magic, version, nsec = HEADER.unpack_from(buf)
+    magic, version, pad, nsec = HEADER.unpack_from(buf)
     if magic != MAGIC:
         raise CorruptionError(p, 0, f"bad magic {magic!r}")
     if version != VERSION:
         raise CorruptionError(p, 4, f"unsupported index format version {version}")
+    if pad != b"\0\0\0":
+        # The header is the one part no CRC covers: its padding must read back as written.
+        raise CorruptionError(p, 5, f"index header padding is {pad.hex()}, expected zeros")
     pos = HEADER.size
     out: dict[str, I64] = {}
     sym_data = b""
