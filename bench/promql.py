@@ -2,7 +2,7 @@
 
     python bench/promql.py                     # 10,000 series x 24 h at 15 s
     python bench/promql.py --quick             # 500 series x 3 h, a smoke run
-    python bench/promql.py --profile rate_all_range   # pyinstrument profile of one query
+    python bench/promql.py --profile rate_all_range   # pyinstrument profile of one 24 h range query
     python bench/promql.py --out DIR           # keep the loaded stores in DIR, reuse them next time
 
 Loads one generated data set (gen.py's families, timestamps off whole seconds, ``le`` in
