@@ -43,7 +43,7 @@ from signalfire._types import F64, I64, MAX_TIME, MIN_TIME
 from signalfire.tsdb.chunks import codec
 from signalfire.tsdb.chunks.cache import ChunkCache
 from signalfire.tsdb.chunks.chunk_file import KIND_VALUES, DecodedChunk
-from signalfire.util.ragged import clip_runs, ragged_arange
+from signalfire.util.ragged import clip_runs, occurrence, ragged_arange
 
 try:
     import cramjam
@@ -285,9 +285,10 @@ def decode_values(scales_b: bytes, body: bytes, counts: I64) -> F64:
 #: A run of samples per series: (positions of the series in the ``sorted_refs`` asked for,
 #: samples per series, ts, values, st or None), the series' runs one after another.
 Piece = tuple[I64, I64, I64, F64, "I64 | None"]
-#: One group to read: the group, where its refs sit in the query's sorted refs, which of
-#: them are wanted, and where each ref's samples start in the decoded group.
-PlanEntry = tuple["ChunkGroup", I64, np.ndarray, I64]
+#: One group to read: the group, and for each of its wanted series the position in the
+#: query's sorted refs, where its samples start in the decoded group and how many there
+#: are; last, whether the group is read whole (every series wanted, all inside the range).
+PlanEntry = tuple["ChunkGroup", I64, I64, I64, bool]
 
 
 @dataclass(slots=True)
@@ -350,7 +351,7 @@ class HeadChunks:
         self._owner = cache.new_owner() if cache is not None else 0
         self._serials = itertools.count()
         self._bounds: np.ndarray | None = None  # int64[G, 4]: mint, maxt, min ref, max ref
-        self._index: tuple[I64, I64, I64] | None = None  # see _ref_index
+        self._index: tuple[I64, I64, I64, I64] | None = None  # see _ref_index
         self.num_samples = 0
         self.nbytes = 0
         self._series_chunks = 0
@@ -517,9 +518,10 @@ class HeadChunks:
         holds any, oldest cut first."""
         return decode_plan(self.plan(sorted_refs, mint, maxt), mint, maxt, self.decoded)
 
-    def _ref_index(self) -> tuple[I64, I64, I64]:
+    def _ref_index(self) -> tuple[I64, I64, I64, I64]:
         """Every group's refs end to end (int64), where each group's slice starts
-        (int64[G+1]), and each ref's first sample within its group's decoded arrays.
+        (int64[G+1]), each ref's first sample within its group's decoded arrays and
+        each ref's sample count.
         Built once per change of the group list, so :meth:`plan` matches a query's refs
         against all groups with one search instead of one per group."""
         if self._index is None:
@@ -534,32 +536,38 @@ class HeadChunks:
                 refs = counts = np.empty(0, np.int64)
             starts = np.cumsum(counts) - counts
             starts -= np.repeat(starts[off[:-1][lens > 0]], lens[lens > 0])  # restart per group
-            self._index = (refs, off, starts)
+            self._index = (refs, off, starts, counts)
         return self._index
 
     def plan(self, sorted_refs: I64, mint: int, maxt: int) -> list[PlanEntry]:
-        """The groups :meth:`pieces` would decode: per group, where its refs sit in
-        ``sorted_refs``, which of them are wanted and where each ref's samples start in
-        the decoded group. Cheap, and valid after the lock is released (groups are
-        immutable), so :func:`decode_plan` can run without it."""
+        """The groups :meth:`pieces` would decode, each with its wanted series (see
+        :data:`PlanEntry`). Cheap, and valid after the lock is released (groups are
+        immutable), so :func:`decode_plan` can run without it. The wanted series of all
+        groups are found by one search, so a metric spread thinly over many groups costs
+        a few slices per group here, not a round of numpy calls."""
         cands = np.asarray(self.candidates(sorted_refs, mint, maxt), np.int64)
         if len(cands) == 0:
             return []
-        refs, off, starts = self._ref_index()
+        refs, off, starts, counts = self._ref_index()
         lens = off[cands + 1] - off[cands]
         # Only the candidate groups' refs are searched: a narrow query of a large head
         # does not pay for every group.
-        r = refs if len(cands) == len(self.groups) else refs[ragged_arange(off[cands], lens)]
+        at = np.arange(len(refs)) if len(cands) == len(self.groups) else ragged_arange(off[cands], lens)
+        r = refs[at]
         pos = np.minimum(np.searchsorted(sorted_refs, r), len(sorted_refs) - 1)
-        hit = sorted_refs[pos] == r
+        w = np.flatnonzero(sorted_refs[pos] == r)  # wanted, in candidate order
         local = np.zeros(len(cands) + 1, np.int64)
         np.cumsum(lens, out=local[1:])
-        any_hit = np.logical_or.reduceat(hit, local[:-1])
+        cut = np.searchsorted(w, local).tolist()  # each candidate's slice of w
+        nwant = np.diff(cut)
+        b = self.bounds()
+        whole = ((b[cands, 0] >= mint) & (b[cands, 1] <= maxt) & (nwant == lens)).tolist()
+        pos_w, starts_w, counts_w = pos[w], starts[at[w]], counts[at[w]]
         out: list[PlanEntry] = []
-        for k in np.flatnonzero(any_hit).tolist():
-            gi = int(cands[k])
-            a, b = int(local[k]), int(local[k + 1])
-            out.append((self.groups[gi], pos[a:b], hit[a:b], starts[off[gi] : off[gi + 1]]))
+        for k in np.flatnonzero(nwant).tolist():
+            x, y = cut[k], cut[k + 1]
+            g = self.groups[int(cands[k])]
+            out.append((g, pos_w[x:y], starts_w[x:y], counts_w[x:y], whole[k]))
         return out
 
     def series_in_range(self, sorted_refs: I64, mint: int, maxt: int) -> np.ndarray:
@@ -653,58 +661,59 @@ def decode_plan(
     (a series' samples are contiguous and sorted in its group), so reading a few series
     or a short range costs nothing in the size of a group. A query for a handful of
     series per group (one metric of many targets) touches every group for a few runs:
-    those runs are cut one by one and collected into a single piece, so the cost is per
-    run, not a dozen array operations per group."""
+    those runs are sliced whole and collected, then cut together into a single piece,
+    so the cost per group is a few slices, not a dozen array operations."""
     out: list[Piece] = []
-    few: list[tuple[int, np.ndarray, np.ndarray, np.ndarray | None]] = []
-    few_at: set[int] = set()
+    few: list[tuple[I64, I64, I64, I64, F64, I64 | None]] = []  # groups of few runs, in order
+    pending: set[int] = set()  # positions of the series in ``few``
 
     def flush() -> None:
-        # Pieces keep plan order (oldest cut first) and hold each series once.
+        # Pieces keep plan order (oldest cut first) and hold each series once: a series
+        # with runs in several of these groups gets one piece per repeat, in order.
         if not few:
             return
-        any_st = any(r[3] is not None for r in few)
-        out.append(
-            (
-                np.array([r[0] for r in few], np.int64),
-                np.array([len(r[1]) for r in few], np.int64),
-                np.concatenate([r[1] for r in few]),
-                np.concatenate([r[2] for r in few]),
-                np.concatenate([r[3] if r[3] is not None else np.zeros(len(r[1]), np.int64) for r in few])
-                if any_st
-                else None,
+        pos = np.concatenate([f[0] for f in few])
+        lens = np.concatenate([f[2] for f in few])
+        runs = [(a, n, f) for f in few for a, n in zip(f[1].tolist(), f[2].tolist())]
+        ts = np.concatenate([f[3][a : a + n] for a, n, f in runs])
+        vals = np.concatenate([f[4][a : a + n] for a, n, f in runs])
+        st = None
+        if any(f[5] is not None for f in few):
+            st = np.concatenate(
+                [f[5][a : a + n] if f[5] is not None else np.zeros(n, np.int64) for a, n, f in runs]
             )
-        )
         few.clear()
-        few_at.clear()
+        pending.clear()
+        lo, hi = clip_runs(ts, np.cumsum(lens) - lens, lens, mint, maxt)
+        n = hi - lo
+        nz = np.flatnonzero(n > 0)
+        if len(nz) == 0:
+            return
+        pos, lo, n = pos[nz], lo[nz], n[nz]
+        repeat = occurrence(pos)
+        for k in range(int(repeat.max()) + 1):
+            sel = np.flatnonzero(repeat == k)
+            idx = ragged_arange(lo[sel], n[sel])
+            out.append((pos[sel], n[sel], ts[idx], vals[idx], None if st is None else st[idx]))
 
-    for g, i, want, starts in plan:
+    for g, pos, starts, counts, whole in plan:
         ts, v, st = decode(g)
-        counts = g.counts.astype(np.int64)
-        if g.mint >= mint and g.maxt <= maxt and want.all():
-            flush()
-            out.append((i, counts, ts, v, st))  # the whole group: no masking
+        if not whole and len(pos) <= _FEW_RUNS:
+            few.append((pos, starts, counts, ts, v, st))
+            pending.update(pos.tolist())
             continue
-        sel = np.flatnonzero(want)
-        if len(sel) <= _FEW_RUNS:
-            for a, n, p in zip(starts[sel].tolist(), counts[sel].tolist(), i[sel].tolist()):
-                run = ts[a : a + n]
-                lo = a + int(run.searchsorted(mint, "left"))
-                hi = a + int(run.searchsorted(maxt, "right"))
-                if hi > lo:
-                    if p in few_at:
-                        flush()
-                    few_at.add(p)
-                    few.append((p, ts[lo:hi], v[lo:hi], None if st is None else st[lo:hi]))
+        if pending and not pending.isdisjoint(pos.tolist()):
+            flush()  # older runs of these series first, so merge_pieces need not sort
+        if whole:
+            out.append((pos, counts, ts, v, st))  # the whole group: no cutting
             continue
-        flush()
-        lo_a, hi_a = clip_runs(ts, starts[sel], counts[sel], mint, maxt)
+        lo_a, hi_a = clip_runs(ts, starts, counts, mint, maxt)
         lens = hi_a - lo_a
         nz = np.flatnonzero(lens > 0)
         if len(nz) == 0:
             continue
         idx = ragged_arange(lo_a[nz], lens[nz])
-        out.append((i[sel[nz]], lens[nz], ts[idx], v[idx], None if st is None else st[idx]))
+        out.append((pos[nz], lens[nz], ts[idx], v[idx], None if st is None else st[idx]))
     flush()
     return out
 

@@ -214,6 +214,18 @@ def window_bounds(offsets: I64, ts: I64, eval_ts: I64, range_ms: int) -> tuple[I
     return lo, hi
 
 
+def occurrence(keys: I64) -> I64:
+    """How many times each key appeared before it in ``keys`` (0 at its first)."""
+    n = len(keys)
+    order = np.argsort(keys, kind="stable")
+    at = np.arange(n, dtype=np.int64)
+    first = np.ones(n, np.bool_)
+    first[1:] = keys[order[1:]] != keys[order[:-1]]
+    out = np.empty(n, np.int64)
+    out[order] = at - np.maximum.accumulate(np.where(first, at, 0))
+    return out
+
+
 def compress(offsets: I64, keep: Bool) -> I64:
     """New offsets after keeping only the samples where ``keep`` (bool[N]) is True."""
     csum = np.zeros(len(keep) + 1, np.int64)

@@ -221,6 +221,32 @@ def test_out_of_order_sample_older_than_a_cut_chunk_is_read_in_order():
     assert head.last_t[refs[0]] == 90
 
 
+def test_reads_cut_wide_and_narrow_groups_alike():
+    """Regular scrapes of 40 series cut into wide groups, then of 6 into narrow ones, plus
+    out-of-order samples: a window straddling the cuts takes the vectorised cut for groups
+    with many wanted series and the batched one for groups with few, with series found
+    in both kinds (their runs must stay in time order, the first stored sample winning)."""
+    head, refs = _head(4, None, 40)
+    model: dict[int, dict[int, float]] = {}
+    for t in range(0, 400, 10):
+        r = head.revive(refs if t < 200 else refs[:6])
+        ts = np.full(len(r), t, np.int64)
+        v = r.astype(np.float64) * 1000 + t
+        head.apply(r, ts, v)
+        _model_apply(model, r, ts, v)
+    for t in (105, 115, 250, 255):  # older than cut chunks of series 0..2
+        r = head.revive(refs[:3])
+        ts = np.full(3, t, np.int64)
+        v = np.full(3, -float(t))
+        head.apply(r, ts, v)
+        _model_apply(model, r, ts, v)
+    plan = head.chunks.plan(np.sort(refs), 100, 250)
+    cut = [len(p[1]) for p in plan if not p[4]]
+    assert max(cut) > head_chunks._FEW_RUNS and min(cut) <= head_chunks._FEW_RUNS
+    for mint, maxt in [(100, 250), (105, 245), (0, 0), (150, 150), (395, 400), (MIN_TIME, MAX_TIME)]:
+        _check(head, model, mint, maxt)
+
+
 def test_classify_judges_out_of_order_duplicates_against_cut_chunks():
     head, refs = _head(2)
     head.apply(np.repeat(refs[:1], 6), np.arange(6, dtype=np.int64), np.arange(6, dtype=np.float64))

@@ -199,3 +199,10 @@ def test_window_bounds_match_searching_for_whole_and_odd_ranges(series, t0, step
         a, b = offsets[i], offsets[i + 1]
         np.testing.assert_array_equal(lo[i], np.searchsorted(ts[a:b], t - range_ms, side="right") + a)
         np.testing.assert_array_equal(hi[i], np.searchsorted(ts[a:b], t, side="right") + a)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-3, 3), max_size=30))
+def test_occurrence_counts_earlier_equal_keys(keys):
+    got = ragged.occurrence(np.asarray(keys, np.int64)).tolist()
+    assert got == [keys[:i].count(k) for i, k in enumerate(keys)]
