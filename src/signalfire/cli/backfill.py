@@ -77,13 +77,13 @@ class Samples:
     values: F64
 
 
-def _pieces(data: bytes, size: int = PIECE_BYTES) -> Iterator[tuple[int, int, int]]:
-    """``(start, end, first_line)`` byte ranges of whole lines, cut before metadata where possible.
+def _pieces(data: bytes, n: int, size: int = PIECE_BYTES) -> Iterator[tuple[int, int, int]]:
+    """``(start, end, first_line)`` byte ranges of whole lines of ``data[:n]``, cut before
+    metadata where possible.
 
     Cutting just before a ``# HELP``/``# TYPE`` line keeps a metric family whole, so its
     type still applies to its samples; files without metadata are cut at any newline.
     """
-    n = len(data)
     start, line = 0, 1
     while start < n:
         end = min(n, start + size)
@@ -91,7 +91,7 @@ def _pieces(data: bytes, size: int = PIECE_BYTES) -> Iterator[tuple[int, int, in
             meta = data.rfind(b"\n# ", start, end)
             nl = meta if meta > start else data.rfind(b"\n", start, end)
             if nl <= start:  # one line longer than a piece: take it whole
-                nl = data.find(b"\n", end)
+                nl = data.find(b"\n", end, n)
                 nl = n - 1 if nl < 0 else nl
             end = nl + 1
         yield start, end, line
@@ -99,12 +99,15 @@ def _pieces(data: bytes, size: int = PIECE_BYTES) -> Iterator[tuple[int, int, in
         start = end
 
 
-def _body(data: bytes) -> bytes:
-    """The content before the final ``# EOF`` line; a file without one is an error, as in promtool."""
-    trimmed = data.rstrip(b"\n")
-    if trimmed != b"# EOF" and not trimmed.endswith(b"\n# EOF"):
+def _body_end(data: bytes) -> int:
+    """Where the content before the final ``# EOF`` line ends (found in place: the file
+    may be gigabytes); a file without that line is an error, as in promtool."""
+    end = len(data)
+    while end and data[end - 1] == 0x0A:
+        end -= 1
+    if not data.endswith(b"# EOF", 0, end) or (end > 5 and data[end - 6] != 0x0A):
         raise BadDataError("data does not end with # EOF")
-    return trimmed[: len(trimmed) - len(b"# EOF")]
+    return end - len(b"# EOF")
 
 
 def _parse_piece(body: bytes, first_line: int, cache: dict[object, Labels] | None = None) -> ParsedScrape:
@@ -164,7 +167,7 @@ class _SeriesIndex:
 def read_samples(path: str | Path, custom: dict[str, str] | None = None, progress: bool = False) -> Samples:
     """Parse the whole file into flat arrays, one parser call per piece of the file."""
     data = Path(path).read_bytes()
-    body = _body(data)
+    body_end = _body_end(data)
     index = _SeriesIndex(custom or {})
     # Series text -> labels, shared by all pieces: a backfill file repeats each series on
     # many lines, so each distinct series is split and sorted once, as a scrape cache does.
@@ -173,10 +176,10 @@ def read_samples(path: str | Path, custom: dict[str, str] | None = None, progres
     parts_ts: list[I64] = []
     parts_v: list[F64] = []
     with tqdm(
-        total=len(body), unit="B", unit_scale=True, desc="parse", disable=not progress, leave=False
+        total=body_end, unit="B", unit_scale=True, desc="parse", disable=not progress, leave=False
     ) as bar:
-        for start, end, first_line in _pieces(body):
-            scrape = _parse_piece(body[start:end], first_line, label_cache)
+        for start, end, first_line in _pieces(data, body_end):
+            scrape = _parse_piece(data[start:end], first_line, label_cache)
             has_ts = np.asarray(scrape.has_timestamp, dtype=np.bool_)
             labels = scrape.labels
             if not has_ts.all():

@@ -74,6 +74,8 @@ def parse_openmetrics(
     vals: list[str] = []
     memo: BucketMemo = {}
     starts: list[int] = []
+    tss: list[str | None] = []  # timestamp tokens, converted at the end like ``vals``
+    ts_at: list[int] = []
     ct_family = False
     sample_re = _SAMPLE_RE.fullmatch
     eof_at = 0
@@ -154,12 +156,14 @@ def parse_openmetrics(
         vals.append(val)
         starts.append(m.start(4))
         b.line_nos.append(line_no)
-        b.ts.append(_timestamp(ts, line, line_no, m.start(5), "timestamp") if ts is not None else None)
+        tss.append(ts)
+        ts_at.append(m.start(5))
     if not eof_at:
         raise error_at(last, lines[-1], len(lines[-1]), "data does not end with # EOF", expected="# EOF")
     if eof_at < len(lines) and not (eof_at == len(lines) - 1 and lines[-1] == ""):
         raise error_at(eof_at + 1, lines[eof_at], 0, "unexpected data after # EOF", expected="end of data")
     b.values = _floats(vals, starts, b.line_nos, lines)
+    b.ts = _timestamps(tss, ts_at, b.line_nos, lines)
     b.start_ts = [0] * len(vals)
     if created:
         for idx, fam in wants_ct:
@@ -183,6 +187,49 @@ def _floats(vals: list[str], starts: list[int], line_nos: list[int], lines: list
         if _INF not in values and -_INF not in values:
             return values
     return [_float(v, lines[n - 1], n, lines[n - 1].find(" " + v) + 1) for v, n in zip(vals, line_nos)]
+
+
+def _timestamps(
+    toks: list[str | None], at: list[int], line_nos: list[int], lines: list[str]
+) -> list[int | None]:
+    """All sample timestamps at once, as int64 ms (None where a line has none).
+
+    Timestamps as exporters and ``promtool`` write them (plain decimal seconds, at most
+    15 integer digits) are checked by one regex over the joined tokens and converted by
+    integer arithmetic, exactly as :func:`seconds_to_ms` would; anything else (exponents,
+    a leading ``+``, NaN, errors) goes token by token through :func:`_timestamp`.
+    """
+    given = [t for t in toks if t is not None]
+    if not given:
+        return [None] * len(toks)
+    joined = "\n".join(given)
+    ms: list[int] | None = None
+    if _MS_TS_RE.fullmatch(joined) is not None:  # three decimals: the dot is a scale of 1000
+        ms = list(map(int, joined.replace(".", "").split("\n")))
+    elif _PLAIN_TS_RE.fullmatch(joined) is not None:
+        ms = list(map(_plain_ms, given))
+    if ms is not None:
+        if len(given) == len(toks):
+            return ms  # type: ignore[return-value]  # list[int] is a list[int | None] here
+        it = iter(ms)
+        return [None if t is None else next(it) for t in toks]
+    return [
+        None if t is None else _timestamp(t, lines[n - 1], n, a, "timestamp")
+        for t, a, n in zip(toks, at, line_nos)
+    ]
+
+
+#: Timestamps with exactly three decimals (milliseconds), and plain decimal seconds.
+_MS_TS_RE = re.compile(r"(?:-?[0-9]{1,15}\.[0-9]{3}(?:\n|\Z))*")
+_PLAIN_TS_RE = re.compile(r"(?:-?[0-9]{1,15}(?:\.[0-9]+)?(?:\n|\Z))*")
+
+
+def _plain_ms(tok: str) -> int:
+    """``-?digits[.digits]`` seconds as ms, truncated toward zero (as ``seconds_to_ms``)."""
+    neg = tok[0] == "-"
+    whole, _, frac = tok.lstrip("-").partition(".")
+    ms = int(whole) * 1000 + int((frac + "000")[:3])
+    return -ms if neg else ms
 
 
 def _float(tok: str, line: str, line_no: int, idx: int) -> float:

@@ -132,9 +132,13 @@ class ScrapeBuilder:
         values = np.array(self.values, dtype=np.float64) if n else np.empty(0, dtype=np.float64)
         # Scraped NaNs are canonicalised so they never alias the staleness marker.
         values[np.isnan(values)] = NORMAL_NAN
-        has_ts = np.fromiter((t is not None for t in self.ts), dtype=np.bool_, count=n)
-        fill = 0 if default_ts is None else int(default_ts)
-        ts = np.fromiter((fill if t is None else t for t in self.ts), dtype=np.int64, count=n)
+        if n and None not in self.ts:  # every line has its own timestamp (backfill files)
+            has_ts = np.ones(n, np.bool_)
+            ts = np.array(self.ts, dtype=np.int64)
+        else:
+            has_ts = np.fromiter((t is not None for t in self.ts), dtype=np.bool_, count=n)
+            fill = 0 if default_ts is None else int(default_ts)
+            ts = np.fromiter((fill if t is None else t for t in self.ts), dtype=np.int64, count=n)
         metadata = {
             _intern(name): MetricMetadata(
                 self._type.get(name, "unknown"), self._help.get(name, ""), self._unit.get(name, "")

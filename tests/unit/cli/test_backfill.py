@@ -41,16 +41,17 @@ def test_label_flags() -> None:
 
 
 def test_body_needs_eof() -> None:
-    assert backfill._body(b"a 1 1\n# EOF\n") == b"a 1 1\n"
-    assert backfill._body(b"# EOF") == b""
-    for bad in (b"", b"a 1 1\n", b"a 1 1\n# EOF x\n", b"a 1 1 # EOF\n"):
+    assert backfill._body_end(b"a 1 1\n# EOF\n") == len(b"a 1 1\n")
+    assert backfill._body_end(b"a 1 1\n# EOF\n\n\n") == len(b"a 1 1\n")
+    assert backfill._body_end(b"# EOF") == 0
+    for bad in (b"", b"\n", b"a 1 1\n", b"a 1 1\n# EOF x\n", b"a 1 1 # EOF\n", b"x# EOF\n"):
         with pytest.raises(BadDataError, match="does not end with # EOF"):
-            backfill._body(bad)
+            backfill._body_end(bad)
 
 
 def test_pieces_cut_whole_lines_before_metadata() -> None:
     body = b"".join(f"m{i} {i} {i}\n".encode() for i in range(50)) + b"# TYPE x gauge\nx 1 1\n"
-    pieces = list(backfill._pieces(body, size=64))
+    pieces = list(backfill._pieces(body + b"# EOF\n", len(body), size=64))
     assert b"".join(body[a:b] for a, b, _ in pieces) == body
     assert all(body[a:b].endswith(b"\n") for a, b, _ in pieces)
     assert any(body[a:b].startswith(b"# TYPE") for a, b, _ in pieces)

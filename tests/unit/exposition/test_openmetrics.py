@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from signalfire.errors import ExpositionParseError
 from signalfire.exposition import Exemplar, parse_openmetrics
+from signalfire.exposition._lex import FloatSyntaxError, seconds_to_ms
 from signalfire.labels import Labels
 
 
@@ -196,3 +199,30 @@ def test_bad_inputs() -> None:
         'expected label value, got "\\"" ("INVALID") while parsing: "foo{a=\\""',
     )
     e(b"ok 1\n{} 1\n# EOF\n", 2, 1, 'metric name not set while parsing: "{} 1"')
+
+
+_ts_token = st.one_of(
+    st.from_regex(r"-?[0-9]{1,15}\.[0-9]{3}", fullmatch=True),  # promtool's and exporters' form
+    st.from_regex(r"-?[0-9]{1,17}(\.[0-9]{0,6})?", fullmatch=True),
+    st.from_regex(r"[+-]?[0-9]{1,3}(\.[0-9]{1,3})?[eE][+-]?[0-9]", fullmatch=True),
+    st.sampled_from(["0", "-0.0005", ".5", "1.", "999999999999999.999"]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), _ts_token), min_size=1, max_size=6))
+def test_timestamps_in_one_batch_convert_as_token_by_token(tokens: list[str | None]) -> None:
+    """The batch conversion of sample timestamps (integer arithmetic for plain decimal
+    seconds) gives what :func:`seconds_to_ms` gives for each token, or the same error."""
+    body = "".join(f"m{i} 1{'' if t is None else ' ' + t}\n" for i, t in enumerate(tokens)) + "# EOF\n"
+    want: list[int | None] = []
+    try:
+        for t in tokens:
+            want.append(None if t is None else seconds_to_ms(t))
+    except FloatSyntaxError:
+        with pytest.raises(ExpositionParseError):
+            parse_openmetrics(body.encode())
+        return
+    r = parse_openmetrics(body.encode())
+    got = [int(r.timestamps[i]) if r.has_timestamp[i] else None for i in range(len(r))]
+    assert got == want
