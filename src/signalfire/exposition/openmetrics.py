@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 
+from signalfire.errors import ExpositionParseError
 from signalfire.exposition._lex import (
     FLOAT,
     LNAME,
@@ -64,6 +65,9 @@ def parse_openmetrics(
     at the first malformed line, or when the body does not end with ``# EOF``.
     ``label_cache`` works as in :func:`~signalfire.exposition.parse_text`.
     """
+    plain = _plain_samples(body, default_ts, label_cache)
+    if plain is not None:
+        return plain
     lines, dirty = decode_lines(body)
     b = ScrapeBuilder()
     mtype = "unknown"
@@ -174,6 +178,85 @@ def parse_openmetrics(
     return b.build(default_ts)
 
 
+#: Deletes the characters of plain decimal literals (and the newlines joining them).
+_DECIMAL_CHARS = str.maketrans("", "", "0123456789.eE+-\n")
+#: A series as a sample line writes it: ``name``, ``name{...}`` or ``{...}``.
+_SERIES_RE = re.compile(rf"({NAME})(?:\{{({OM_ITEMS})\}})?|\{{({OM_ITEMS})\}}")
+
+
+def _plain_samples(
+    body: bytes, default_ts: int | None, label_cache: LabelCache | None
+) -> ParsedScrape | None:
+    """A body of ``series value timestamp`` lines and ``# EOF`` only (what backfill files
+    and dumps hold), parsed without a loop over lines; None for anything else.
+
+    Each line is cut at its last two spaces. A series text may hold spaces (in quoted
+    values), but a cut inside one leaves an unbalanced quote, so checking each distinct
+    series text against the full grammar (once: the label cache remembers checked ones)
+    proves every cut right. Any doubt (metadata, exemplars, a line without timestamp,
+    invalid UTF-8, values or timestamps of unusual form, a label error) returns None,
+    and the line parser reads the body and reports the error exactly as it always does."""
+    if body.endswith(b"\n# EOF\n"):
+        end = len(body) - 7
+    elif body.endswith(b"\n# EOF"):
+        end = len(body) - 6
+    else:
+        return None
+    if end <= 0 or body.find(b"\n#", 0, end) >= 0:
+        return None  # (metadata on the first line fails the series check below)
+    try:
+        lines = str(memoryview(body)[:end], "utf-8").split("\n")
+    except UnicodeDecodeError:
+        return None
+    rows = [line.rsplit(" ", 2) for line in lines]
+    if min(map(len, rows)) != 3:
+        return None
+    vals = [r[1] for r in rows]
+    tss = [r[2] for r in rows]
+    if "" in vals or "" in tss:
+        return None  # a doubled space
+    joined = "\n".join(vals)
+    # Over these characters Python's float and Go's ParseFloat take the same literals
+    # (overflow aside, caught below), so only other values need Go's full syntax check.
+    if joined.translate(_DECIMAL_CHARS) and _FLOATS_RE.fullmatch(joined) is None:
+        return None
+    try:
+        values = list(map(float, vals))
+    except ValueError:
+        return None
+    if _INF in values or -_INF in values:
+        return None
+    ts = _plain_ms_all(tss)
+    if ts is None:
+        return None
+    keys = [r[0] for r in rows]
+    cache = label_cache if label_cache is not None else {}
+    lsets = list(map(cache.get, keys))
+    if None in lsets:
+        memo: BucketMemo = {}
+        try:
+            for k in [k for k, ls in enumerate(lsets) if ls is None]:
+                got = cache.get(keys[k])
+                if got is None:
+                    m = _SERIES_RE.fullmatch(keys[k])
+                    if m is None:
+                        return None
+                    name, items1, items2 = m.groups()
+                    items = items1 if items1 is not None else items2
+                    got = cache[keys[k]] = fast_labels(name, items or "", None, k + 1, lines[k], memo)
+                lsets[k] = got
+        except ExpositionParseError:
+            return None
+    b = ScrapeBuilder()
+    b.labels = lsets  # type: ignore[assignment]  # no None left
+    b.keys = keys
+    b.values = values
+    b.ts = ts  # type: ignore[assignment]  # list[int] is a list[int | None] here
+    b.start_ts = [0] * len(keys)
+    b.line_nos = list(range(1, len(keys) + 1))
+    return b.build(default_ts)
+
+
 def _floats(vals: list[str], starts: list[int], line_nos: list[int], lines: list[str]) -> list[float]:
     """All sample values at once: one regex check over the joined tokens, then ``float``.
 
@@ -192,22 +275,11 @@ def _floats(vals: list[str], starts: list[int], line_nos: list[int], lines: list
 def _timestamps(
     toks: list[str | None], at: list[int], line_nos: list[int], lines: list[str]
 ) -> list[int | None]:
-    """All sample timestamps at once, as int64 ms (None where a line has none).
-
-    Timestamps as exporters and ``promtool`` write them (plain decimal seconds, at most
-    15 integer digits) are checked by one regex over the joined tokens and converted by
-    integer arithmetic, exactly as :func:`seconds_to_ms` would; anything else (exponents,
-    a leading ``+``, NaN, errors) goes token by token through :func:`_timestamp`.
-    """
+    """All sample timestamps at once, as int64 ms (None where a line has none); tokens
+    :func:`_plain_ms_all` does not take go token by token through :func:`_timestamp`
+    (exponents, a leading ``+``, NaN, errors with their positions)."""
     given = [t for t in toks if t is not None]
-    if not given:
-        return [None] * len(toks)
-    joined = "\n".join(given)
-    ms: list[int] | None = None
-    if _MS_TS_RE.fullmatch(joined) is not None:  # three decimals: the dot is a scale of 1000
-        ms = list(map(int, joined.replace(".", "").split("\n")))
-    elif _PLAIN_TS_RE.fullmatch(joined) is not None:
-        ms = list(map(_plain_ms, given))
+    ms = _plain_ms_all(given) if given else []
     if ms is not None:
         if len(given) == len(toks):
             return ms  # type: ignore[return-value]  # list[int] is a list[int | None] here
@@ -217,6 +289,19 @@ def _timestamps(
         None if t is None else _timestamp(t, lines[n - 1], n, a, "timestamp")
         for t, a, n in zip(toks, at, line_nos)
     ]
+
+
+def _plain_ms_all(toks: list[str] | tuple[str, ...]) -> list[int] | None:
+    """Timestamp tokens as exporters and ``promtool`` write them (plain decimal seconds,
+    at most 15 integer digits) as int64 ms, exactly as :func:`seconds_to_ms` would
+    convert each: one regex check over the joined tokens, then integer arithmetic.
+    None when any token has another form."""
+    joined = "\n".join(toks)
+    if _MS_TS_RE.fullmatch(joined) is not None:  # three decimals: the dot is a scale of 1000
+        return list(map(int, joined.replace(".", "").split("\n")))
+    if _PLAIN_TS_RE.fullmatch(joined) is not None:
+        return list(map(_plain_ms, toks))
+    return None
 
 
 #: Timestamps with exactly three decimals (milliseconds), and plain decimal seconds.

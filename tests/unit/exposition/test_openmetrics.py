@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from unittest import mock
 
+import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from signalfire.errors import ExpositionParseError
-from signalfire.exposition import Exemplar, parse_openmetrics
+from signalfire.exposition import Exemplar, openmetrics, parse_openmetrics
 from signalfire.exposition._lex import FloatSyntaxError, seconds_to_ms
 from signalfire.labels import Labels
 
@@ -226,3 +228,66 @@ def test_timestamps_in_one_batch_convert_as_token_by_token(tokens: list[str | No
     r = parse_openmetrics(body.encode())
     got = [int(r.timestamps[i]) if r.has_timestamp[i] else None for i in range(len(r))]
     assert got == want
+
+
+_SERIES = ["m", "m_total", 'm{a="1"}', 'm{a="1",b="x y"}', 'm{b="2",a="1",}', '{"my.metric",a="1"}']
+_ODD_SERIES = ['m{a=""}', 'm{a="1",a="2"}', 'm{a="q\\"\\\\n"}', '{a="1"}', 'm{le="1"}', "m{a=1}", "9m"]
+_VALUES = ["1", "1.5", "-0", "NaN", "1e3", ".5", "+Inf", "-Inf", "1e999", "0x1", "1_0", "", "\u0661"]
+_VALUES += ["1.2.3", "1e", ".", "+", "-", "1e+", "5.", "+.5e-3", "1E05", "e5", "--1", "1e-400", "inf"]
+_PLAIN_TS = st.from_regex(r"-?[0-9]{1,15}(\.[0-9]{0,6})?", fullmatch=True)
+
+
+@st.composite
+def _sample_body(draw: st.DrawFn) -> str:
+    """Mostly what backfill files hold (sample lines, every one with or every one without
+    a timestamp); now and then a flaw: metadata, an exemplar, an odd series, value or
+    timestamp, a blank line, a missing or wrong EOF."""
+    with_ts = draw(st.sampled_from([True, True, True, False]))
+    lines = []
+    for _ in range(draw(st.integers(0, 6))):
+        flaw = draw(st.integers(0, 9)) == 0
+        series = draw(st.sampled_from(_SERIES + _ODD_SERIES if flaw else _SERIES))
+        value = draw(st.sampled_from(_VALUES if flaw else _VALUES[:6]))
+        ts = draw(_ts_token | st.sampled_from(["NaN", "x", ""]) | st.none()) if flaw else None
+        if with_ts and ts is None and not flaw:
+            ts = draw(_PLAIN_TS)
+        extra = draw(st.sampled_from(["", ' # {a="1"} 1', " "])) if flaw else ""
+        line = f"{series} {value}{'' if ts is None else ' ' + ts}{extra}"
+        if flaw and draw(st.booleans()):
+            line = draw(st.sampled_from(["# TYPE m gauge", "# HELP m h", ""]))
+        lines.append(line)
+    eof = draw(st.sampled_from(["# EOF\n", "# EOF"]) | st.sampled_from(["# EOF\n\n", "#EOF\n"]))
+    return "".join(line + "\n" for line in lines) + eof
+
+
+@settings(max_examples=400, deadline=None)
+@given(_sample_body(), st.booleans())
+@example("m 1 1.000\nm 1e999 2.000\n# EOF\n", False)  # inf to Python, out of range to Go
+@example("m 1 1.000\nm 1_0 2.000\n# EOF\n", False)  # Python's float takes underscores, Go's not
+@example("m 1 1.000\nm \u0661 2.000\n# EOF\n", True)  # nor other scripts' digits
+@example("m 1 1.000\nm 1 2.000 \n# EOF\n", False)  # a trailing space: an empty last token
+@example("m 1 1.000 \n# EOF\n", False)
+@example("m 1  1.000\n# EOF\n", True)  # a doubled space: an empty value
+@example("m 1 1.000\nm 2\n# EOF\n", True)  # a timestamp on some lines only
+def test_sample_only_bodies_parse_as_the_line_parser_does(body: str, cache: bool) -> None:
+    """Bodies of sample lines only take one ``findall``; the result, or the error, must be
+    the line parser's own."""
+
+    def run(**kw: object) -> object:
+        try:
+            r = parse_openmetrics(body.encode(), label_cache={} if cache else None, **kw)
+        except ExpositionParseError as err:
+            return ("error", err.message, err.line, err.column)
+        return (
+            list(r.labels),
+            list(r.keys),
+            r.values.view(np.uint64).tolist(),
+            r.timestamps.tolist(),
+            r.has_timestamp.tolist(),
+            r.start_timestamps.tolist(),
+        )
+
+    fast = run(default_ts=7)
+    with mock.patch.object(openmetrics, "_plain_samples", return_value=None):
+        slow = run(default_ts=7)
+    assert fast == slow
