@@ -212,9 +212,6 @@ def _plain_samples(
     if min(map(len, rows)) != 3:
         return None
     vals = [r[1] for r in rows]
-    tss = [r[2] for r in rows]
-    if "" in vals or "" in tss:
-        return None  # a doubled space
     joined = "\n".join(vals)
     # Over these characters Python's float and Go's ParseFloat take the same literals
     # (overflow aside, caught below), so only other values need Go's full syntax check.
@@ -222,11 +219,11 @@ def _plain_samples(
         return None
     try:
         values = list(map(float, vals))
-    except ValueError:
+    except ValueError:  # e.g. "1.2.3", or "" from a doubled space
         return None
     if _INF in values or -_INF in values:
         return None
-    ts = _plain_ms_all(tss)
+    ts = _plain_ms_all([r[2] for r in rows])
     if ts is None:
         return None
     keys = [r[0] for r in rows]
@@ -304,9 +301,12 @@ def _plain_ms_all(toks: list[str] | tuple[str, ...]) -> list[int] | None:
     return None
 
 
-#: Timestamps with exactly three decimals (milliseconds), and plain decimal seconds.
-_MS_TS_RE = re.compile(r"(?:-?[0-9]{1,15}\.[0-9]{3}(?:\n|\Z))*")
-_PLAIN_TS_RE = re.compile(r"(?:-?[0-9]{1,15}(?:\.[0-9]+)?(?:\n|\Z))*")
+#: Newline-joined timestamps with exactly three decimals (milliseconds), and plain
+#: decimal seconds; neither takes an empty token.
+_MS_TS = r"-?[0-9]{1,15}\.[0-9]{3}"
+_MS_TS_RE = re.compile(rf"{_MS_TS}(?:\n{_MS_TS})*")
+_PLAIN_TS = r"-?[0-9]{1,15}(?:\.[0-9]+)?"
+_PLAIN_TS_RE = re.compile(rf"{_PLAIN_TS}(?:\n{_PLAIN_TS})*")
 
 
 def _plain_ms(tok: str) -> int:
