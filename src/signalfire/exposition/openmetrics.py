@@ -211,17 +211,8 @@ def _plain_samples(
     rows = [line.rsplit(" ", 2) for line in lines]
     if min(map(len, rows)) != 3:
         return None
-    vals = [r[1] for r in rows]
-    joined = "\n".join(vals)
-    # Over these characters Python's float and Go's ParseFloat take the same literals
-    # (overflow aside, caught below), so only other values need Go's full syntax check.
-    if joined.translate(_DECIMAL_CHARS) and _FLOATS_RE.fullmatch(joined) is None:
-        return None
-    try:
-        values = list(map(float, vals))
-    except ValueError:  # e.g. "1.2.3", or "" from a doubled space
-        return None
-    if _INF in values or -_INF in values:
+    values = _plain_floats([r[1] for r in rows])
+    if values is None:
         return None
     ts = _plain_ms_all([r[2] for r in rows])
     if ts is None:
@@ -255,18 +246,34 @@ def _plain_samples(
 
 
 def _floats(vals: list[str], starts: list[int], line_nos: list[int], lines: list[str]) -> list[float]:
-    """All sample values at once: one regex check over the joined tokens, then ``float``.
-
-    ``float`` alone is laxer than Go's ``ParseFloat`` (tabs, underscores, other
-    scripts' digits, signed NaN, overflow), so the tokens are first checked
-    against Go's syntax in a single call; only on failure are they looked at one
-    by one to find the line to blame.
-    """
-    if _FLOATS_RE.fullmatch("\n".join(vals)) is not None:
-        values = [float(v) for v in vals]
-        if _INF not in values and -_INF not in values:
-            return values
+    """All sample values at once (:func:`_plain_floats`); only when that fails are the
+    tokens looked at one by one to find the line to blame."""
+    values = _plain_floats(vals)
+    if values is not None:
+        return values
     return [_float(v, lines[n - 1], n, lines[n - 1].find(" " + v) + 1) for v, n in zip(vals, line_nos)]
+
+
+def _plain_floats(vals: list[str]) -> list[float] | None:
+    """Value tokens as floats when every one is a finite literal Go's ``ParseFloat`` takes;
+    None otherwise.
+
+    ``float`` alone is laxer than Go (tabs, underscores, other scripts' digits, signed
+    NaN, overflow). Over the characters of plain decimal literals both take the same
+    literals, so a character check suffices there; other tokens (NaN, Inf spellings) are
+    checked against Go's syntax by one regex over the joined tokens. Infinities (also
+    from overflow, which Go rejects) are left to the token-by-token path.
+    """
+    joined = "\n".join(vals)
+    if joined.translate(_DECIMAL_CHARS) and _FLOATS_RE.fullmatch(joined) is None:
+        return None
+    try:
+        values = list(map(float, vals))
+    except ValueError:  # e.g. "1.2.3", or "" from a doubled space
+        return None
+    if _INF in values or -_INF in values:
+        return None
+    return values
 
 
 def _timestamps(
@@ -288,7 +295,7 @@ def _timestamps(
     ]
 
 
-def _plain_ms_all(toks: list[str] | tuple[str, ...]) -> list[int] | None:
+def _plain_ms_all(toks: list[str]) -> list[int] | None:
     """Timestamp tokens as exporters and ``promtool`` write them (plain decimal seconds,
     at most 15 integer digits) as int64 ms, exactly as :func:`seconds_to_ms` would
     convert each: one regex check over the joined tokens, then integer arithmetic.
