@@ -325,12 +325,16 @@ def _plain_ms(tok: str) -> int:
 
 
 def _float(tok: str, line: str, line_no: int, idx: int) -> float:
-    try:
-        v = float(tok)
-        if v not in (_INF, -_INF) and v == v and tok.isascii() and "_" not in tok:
-            return v
-    except ValueError:
-        pass
+    """One value or timestamp token as Go's ``ParseFloat`` reads it, or a positioned error.
+    Python's ``float`` decides alone only for plain decimal characters (it also strips
+    whitespace such as a tab, which Go rejects)."""
+    if not tok.translate(_DECIMAL_CHARS):
+        try:
+            v = float(tok)
+            if v not in (_INF, -_INF):
+                return v
+        except ValueError:
+            pass
     try:
         return go_float(tok)
     except FloatSyntaxError as err:

@@ -291,3 +291,15 @@ def test_sample_only_bodies_parse_as_the_line_parser_does(body: str, cache: bool
     with mock.patch.object(openmetrics, "_plain_samples", return_value=None):
         slow = run(default_ts=7)
     assert fast == slow
+
+
+@pytest.mark.parametrize("value", ["1_0", "\u0661", "1e999", "-1e999", "0x1", "1\t", "1.2.3", "infinit"])
+@pytest.mark.parametrize("meta", ["", "# TYPE m gauge\n"])
+@pytest.mark.parametrize("ts", ["", " 1.000"])
+def test_values_go_rejects_are_positioned_errors(value: str, meta: str, ts: str) -> None:
+    """Python's float takes some of these (underscores, other scripts' digits, a tab,
+    overflow to inf); Go's ParseFloat takes none, with or without metadata around."""
+    body = f"{meta}m 1 2.000\nm {value}{ts}\n# EOF\n"
+    with pytest.raises(ExpositionParseError) as err:
+        parse_openmetrics(body.encode())
+    assert err.value.line == body.count("\n") - 1
