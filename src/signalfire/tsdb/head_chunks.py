@@ -693,8 +693,7 @@ def decode_plan(
         repeat = occurrence(pos)
         for k in range(int(repeat.max()) + 1):
             sel = np.flatnonzero(repeat == k)
-            idx = ragged_arange(lo[sel], n[sel])
-            out.append((pos[sel], n[sel], ts[idx], vals[idx], None if st is None else st[idx]))
+            out.append(_gather(pos[sel], lo[sel], n[sel], ts, vals, st))
 
     for g, pos, starts, counts, whole in plan:
         ts, v, st = decode(g)
@@ -712,10 +711,15 @@ def decode_plan(
         nz = np.flatnonzero(lens > 0)
         if len(nz) == 0:
             continue
-        idx = ragged_arange(lo_a[nz], lens[nz])
-        out.append((pos[nz], lens[nz], ts[idx], v[idx], None if st is None else st[idx]))
+        out.append(_gather(pos[nz], lo_a[nz], lens[nz], ts, v, st))
     flush()
     return out
+
+
+def _gather(pos: I64, lo: I64, n: I64, ts: I64, v: F64, st: I64 | None) -> Piece:
+    """The samples ``[lo, lo + n)`` of each run, as the piece of the series at ``pos``."""
+    idx = ragged_arange(lo, n)
+    return (pos, n, ts[idx], v[idx], None if st is None else st[idx])
 
 
 def merge_pieces(
