@@ -26,9 +26,15 @@ def lengths(offsets: I64) -> I64:
     return np.diff(offsets)
 
 
+def segment_ids(counts: I64) -> I64:
+    """For each element of a ragged array whose segments hold ``counts[k]`` elements, the
+    segment ``k`` it belongs to (int64[sum(counts)]): ``repeat(arange(K), counts)``."""
+    return np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+
+
 def series_index(offsets: I64) -> I64:
     """For each of the N samples, the series it belongs to (int64[N])."""
-    return np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
+    return segment_ids(np.diff(offsets))
 
 
 def searchsorted_ragged(offsets: I64, ts: I64, queries: I64, side: str = "right") -> I64:
