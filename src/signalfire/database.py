@@ -94,19 +94,6 @@ class Database:
         self.engine = engine
         self.path = path
 
-    def add_secondary(self, queryable: Queryable) -> None:
-        """Read ``queryable`` beside the tsdb in every later select, label lookup and query.
-
-        It is read on a best-effort basis, as Prometheus reads remote-read endpoints: its
-        samples are merged with the tsdb's (the same sample from both is kept once; where
-        they disagree at a timestamp, the tsdb's value wins), and when it fails its part is
-        left out and the failure becomes a warning - in a query result's ``warnings``, a
-        SeriesSet's ``warnings``, or a :class:`RuntimeWarning` from :meth:`label_names` and
-        :meth:`label_values`. Timeouts and cancellation still fail the query. Another
-        :class:`Database` is a Queryable; the caller keeps closing what it adds.
-        """
-        self.storage.add_secondary(queryable)
-
     # ------------------------------------------------------------------ writing
 
     def appender(self) -> Appender:
@@ -147,6 +134,19 @@ class Database:
         self.tsdb.delete(self._matchers(selector), self._ms(start, MIN_TIME), self._ms(end, MAX_TIME))
 
     # ------------------------------------------------------------------ reading
+
+    def add_secondary(self, queryable: Queryable) -> None:
+        """Read ``queryable`` beside the tsdb in every later select, label lookup and query.
+
+        It is read on a best-effort basis, as Prometheus reads remote-read endpoints: its
+        samples are merged with the tsdb's (the same sample from both is kept once; where
+        they disagree at a timestamp, the tsdb's value wins), and when it fails its part is
+        left out and the failure becomes a warning - in a query result's ``warnings``, a
+        SeriesSet's ``warnings``, or a :class:`RuntimeWarning` from :meth:`label_names` and
+        :meth:`label_values`. Timeouts and cancellation still fail the query. Another
+        :class:`Database` is a Queryable; the caller keeps closing what it adds.
+        """
+        self.storage.add_secondary(queryable)
 
     def querier(self, mint: int = MIN_TIME, maxt: int = MAX_TIME) -> FanoutQuerier:
         """A storage querier over ``[mint, maxt]`` ms; close it when done. Its ``warnings``

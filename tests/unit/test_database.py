@@ -55,19 +55,6 @@ def test_two_databases_share_no_state(tmp_path: Path) -> None:
         b.close()
 
 
-def test_unknown_option_rejected(tmp_path: Path) -> None:
-    with pytest.raises(TypeError, match="unknown option"):
-        signalfire.open(tmp_path, no_such_option=1)
-
-
-def test_reopen_keeps_data(tmp_path: Path) -> None:
-    with signalfire.open(tmp_path) as db:
-        db.append({"__name__": "x"}, [1000, 2000], [1.5, float("-inf")])
-    with signalfire.open(tmp_path) as db:
-        ss = db.select("x")
-        assert ss.values.tolist() == [1.5, float("-inf")]
-
-
 # ---------------------------------------------------------------- secondary storage (fanout)
 
 
@@ -187,3 +174,16 @@ def test_deadline_and_primary_errors_fail_the_query(tmp_path: Path, error: Excep
             db.storage.primary = _DownRemote(db.tsdb, "select", error)
         with pytest.raises(type(error)):
             db.query("up", 1)
+
+
+def test_unknown_option_rejected(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="unknown option"):
+        signalfire.open(tmp_path, no_such_option=1)
+
+
+def test_reopen_keeps_data(tmp_path: Path) -> None:
+    with signalfire.open(tmp_path) as db:
+        db.append({"__name__": "x"}, [1000, 2000], [1.5, float("-inf")])
+    with signalfire.open(tmp_path) as db:
+        ss = db.select("x")
+        assert ss.values.tolist() == [1.5, float("-inf")]
