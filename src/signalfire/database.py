@@ -3,6 +3,10 @@
 It stands above :mod:`signalfire.tsdb` and :mod:`signalfire.promql` so neither imports
 the other. Two databases in one process share no state.
 
+Reads go through a :class:`~signalfire.storage.fanout.FanoutStorage`: the tsdb is its
+primary, and :meth:`Database.add_secondary` adds more stores (remote read, another
+database) whose failures become warnings instead of errors.
+
 Example::
 
     >>> import signalfire, tempfile, numpy as np
@@ -16,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,7 +33,15 @@ from signalfire.labels import Labels, Matcher
 from signalfire.promql.engine import Engine, EngineOptions
 from signalfire.promql.parser import parse_metric_selector
 from signalfire.promql.result import QueryResult
-from signalfire.storage import Appender, AppendStats, Querier, SeriesSet
+from signalfire.storage import (
+    Annotations,
+    Appender,
+    AppendStats,
+    FanoutQuerier,
+    FanoutStorage,
+    Queryable,
+    SeriesSet,
+)
 from signalfire.tsdb import DB, DBOptions, open_db
 from signalfire.util.malloc import keep_freed_memory
 from signalfire.util.timeutil import DurationLike, TimeLike, duration_to_ms, to_ms
@@ -69,10 +82,15 @@ class Database:
 
     Thread-safety: queries may run concurrently with appends; each ``appender()`` is
     used by one thread once.
+
+    ``storage`` is what every read goes through: ``tsdb`` as the primary plus the
+    secondaries of :meth:`add_secondary`. Writes, deletes, snapshots and compaction are the
+    tsdb's alone.
     """
 
     def __init__(self, db: DB, engine: Engine, path: Path) -> None:
         self.tsdb = db
+        self.storage = FanoutStorage(db)
         self.engine = engine
         self.path = path
 
@@ -117,9 +135,23 @@ class Database:
 
     # ------------------------------------------------------------------ reading
 
-    def querier(self, mint: int = MIN_TIME, maxt: int = MAX_TIME) -> Querier:
-        """A storage querier over ``[mint, maxt]`` ms; close it when done."""
-        return self.tsdb.querier(mint, maxt)
+    def add_secondary(self, queryable: Queryable) -> None:
+        """Read ``queryable`` beside the tsdb in every later select, label lookup and query.
+
+        It is read on a best-effort basis, as Prometheus reads remote-read endpoints: its
+        samples are merged with the tsdb's (the same sample from both is kept once; where
+        they disagree at a timestamp, the tsdb's value wins), and when it fails its part is
+        left out and the failure becomes a warning - in a query result's ``warnings``, a
+        SeriesSet's ``warnings``, or a :class:`RuntimeWarning` from :meth:`label_names` and
+        :meth:`label_values`. Timeouts and cancellation still fail the query. Another
+        :class:`Database` is a Queryable; the caller keeps closing what it adds.
+        """
+        self.storage.add_secondary(queryable)
+
+    def querier(self, mint: int = MIN_TIME, maxt: int = MAX_TIME) -> FanoutQuerier:
+        """A storage querier over ``[mint, maxt]`` ms; close it when done. Its ``warnings``
+        collect the failures of secondary stores (see :meth:`add_secondary`)."""
+        return self.storage.querier(mint, maxt)
 
     def select(
         self,
@@ -152,28 +184,34 @@ class Database:
         return pd.DataFrame(cols)
 
     def label_names(self, selector: str | Sequence[Matcher] = ()) -> list[str]:
+        """Label names of the matching series (of all series without a selector), sorted."""
         q = self.querier()
         try:
-            return q.label_names(self._matchers(selector) if selector else ())
+            names = q.label_names(self._matchers(selector) if selector else ())
         finally:
             q.close()
+        _warn(q.warnings)
+        return names
 
     def label_values(self, name: str, selector: str | Sequence[Matcher] = ()) -> list[str]:
+        """Values of label ``name`` among the matching series, sorted."""
         q = self.querier()
         try:
-            return q.label_values(name, self._matchers(selector) if selector else ())
+            values = q.label_values(name, self._matchers(selector) if selector else ())
         finally:
             q.close()
+        _warn(q.warnings)
+        return values
 
     # ------------------------------------------------------------------ PromQL
 
     def query(self, expr: str, time: TimeLike) -> QueryResult:
         """Evaluate ``expr`` at one time (seconds since the epoch, datetime or datetime64)."""
-        return self.engine.instant_query(self.tsdb, expr, to_ms(time))
+        return self.engine.instant_query(self.storage, expr, to_ms(time))
 
     def query_range(self, expr: str, start: TimeLike, end: TimeLike, step: DurationLike) -> QueryResult:
         """Evaluate ``expr`` at ``start, start+step, ... <= end``."""
-        return self.engine.range_query(self.tsdb, expr, to_ms(start), to_ms(end), duration_to_ms(step))
+        return self.engine.range_query(self.storage, expr, to_ms(start), to_ms(end), duration_to_ms(step))
 
     # ------------------------------------------------------------------ maintenance
 
@@ -205,6 +243,12 @@ class Database:
         if isinstance(selector, str):
             return parse_metric_selector(selector)
         return list(selector)
+
+
+def _warn(annotations: Annotations) -> None:
+    """Secondary stores' failures, for the calls whose result has no room for warnings."""
+    for text in annotations.warning_list():
+        warnings.warn(text, RuntimeWarning, stacklevel=3)
 
 
 #: Friendlier spellings accepted by :func:`open`.

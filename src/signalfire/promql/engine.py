@@ -28,7 +28,7 @@ from signalfire.promql.names import check_unique, merge_same_labels, strip_name
 from signalfire.promql.result import QueryResult
 from signalfire.promql.stats import QueryStats
 from signalfire.promql.values import EvalContext, RangeWindows, ScalarSeries, StepMatrix, StringValue, Value
-from signalfire.storage import SeriesSet
+from signalfire.storage import Annotations, SeriesSet
 from signalfire.storage.interface import Querier, Queryable, SelectHints
 
 
@@ -53,18 +53,25 @@ class EngineOptions:
 
 
 class _Selector:
-    """Opens queriers on demand and closes them all when the query ends."""
+    """Opens queriers on demand and closes them all when the query ends.
+
+    Keeps every selection's warnings (a secondary store that failed), so they reach the
+    result whichever evaluation path made the selection.
+    """
 
     def __init__(self, queryable: Queryable):
         self.queryable = queryable
         self.queriers: list[Querier] = []
+        self.warnings = Annotations()
 
     def __call__(self, matchers: Sequence[Matcher], hints: SelectHints) -> SeriesSet:
         mint = hints.start if hints.start is not None else 0
         maxt = hints.end if hints.end is not None else mint
         q = self.queryable.querier(mint, maxt)
         self.queriers.append(q)
-        return q.select(matchers, hints)
+        ss = q.select(matchers, hints)
+        self.warnings.merge(ss.warnings)
+        return ss
 
     def close(self) -> None:
         for q in self.queriers:
@@ -212,6 +219,7 @@ class Engine:
         stats.peak_samples = max(stats.peak_samples, limits.peak)
         stats.total_s = time.perf_counter() - t_begin + parse_s
         result.stats = stats
+        ctx.annotations.merge(selector.warnings)
         result.warnings = ctx.annotations.warning_list()
         result.infos = ctx.annotations.info_list()
         if opts.query_log_file:

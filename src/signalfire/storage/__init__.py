@@ -1,6 +1,7 @@
-"""Storage interfaces: Appender, Querier, SeriesSet, annotations."""
+"""Storage interfaces: Appender, Querier, SeriesSet, annotations; the fanout over several stores."""
 
 from signalfire.storage.annotations import Annotations
+from signalfire.storage.fanout import FanoutQuerier, FanoutStorage
 from signalfire.storage.interface import (
     Appendable,
     Appender,
@@ -16,6 +17,8 @@ __all__ = [
     "AppendStats",
     "Appendable",
     "Appender",
+    "FanoutQuerier",
+    "FanoutStorage",
     "Querier",
     "Queryable",
     "SelectHints",

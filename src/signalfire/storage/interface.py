@@ -12,7 +12,9 @@ from typing import Protocol, Self
 
 from signalfire._types import F64, I64
 from signalfire.labels import Labels, Matcher
+from signalfire.storage.runs import RunSet
 from signalfire.storage.series_set import SeriesSet
+from signalfire.util.deadline import Deadline
 
 
 @dataclass(slots=True)
@@ -85,9 +87,20 @@ class Appendable(Protocol):
 
 
 class Querier(Protocol):
-    """Reads one time range ``[mint, maxt]``; ``close()`` releases mmap views."""
+    """Reads one time range ``[mint, maxt]``; ``close()`` releases mmap views.
 
-    def select(self, matchers: Sequence[Matcher], hints: SelectHints | None = None) -> SeriesSet: ...
+    ``select_runs`` is ``select`` for a merge: the same series and samples as runs of the
+    store's own (read-only) columns, so that a merge of several stores copies each sample
+    once. A store with no cheaper path returns ``RunSet.of(self.select(...))``.
+    """
+
+    def select(
+        self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
+    ) -> SeriesSet: ...
+
+    def select_runs(
+        self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
+    ) -> RunSet: ...
 
     def label_names(self, matchers: Sequence[Matcher] = ()) -> list[str]: ...
 

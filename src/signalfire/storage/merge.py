@@ -27,6 +27,7 @@ from signalfire.storage.annotations import Annotations
 from signalfire.storage.interface import Querier, SelectHints
 from signalfire.storage.runs import RunSet, concat_runs
 from signalfire.storage.series_set import SeriesSet, empty_series_set
+from signalfire.util.deadline import Deadline
 
 
 def union_labels(lists: Sequence[Sequence[Labels]]) -> tuple[list[Labels], list[I64]]:
@@ -216,14 +217,18 @@ class MergeQuerier:
     def __init__(self, queriers: Sequence[Querier]) -> None:
         self._queriers = list(queriers)
 
-    def select(self, matchers: Sequence[Matcher], hints: SelectHints | None = None) -> SeriesSet:
-        """The merged selection; queriers that offer ``select_runs`` hand over runs, so
-        their samples are copied once, by the merge."""
-        sets = []
-        for q in self._queriers:
-            select_runs = getattr(q, "select_runs", None)
-            sets.append(select_runs(matchers, hints) if select_runs else RunSet.of(q.select(matchers, hints)))
-        return merge_run_sets(sets)
+    def select(
+        self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
+    ) -> SeriesSet:
+        """The merged selection; the queriers hand over runs, so their samples are copied
+        once, by the merge."""
+        return merge_run_sets([q.select_runs(matchers, hints, deadline) for q in self._queriers])
+
+    def select_runs(
+        self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
+    ) -> RunSet:
+        """:meth:`select` as runs over the merged arrays (for a merge above this one)."""
+        return RunSet.of(self.select(matchers, hints, deadline))
 
     def label_names(self, matchers: Sequence[Matcher] = ()) -> list[str]:
         names: set[str] = set()

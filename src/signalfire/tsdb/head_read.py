@@ -14,7 +14,9 @@ import numpy as np
 from signalfire._types import I64
 from signalfire.labels import Labels, Matcher
 from signalfire.storage import SelectHints, SeriesSet, empty_series_set
+from signalfire.storage.runs import RunSet
 from signalfire.tsdb.head import Head
+from signalfire.util.deadline import Deadline
 
 
 def read_series(head: Head, refs: I64, mint: int, maxt: int) -> SeriesSet:
@@ -61,7 +63,9 @@ class HeadQuerier:
         self.mint = mint
         self.maxt = maxt
 
-    def select(self, matchers: Sequence[Matcher], hints: SelectHints | None = None) -> SeriesSet:
+    def select(
+        self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
+    ) -> SeriesSet:
         head = self._head
         mint, maxt = self.mint, self.maxt
         if hints is not None:  # the caller needs no more than [start, end]: copy no more
@@ -72,6 +76,12 @@ class HeadQuerier:
             if hints is not None and hints.func == "series":
                 return _labels_only(head, refs, mint, maxt)
             return read_series(head, refs, mint, maxt)
+
+    def select_runs(
+        self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
+    ) -> RunSet:
+        """:meth:`select`'s copy as runs: the head has no columns to lend a merge."""
+        return RunSet.of(self.select(matchers, hints, deadline))
 
     def _refs_in_range(self, matchers: Sequence[Matcher]) -> I64:
         head = self._head

@@ -21,6 +21,7 @@ from signalfire.labels import Matcher
 from signalfire.storage import SelectHints, SeriesSet
 from signalfire.storage.runs import RunSet, concat_runs
 from signalfire.tsdb.index.postings import select_postings
+from signalfire.util.deadline import Deadline
 from signalfire.util.ragged import ragged_arange
 
 if TYPE_CHECKING:
@@ -42,7 +43,9 @@ class BlockQuerier:
         self.maxt = maxt
         self._closed = False
 
-    def select(self, matchers: Sequence[Matcher], hints: SelectHints | None = None) -> SeriesSet:
+    def select(
+        self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
+    ) -> SeriesSet:
         """Series matching every matcher with their samples in ``[mint, maxt]``, sorted by labels.
 
         Tombstoned samples are left out; series left without samples are dropped. With
@@ -56,7 +59,9 @@ class BlockQuerier:
         alive, offsets, ts, values, st = self.read_series(ids, mint, maxt)
         return SeriesSet(self.block.index.series_labels(alive), offsets, ts, values, st=st)
 
-    def select_runs(self, matchers: Sequence[Matcher], hints: SelectHints | None = None) -> RunSet:
+    def select_runs(
+        self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
+    ) -> RunSet:
         """:meth:`select` as runs of the decoded (cached, read-only) chunk columns.
 
         For a merge, which then copies every sample once. The columns stay valid while
@@ -65,7 +70,7 @@ class BlockQuerier:
         """
         self._check_open()
         if self.block.tombstones or (hints is not None and hints.func == "series"):
-            return RunSet.of(self.select(matchers, hints))
+            return RunSet.of(self.select(matchers, hints, deadline))
         mint, maxt = self._range(hints)
         ids = select_postings(self.block.index, matchers)
         owner, t_cols, t_slot, t_start, v_cols, st_cols, v_slot, v_start, lens = self._runs(ids, mint, maxt)

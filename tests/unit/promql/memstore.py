@@ -10,7 +10,9 @@ from signalfire._types import STALE_NAN
 from signalfire.labels import Labels, Matcher, matches_all
 from signalfire.storage import SeriesSet
 from signalfire.storage.interface import SelectHints
+from signalfire.storage.runs import RunSet
 from signalfire.storage.series_set import empty_series_set, series_set_from_lists
+from signalfire.util.deadline import Deadline
 
 
 class MemStore:
@@ -61,7 +63,9 @@ class MemQuerier:
     def __init__(self, store: MemStore, mint: int, maxt: int) -> None:
         self.store, self.mint, self.maxt = store, mint, maxt
 
-    def select(self, matchers: Sequence[Matcher], hints: SelectHints | None = None) -> SeriesSet:
+    def select(
+        self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
+    ) -> SeriesSet:
         self.store.selects.append((list(matchers), hints))
         labels, tss, vss = [], [], []
         for ls, (t, v) in self.store.data.items():
@@ -75,6 +79,11 @@ class MemQuerier:
         if not labels:
             return empty_series_set()
         return series_set_from_lists(labels, tss, vss)
+
+    def select_runs(
+        self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
+    ) -> RunSet:
+        return RunSet.of(self.select(matchers, hints, deadline))
 
     def label_names(self, matchers: Sequence[Matcher] = ()) -> list[str]:
         return sorted({n for ls in self.store.data for n, _ in ls})
