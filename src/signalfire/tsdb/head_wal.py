@@ -111,6 +111,7 @@ class _Replayer:
         self.max_ts: int | None = None  # newest timestamp read so far
         self.repairs: list[_Repair] = []
         self.unknown: list[I64] = []  # refs of dropped samples
+        self.unknown_mint, self.unknown_maxt = MAX_TIME, MIN_TIME
 
     def series(self, refs: list[int], labels: list[Labels]) -> None:
         for ref in refs:
@@ -178,7 +179,9 @@ class _Replayer:
             bad = ~ok
             self.stats.unknown_refs += int(bad.sum())
             self.unknown.append(refs[bad])
-            self.stats.lose(int(ts[bad].min()), int(ts[bad].max()))
+            self.unknown_mint = min(self.unknown_mint, int(ts[bad].min()))
+            self.unknown_maxt = max(self.unknown_maxt, int(ts[bad].max()))
+            self.stats.lose(self.unknown_mint, self.unknown_maxt)
             refs, ts, values = refs[ok], ts[ok], values[ok]
             st = st[ok] if st is not None else None
         self.pending.append((refs, ts, values, st))
@@ -212,7 +215,7 @@ class _Replayer:
         for r in self.repairs:
             lo, hi = r.before, r.after if r.after is not None else r.before
             if lo is not None and hi is not None:
-                st.lose(lo, hi)
+                st.lose(min(lo, hi), max(lo, hi))
             log.warning(
                 "repaired WAL: %s: dropped %d bytes; samples logged after t=%s and before t=%s may be lost",
                 r.error,
@@ -227,8 +230,8 @@ class _Replayer:
                 "record was lost, t=%d..%d",
                 st.unknown_refs,
                 st.unknown_series,
-                st.lost_min_time,
-                st.lost_max_time,
+                self.unknown_mint,
+                self.unknown_maxt,
             )
 
 
@@ -300,13 +303,14 @@ def replay(wal_dir: str, head: Head, repair: bool = True) -> ReplayStats:
     if not os.path.isdir(wal_dir):
         return stats
     cp, segs = check_layout(wal_dir)
-    for name in remove_temporaries(wal_dir):
-        log.warning("removed %s, left by an interrupted checkpoint", os.path.join(wal_dir, name))
-        stats.removed_temporaries.append(name)
     rp = _Replayer(head, stats)
     if cp >= 0:
         stats.checkpoint = cp
         _replay_checkpoint(wal_dir, cp, rp)
+    # Only now, so that a refused open leaves the directory exactly as it found it.
+    for name in remove_temporaries(wal_dir):
+        log.warning("removed %s, left by an interrupted checkpoint", os.path.join(wal_dir, name))
+        stats.removed_temporaries.append(name)
     live = [s for s in segs if s > cp]
     for seg in segs:
         if seg <= cp:
@@ -330,6 +334,18 @@ def replay(wal_dir: str, head: Head, repair: bool = True) -> ReplayStats:
             raise CorruptionError(
                 path, os.path.getsize(path), f"end record of segment {end}: renamed or out of sequence"
             )
+        if last and end is not None:
+            # A sealed newest segment: the next one was deleted, or (rarely) the process
+            # died between sealing and creating it. Nothing to cut; whatever it held is gone.
+            gone = CorruptionError(
+                os.path.join(wal_dir, segment_name(seg + 1)),
+                0,
+                f"missing: segment {segment_name(seg)} is sealed but nothing follows it "
+                "(deleted, or a crash while rotating)",
+            )
+            if not repair:
+                raise gone
+            rp.repaired(gone, 0)
     rp.flush()
     rp.report()
     return stats
