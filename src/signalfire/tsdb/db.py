@@ -518,8 +518,10 @@ def _dir_size(path: str) -> int:
 def open_db(path: str | os.PathLike[str], options: DBOptions | None = None, *, repair: bool = True) -> DB:
     """Open (creating if needed) the data folder ``path``: lock it, load blocks, replay the WAL.
 
-    ``repair`` (default, as Prometheus) cuts a torn or corrupt WAL tail and goes on; with
-    ``repair=False`` such damage raises CorruptionError naming the segment and offset.
+    ``repair`` (default, as Prometheus) cuts a torn or corrupt WAL segment at the damage and
+    goes on, logging and counting what was dropped; with ``repair=False`` such damage raises
+    CorruptionError naming the segment and offset. A missing or foreign WAL file is refused
+    either way (``docs/storage.md``, "WAL damage on open").
     Raises LockedError when another DB holds the folder.
     """
     options = options or DBOptions()

@@ -170,11 +170,13 @@ class _Replayer:
         ok = self._known(refs)
         ts, values, st = s.ts, s.values, s.st
         if len(ts):
-            lo, hi = int(ts.min()), int(ts.max())
-            for r in self.repairs:
-                if r.after is None:
-                    r.after = lo
+            hi = int(ts.max())
             self.max_ts = hi if self.max_ts is None else max(self.max_ts, hi)
+            if self.repairs and self.repairs[-1].after is None:
+                lo = int(ts.min())
+                for r in self.repairs:
+                    if r.after is None:
+                        r.after = lo
         if not ok.all():
             bad = ~ok
             self.stats.unknown_refs += int(bad.sum())

@@ -9,7 +9,8 @@ A record is ``type:u8, 0:u8*3, length:u32le, crc32:u32le`` followed by ``length`
 bytes; the CRC (zlib's CRC-32) covers the first eight header bytes and the payload, so a
 torn header is caught as surely as a torn payload. A record is written with one ``write``
 call and never split across segments: a segment is rotated *before* a record that would
-overflow it, and a record larger than a whole segment gets a segment of its own.
+overflow it, and a record larger than a whole segment gets a segment of its own. Rotation
+seals the closed segment with an end record holding its number (``records.REC_END``).
 
 Durability: ``write`` returns only after the bytes are in the kernel's page cache, which a
 ``kill -9`` of this process cannot lose. What a power failure can lose depends on the fsync
