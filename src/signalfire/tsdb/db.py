@@ -237,7 +237,7 @@ class DB:
             out["duplicate_samples_total"] = c.duplicate_conflict
             out["exact_duplicate_samples_total"] = c.duplicate
             out["compactions_failed_total"] = self.compaction_failures
-            out["wal_repairs_total"] = len(self.replay_stats.repaired)
+            out.update(self.replay_stats.counters())  # wal_repairs_total and what replay dropped
             return out
 
     def metrics(self) -> dict[str, float]:
@@ -261,6 +261,11 @@ class DB:
             "signalfire_tsdb_storage_blocks_bytes": s["blocks_bytes"],
             "signalfire_tsdb_wal_segment_current": s["wal_segment"],
             "signalfire_tsdb_wal_corruptions_total": s["wal_repairs_total"],
+            "signalfire_tsdb_wal_repair_dropped_bytes_total": s["wal_repair_dropped_bytes_total"],
+            "signalfire_tsdb_wal_replay_unknown_refs_total": s["wal_replay_unknown_refs_total"],
+            "signalfire_tsdb_wal_replay_unknown_series_total": s["wal_replay_unknown_series_total"],
+            "signalfire_tsdb_wal_replay_lost_min_time": s["wal_replay_lost_min_time"],
+            "signalfire_tsdb_wal_replay_lost_max_time": s["wal_replay_lost_max_time"],
             "signalfire_tsdb_compactions_failed_total": s["compactions_failed_total"],
             "signalfire_tsdb_out_of_order_time_window_milliseconds": s["out_of_order_time_window"],
         }
@@ -518,8 +523,10 @@ def _dir_size(path: str) -> int:
 def open_db(path: str | os.PathLike[str], options: DBOptions | None = None, *, repair: bool = True) -> DB:
     """Open (creating if needed) the data folder ``path``: lock it, load blocks, replay the WAL.
 
-    ``repair`` (default, as Prometheus) cuts a torn or corrupt WAL tail and goes on; with
-    ``repair=False`` such damage raises CorruptionError naming the segment and offset.
+    ``repair`` (default, as Prometheus) cuts a torn or corrupt WAL segment at the damage and
+    goes on, logging and counting what was dropped; with ``repair=False`` such damage raises
+    CorruptionError naming the segment and offset. A missing or foreign WAL file is refused
+    either way (``docs/storage.md``, "WAL damage on open").
     Raises LockedError when another DB holds the folder.
     """
     options = options or DBOptions()

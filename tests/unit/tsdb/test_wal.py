@@ -59,10 +59,15 @@ def _write(tmp_path, n, segment_size=1 << 20):
     return [r for s in list_segments(str(tmp_path)) for r in read_records(str(tmp_path / segment_name(s)), s)]
 
 
-def test_segments_rotate_by_size(tmp_path):
+def test_segments_rotate_by_size_and_closed_segments_end_with_their_number(tmp_path):
     recs = _write(tmp_path, 20, segment_size=100)
-    assert len(list_segments(str(tmp_path))) > 1
-    assert [records.decode_samples(r.payload).ts[0] for r in recs] == list(range(20))
+    segs = list_segments(str(tmp_path))
+    assert len(segs) > 1
+    ends = [r for r in recs if r.type == records.REC_END]
+    assert [(r.segment, records.decode_end(r.payload)) for r in ends] == [(s, s) for s in segs[:-1]]
+    assert all(recs[i + 1].segment > r.segment for i, r in enumerate(recs[:-1]) if r.type == records.REC_END)
+    samples = [r for r in recs if r.type == records.REC_SAMPLES]
+    assert [records.decode_samples(r.payload).ts[0] for r in samples] == list(range(20))
 
 
 @pytest.mark.parametrize(
@@ -89,20 +94,26 @@ def test_corruption_names_file_and_offset_and_repair_drops_only_tail(tmp_path, d
     assert err.path == path and reason in err.reason
     assert err.offset % rec_size == 0 and err.offset >= len(data) - 2 * rec_size
     assert path in str(err) and str(err.offset) in str(err)
-    repair_segment(str(tmp_path), err)
+    repair_segment(str(tmp_path), err, last=True)
     good = list(read_records(path))
     assert len(good) == err.offset // rec_size
     assert [records.decode_samples(r.payload).ts[0] for r in good] == list(range(len(good)))
 
 
-def test_repair_removes_later_segments(tmp_path):
+def test_repair_of_a_closed_segment_keeps_later_segments_and_seals_it(tmp_path):
     _write(tmp_path, 30, segment_size=150)
     segs = list_segments(str(tmp_path))
     assert len(segs) >= 3
+    later = {s: (tmp_path / segment_name(s)).read_bytes() for s in segs[2:]}
     p = str(tmp_path / segment_name(segs[1]))
     with open(p, "r+b") as f:
         f.truncate(os.path.getsize(p) - 1)
     with pytest.raises(CorruptionError) as ei:
         list(read_records(p, segs[1]))
-    repair_segment(str(tmp_path), ei.value)
-    assert list_segments(str(tmp_path)) == segs[:2]
+    size = os.path.getsize(p)
+    assert repair_segment(str(tmp_path), ei.value, last=False) == size - ei.value.offset
+    assert os.path.getsize(p) == ei.value.offset + 20  # the end record put back (12 + 8 bytes)
+    assert list_segments(str(tmp_path)) == segs
+    assert {s: (tmp_path / segment_name(s)).read_bytes() for s in segs[2:]} == later
+    recs = list(read_records(p, segs[1]))
+    assert recs[-1].type == records.REC_END and records.decode_end(recs[-1].payload) == segs[1]

@@ -7,7 +7,8 @@ segments; ours is written straight from the head, which at that moment holds exa
 state of those segments (the caller holds the head lock and has just rotated the WAL).
 
 Written as ``checkpoint.N.tmp`` then renamed, so a crash leaves either no checkpoint or a
-whole one; leftovers are removed on open.
+whole one; leftovers are removed on open. The file ends with an end record holding N, so
+a checkpoint that lost its end (or is empty) is told apart from one of an empty head.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ def checkpoint_name(index: int) -> str:
     return f"checkpoint.{index:08d}"
 
 
+def checkpoint_index(name: str) -> int | None:
+    """The number of a checkpoint directory name, or None for any other name."""
+    m = _CHECKPOINT_RE.match(name)
+    return int(m.group(1)) if m else None
+
+
 def list_checkpoints(wal_dir: str) -> list[int]:
     try:
         names = os.listdir(wal_dir)
@@ -43,11 +50,22 @@ def list_checkpoints(wal_dir: str) -> list[int]:
     return sorted(int(m.group(1)) for n in names if (m := _CHECKPOINT_RE.match(n)))
 
 
-def remove_temporaries(wal_dir: str) -> None:
-    """Delete half-written checkpoints left by a crash."""
-    for name in os.listdir(wal_dir):
-        if name.startswith("checkpoint.") and name.endswith(".tmp"):
-            shutil.rmtree(os.path.join(wal_dir, name), ignore_errors=True)
+def is_temporary(name: str) -> bool:
+    return name.startswith("checkpoint.") and name.endswith(".tmp")
+
+
+def remove_temporaries(wal_dir: str) -> list[str]:
+    """Delete half-written checkpoints left by a crash; returns their names."""
+    removed = []
+    for name in sorted(os.listdir(wal_dir)):
+        if is_temporary(name):
+            path = os.path.join(wal_dir, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+            removed.append(name)
+    return removed
 
 
 def capture(head: Head) -> Iterable[bytes]:
@@ -82,6 +100,7 @@ def write_checkpoint(wal_dir: str, index: int, frames: Iterable[bytes], sync: bo
     with open(os.path.join(tmp, segment_name(0)), "wb") as f:
         for fr in frames:
             f.write(fr)
+        f.write(frame(records.REC_END, records.encode_end(index)))
         f.flush()
         if sync:
             os.fsync(f.fileno())

@@ -22,12 +22,17 @@ REC_SERIES = 1
 REC_SAMPLES = 2
 REC_TOMBSTONES = 3
 REC_COMMIT = 4
+#: Last record of a closed segment and of a checkpoint; its payload is the file's number.
+#: Without it a file that lost whole records at its end (or all of them: 0 bytes) would
+#: read as complete. The newest segment has none while it is written to.
+REC_END = 5
 
 _U32 = struct.Struct("<I")
 _SERIES_HEAD = struct.Struct("<qI")  # ref, number of label pairs
 _SAMPLES_HEAD = struct.Struct("<IB")  # number of samples, flags
 _TOMB_HEAD = struct.Struct("<Iqq")  # number of refs, mint, maxt
 _COMMIT_HEAD = struct.Struct("<II")  # series payload length, samples payload length
+_END = struct.Struct("<q")  # segment or checkpoint number
 _FLAG_ST = 1
 
 
@@ -173,3 +178,15 @@ def decode_commit(buf: bytes | memoryview) -> tuple[list[int], list[Labels], Sam
     a = _COMMIT_HEAD.size
     refs, labels = decode_series(mv[a : a + ls]) if ls else ([], [])
     return refs, labels, decode_samples(mv[a + ls : a + ls + lv])
+
+
+def encode_end(index: int) -> bytes:
+    """Payload of the end record of segment (or checkpoint) number ``index``."""
+    return _END.pack(index)
+
+
+def decode_end(buf: bytes | memoryview) -> int:
+    if len(buf) != _END.size:
+        raise RecordDecodeError(f"end record: {len(buf)} bytes, want {_END.size}")
+    (index,) = _END.unpack_from(buf, 0)
+    return int(index)

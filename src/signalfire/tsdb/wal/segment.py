@@ -9,7 +9,8 @@ A record is ``type:u8, 0:u8*3, length:u32le, crc32:u32le`` followed by ``length`
 bytes; the CRC (zlib's CRC-32) covers the first eight header bytes and the payload, so a
 torn header is caught as surely as a torn payload. A record is written with one ``write``
 call and never split across segments: a segment is rotated *before* a record that would
-overflow it, and a record larger than a whole segment gets a segment of its own.
+overflow it, and a record larger than a whole segment gets a segment of its own. Rotation
+seals the closed segment with an end record holding its number (``records.REC_END``).
 
 Durability: ``write`` returns only after the bytes are in the kernel's page cache, which a
 ``kill -9`` of this process cannot lose. What a power failure can lose depends on the fsync
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 
 from signalfire.errors import CorruptionError, StorageError
 from signalfire.tsdb.options import FsyncPolicy
+from signalfire.tsdb.wal import records
 from signalfire.util.files import fsync_dir
 
 HEADER = struct.Struct("<B3xII")  # type, length, crc
@@ -39,6 +41,11 @@ MAX_RECORD = 1 << 31
 
 def segment_name(index: int) -> str:
     return f"{index:08d}"
+
+
+def segment_index(name: str) -> int | None:
+    """The number of a segment file name (8 decimal digits), or None for any other name."""
+    return int(name) if _SEGMENT_RE.match(name) else None
 
 
 def list_segments(wal_dir: str) -> list[int]:
@@ -127,7 +134,12 @@ class WAL:
             self._fd = -1
 
     def next_segment(self) -> int:
-        """Close the current segment and start a new one; returns the new segment's index."""
+        """Seal the current segment with its end record, close it and start the next one;
+        returns the new segment's index. A segment is never left behind without its end
+        record (unless a write failed), so replay can tell a segment that lost its end
+        from one that was simply closed."""
+        if self._fd >= 0 and self._broken is None:
+            self._append(frame(records.REC_END, records.encode_end(self._index)))
         self._close_segment()
         self._open_segment(self._index + 1)
         return self._index
@@ -141,6 +153,9 @@ class WAL:
         data = frame(rec_type, payload)
         if self._size > 0 and self._size + len(data) > self.segment_size:
             self.next_segment()
+        self._append(data)
+
+    def _append(self, data: bytes) -> None:
         before = self._size
         try:
             self._write_all(data)
@@ -177,22 +192,22 @@ class WAL:
                 os.remove(os.path.join(self.dir, segment_name(seg)))
 
 
-def repair_segment(wal_dir: str, err: CorruptionError) -> int:
-    """Cut the damaged segment at the corrupt offset and delete every later segment.
+def repair_segment(wal_dir: str, err: CorruptionError, last: bool) -> int:
+    """Cut the damaged segment at the corrupt offset; returns the number of bytes dropped.
 
-    Returns the number of bytes dropped. This loses only what could not be read: the
-    corrupt record and whatever follows it (as Prometheus's ``wlog.Repair``).
+    Only what could not be read goes: the corrupt record and the rest of its segment.
+    Later segments are whole files with their own checksums and are kept (Prometheus's
+    ``wlog.Repair`` deletes them too; our records never span segments, so nothing after
+    the damaged file depends on its bytes). A segment that is not the ``last`` gets its end
+    record back, so the next open reads it as sealed and does not report it again.
     """
     seg = int(os.path.basename(err.path))
-    dropped = 0
-    for later in list_segments(wal_dir):
-        if later > seg:
-            p = os.path.join(wal_dir, segment_name(later))
-            dropped += os.path.getsize(p)
-            os.remove(p)
-    dropped += os.path.getsize(err.path) - err.offset
+    dropped = os.path.getsize(err.path) - err.offset
     with open(err.path, "r+b") as f:
         f.truncate(err.offset)
+        if not last:
+            f.seek(err.offset)
+            f.write(frame(records.REC_END, records.encode_end(seg)))
         f.flush()
         os.fsync(f.fileno())
     return dropped
