@@ -211,7 +211,8 @@ class HistogramChild:
         # ``le`` buckets hold v <= bound: the first bound >= v. NaN sorts past +Inf.
         idx = np.minimum(np.searchsorted(self._bounds, v, side="left"), len(self._upper) - 1)
         add = np.bincount(idx, minlength=len(self._upper))
-        total = float(v.sum())
+        with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN sums are the answer
+            total = float(v.sum())
         with self._lock:
             self._counts += add
             self._sum += total

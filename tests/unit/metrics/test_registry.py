@@ -166,7 +166,7 @@ def test_histogram_buckets_are_cumulative_and_batch_equals_one_by_one(
     assert counts_one == sorted(counts_one) and counts_one[-1] == len(obs) == one.count
     # le is inclusive; NaN lands in +Inf only, as in client_golang.
     for b, n in zip([*bounds, math.inf], counts_one, strict=True):
-        assert n == sum(1 for x in obs if x <= b)
+        assert n == sum(1 for x in obs if x <= b or b == math.inf)
     if any(math.isnan(x) for x in obs) or (math.inf in obs and -math.inf in obs):
         assert math.isnan(sum_one) and math.isnan(sum_many)
     else:
