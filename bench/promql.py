@@ -79,8 +79,11 @@ def load_prometheus(ds: datagen.Dataset, out: Path) -> float:
 def open_signalfire(out: Path) -> Any:
     import signalfire
 
-    # The same sample limit as Prometheus gets (--query.max-samples in _prom.py).
-    return signalfire.open(out / "sf", retention_ms=0, max_samples=500_000_000)  # type: ignore[attr-defined]
+    # The same sample limit as Prometheus gets (--query.max-samples in _prom.py); the
+    # allocator tuned as a server would tune it (util/malloc.py), as the process is ours.
+    return signalfire.open(  # type: ignore[attr-defined]
+        out / "sf", retention_ms=0, max_samples=500_000_000, keep_freed_memory=True
+    )
 
 
 def load_signalfire(ds: datagen.Dataset, out: Path) -> tuple[Any, float]:

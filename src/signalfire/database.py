@@ -30,6 +30,7 @@ import numpy as np
 
 from signalfire._types import F64, I64, MAX_TIME, MIN_TIME
 from signalfire.labels import Labels, Matcher
+from signalfire.metrics import Registry
 from signalfire.promql.engine import Engine, EngineOptions
 from signalfire.promql.parser import parse_metric_selector
 from signalfire.promql.result import QueryResult
@@ -64,10 +65,18 @@ ALL_PROMQL_FEATURES = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class DatabaseOptions:
-    """Options of :func:`open`; ``tsdb`` and ``engine`` are passed through unchanged."""
+    """Options of :func:`open`; ``tsdb`` and ``engine`` are passed through unchanged.
+
+    ``keep_freed_memory`` tunes the C allocator of the whole process so large query
+    temporaries reuse freed heap memory (:func:`signalfire.util.malloc.keep_freed_memory`):
+    faster large queries for more resident memory. Off by default, because a library
+    must not change process-wide settings its host did not ask for; a server or a
+    benchmark that owns its process turns it on.
+    """
 
     tsdb: DBOptions = field(default_factory=DBOptions)
     engine: EngineOptions = field(default_factory=EngineOptions)
+    keep_freed_memory: bool = False
 
 
 SeriesLike = Labels | Mapping[str, str]
@@ -93,6 +102,16 @@ class Database:
         self.storage = FanoutStorage(db)
         self.engine = engine
         self.path = path
+
+    @property
+    def metrics(self) -> Registry:
+        """The registry of this database's self metrics (``signalfire_tsdb_*``; see
+        ``docs/self-metrics.md``): its own unless one was given to :func:`open`."""
+        return self.tsdb.metrics
+
+    def render_metrics(self, *, openmetrics: bool = False) -> bytes:
+        """The self metrics as a ``/metrics`` body: text format 0.0.4, or OpenMetrics."""
+        return self.tsdb.metrics.render(openmetrics=openmetrics)
 
     # ------------------------------------------------------------------ writing
 
@@ -258,24 +277,31 @@ _ALIASES = {"out_of_order_time_window_ms": "out_of_order_time_window"}
 def open(
     path: str | Path,
     options: DatabaseOptions | None = None,
+    *,
+    registry: Registry | None = None,
     **overrides: Any,
 ) -> Database:
     """Open (or create) a database in ``path``.
 
     Keyword overrides go to the TSDB options or the engine options by name, e.g.
     ``retention_ms=``, ``out_of_order_time_window_ms=``, ``lookback_delta_ms=``,
-    ``max_samples=``, ``features=frozenset({...})``.
+    ``max_samples=``, ``features=frozenset({...})``, or to :class:`DatabaseOptions`
+    (``keep_freed_memory=True``). Self metrics go into ``registry`` when given (a
+    server's), else into the database's own (``Database.metrics``).
     """
     opts = options or DatabaseOptions()
     tsdb_opts, engine_opts = opts.tsdb, opts.engine
     for key, value in overrides.items():
         key = _ALIASES.get(key, key)
-        if key in DBOptions.__dataclass_fields__:
+        if key == "keep_freed_memory":
+            opts = replace(opts, keep_freed_memory=bool(value))
+        elif key in DBOptions.__dataclass_fields__:
             tsdb_opts = replace(tsdb_opts, **{key: value})
         elif key in EngineOptions.__dataclass_fields__:
             engine_opts = replace(engine_opts, **{key: value})
         else:
             raise TypeError(f"open() got an unknown option {key!r}")
     p = Path(path)
-    keep_freed_memory()  # large query temporaries reuse heap memory (see util/malloc.py)
-    return Database(open_db(p, tsdb_opts), Engine(engine_opts), p)
+    if opts.keep_freed_memory:
+        keep_freed_memory()  # process-wide: large query temporaries reuse heap memory
+    return Database(open_db(p, tsdb_opts, registry=registry), Engine(engine_opts), p)

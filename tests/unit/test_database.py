@@ -187,3 +187,34 @@ def test_reopen_keeps_data(tmp_path: Path) -> None:
     with signalfire.open(tmp_path) as db:
         ss = db.select("x")
         assert ss.values.tolist() == [1.5, float("-inf")]
+
+
+def test_two_databases_have_independent_self_metrics(tmp_path: Path) -> None:
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    from signalfire.exposition import parse_openmetrics, parse_text
+    from signalfire.metrics import Registry
+
+    shared = Registry()
+    with (
+        signalfire.open(tmp_path / "a") as a,
+        signalfire.open(tmp_path / "b") as b,
+        signalfire.open(tmp_path / "c", registry=shared) as c,
+    ):
+        assert a.metrics is not b.metrics and c.metrics is shared
+        a.append({"__name__": "x", "i": "1"}, ts=[1000, 2000], values=[1.0, 2.0])
+        c.append([{"__name__": "x", "i": str(i)} for i in range(3)], ts=1000, values=[1.0, 2.0, 3.0])
+        appended = "signalfire_tsdb_head_samples_appended_total"
+        assert a.metrics.sample_value(appended, {"type": "float"}) == 2
+        assert b.metrics.sample_value(appended, {"type": "float"}) == 0
+        assert shared.sample_value("signalfire_tsdb_head_series") == 3
+        text = parse_text(a.render_metrics())
+        om = parse_openmetrics(a.render_metrics(openmetrics=True))
+        assert [str(x) for x in text.labels] == [str(x) for x in om.labels]
+        assert 'signalfire_tsdb_head_samples_appended_total{type="float"}' in [str(x) for x in text.labels]
+        fams = {
+            f.name: f.type
+            for f in text_string_to_metric_families(a.render_metrics(openmetrics=True).decode())
+        }
+        assert fams["signalfire_tsdb_head_samples_appended"] == "counter"
+        assert fams["signalfire_tsdb_compaction_duration_seconds"] == "histogram"

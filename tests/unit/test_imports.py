@@ -1,7 +1,9 @@
 """Import hygiene: every module imports on its own, and lower layers never import higher ones.
 
 The layer order is DESIGN.md's / STYLE.md §1's:
-``{_types, errors, util} < labels < exposition < storage < {tsdb, promql} < database < ... < cli``.
+``{_types, errors, util} < labels < exposition < storage < {tsdb, promql} < database < ... < cli``,
+with ``metrics`` (the self-metrics registry, rendered by ``exposition``) between exposition
+and storage, so storage and every layer above it can register metrics.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ LAYERS: list[set[str]] = [
     {"_types", "errors", "util"},
     {"labels"},
     {"exposition"},
+    {"metrics"},
     {"storage"},
     {"tsdb", "promql"},
     {"database"},
@@ -100,7 +103,7 @@ def test_lower_layers_never_import_higher_ones() -> None:
 def test_public_names_resolve() -> None:
     for name in signalfire.__all__:
         assert hasattr(signalfire, name), name
-    for pkg in ("labels", "storage", "tsdb", "exposition"):
+    for pkg in ("labels", "storage", "tsdb", "exposition", "metrics"):
         m = importlib.import_module(f"signalfire.{pkg}")
         for name in getattr(m, "__all__", []):
             assert hasattr(m, name), f"signalfire.{pkg}.{name}"

@@ -1,8 +1,11 @@
-"""Generate ``docs/command-line/signalfire.md`` from the argument parser.
+"""Generate the pages code defines: ``docs/command-line/signalfire.md`` from the argument
+parser, ``docs/self-metrics.md`` from the metrics registry of an opened database.
 
 Prometheus generates its command-line docs from its flag definitions and a test diffs
-them against the committed page; we do the same, so a flag cannot be added without
-being documented. Regenerate with ``python -m signalfire.cli.docs > docs/command-line/signalfire.md``.
+them against the committed page; we do the same, so a flag or a self metric cannot be
+added without being documented. Regenerate with
+``python -m signalfire.cli.docs > docs/command-line/signalfire.md`` and
+``python -m signalfire.cli.docs self-metrics > docs/self-metrics.md``.
 """
 
 from __future__ import annotations
@@ -96,5 +99,56 @@ def command_line_markdown() -> str:
     return HEADER + "\n".join(_section("signalfire", build_parser())).rstrip("\n") + "\n"
 
 
+SELF_METRICS_HEADER = """---
+title: Self metrics
+---
+
+# Self metrics
+
+signalfire measures itself with Prometheus's metric names, prefixed `signalfire_` instead
+of `prometheus_` (`signalfire_tsdb_head_series` is `prometheus_tsdb_head_series`), with
+the same types, units and `_total` suffixes, so Prometheus's dashboards and alerts for
+itself work after a rename.
+
+Each part registers its metrics in a `signalfire.metrics.Registry` it is handed, never in
+a global one: `signalfire.open(path)` gives the database its own (`db.metrics`, rendered by
+`db.render_metrics()` or `db.metrics.render(openmetrics=True)`), `signalfire.open(path,
+registry=r)` puts them into `r`, and a server hands one registry to all its parts. Two
+databases in one process have independent metrics.
+
+Counters, gauges and histograms are updated once per batch (a commit, a compaction, a
+scrape), never per sample. Figures a component already holds (series in the head, blocks
+loaded, the head's sample outcome counters) are read by a collector when the registry is
+rendered, so nothing is kept in sync by hand. The tsdb collector reads the head under a
+short lock and walks block directories after it, so a scrape never holds up appends on disk
+I/O.
+
+This table is generated from the registry of an opened database
+(`python -m signalfire.cli.docs self-metrics > docs/self-metrics.md`) and a test keeps it
+current.
+
+| Metric | Type | Labels | Help |
+| --- | --- | --- | --- |
+"""
+
+
+def self_metrics_markdown() -> str:
+    """``docs/self-metrics.md``: every family an opened database registers."""
+    import tempfile
+
+    import signalfire
+
+    with tempfile.TemporaryDirectory() as d, signalfire.open(d) as db:
+        descs = db.metrics.describe()
+    rows = []
+    for m in descs:
+        labels = [f'`{n}="{v}"`' for n, v in m.const_labels] + [f"`{n}`" for n in m.labelnames]
+        if m.type == "histogram":
+            labels.append("`le`")
+        rows.append(f"| `{m.name}` | {m.type} | {', '.join(labels)} | {_cell(m.help)} |")
+    return SELF_METRICS_HEADER + "\n".join(rows) + "\n"
+
+
 if __name__ == "__main__":
-    sys.stdout.write(command_line_markdown())
+    page = self_metrics_markdown() if sys.argv[1:] == ["self-metrics"] else command_line_markdown()
+    sys.stdout.write(page)

@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 from signalfire._types import MAX_TIME, MIN_TIME
 from signalfire.errors import BadDataError, StorageError
 from signalfire.labels import Matcher
+from signalfire.metrics import Registry
 from signalfire.storage import Querier, SelectHints, SeriesSet
 from signalfire.storage.merge import MergeQuerier
 from signalfire.storage.runs import RunSet
@@ -39,6 +41,7 @@ from signalfire.tsdb.head_append import HeadAppender
 from signalfire.tsdb.head_read import HeadQuerier, read_series, read_series_later
 from signalfire.tsdb.head_wal import ReplayStats, replay
 from signalfire.tsdb.lock import DirLock
+from signalfire.tsdb.metrics import TSDBMetrics
 from signalfire.tsdb.options import DBOptions
 from signalfire.tsdb.retention import blocks_to_delete
 from signalfire.tsdb.wal import records
@@ -55,9 +58,15 @@ def blocks_available() -> bool:
 
 
 class DB:
-    """An open data folder. Build with :func:`open_db`; close with :meth:`close`."""
+    """An open data folder. Build with :func:`open_db`; close with :meth:`close`.
 
-    def __init__(self, path: str, options: DBOptions, lock: DirLock | None) -> None:
+    ``metrics`` is the registry its ``signalfire_tsdb_*`` self metrics are in: the one
+    given to :func:`open_db` (a server's, shared by all its parts) or its own.
+    """
+
+    def __init__(
+        self, path: str, options: DBOptions, lock: DirLock | None, registry: Registry | None = None
+    ) -> None:
         self.path = path
         self.options = options
         self._dir_lock = lock
@@ -72,7 +81,8 @@ class DB:
         self.replay_stats = ReplayStats()
         self._closed = False
         self._stop = threading.Event()
-        self.compaction_failures = 0
+        self.metrics = registry if registry is not None else Registry()
+        self._metrics = TSDBMetrics(self.metrics, self._figures)
         #: Serialises compactions, snapshots and close; the DB lock is taken inside it.
         self._compact_lock = threading.Lock()
         #: Bumped by every delete, so a block written without the lock can tell it is stale.
@@ -83,10 +93,15 @@ class DB:
 
     @classmethod
     def open(
-        cls, path: str | os.PathLike[str], options: DBOptions | None = None, *, repair: bool = True
+        cls,
+        path: str | os.PathLike[str],
+        options: DBOptions | None = None,
+        *,
+        repair: bool = True,
+        registry: Registry | None = None,
     ) -> DB:
         """Same as :func:`open_db`."""
-        return open_db(path, options, repair=repair)
+        return open_db(path, options, repair=repair, registry=registry)
 
     # ---------------------------------------------------------------- open/close
 
@@ -114,7 +129,7 @@ class DB:
             try:
                 self.compact()
             except Exception:
-                self.compaction_failures += 1
+                self._metrics.compactions_failed.inc()
                 log.exception("background compaction of %s failed", self.path)
 
     def close(self) -> None:
@@ -135,6 +150,12 @@ class DB:
             self.head.chunks.close()
             if self._dir_lock is not None:
                 self._dir_lock.release()
+            self._metrics.unregister()
+
+    @property
+    def compaction_failures(self) -> int:
+        """Background compactions that failed since open."""
+        return int(self._metrics.compactions_failed.value)
 
     def __enter__(self) -> DB:
         return self
@@ -240,35 +261,29 @@ class DB:
             out.update(self.replay_stats.counters())  # wal_repairs_total and what replay dropped
             return out
 
-    def metrics(self) -> dict[str, float]:
-        """Self-metrics named like Prometheus's ``prometheus_tsdb_*`` (``signalfire_`` prefix),
-        for ``/metrics``; gauges and ``_total`` counters since open."""
-        s = self.stats()
-        return {
-            "signalfire_tsdb_head_series": s["num_series"],
-            "signalfire_tsdb_head_samples": s["num_samples"],
-            "signalfire_tsdb_head_min_time": s["min_time"] if s["num_samples"] else 0,
-            "signalfire_tsdb_head_max_time": s["max_time"] if s["num_samples"] else 0,
-            "signalfire_tsdb_head_memory_bytes": s["memory_bytes"],
-            "signalfire_tsdb_head_chunks": s["num_chunks"],
-            "signalfire_tsdb_head_chunks_bytes": s["chunk_bytes"],
-            "signalfire_tsdb_head_samples_appended_total": s["samples_appended_total"],
-            "signalfire_tsdb_out_of_order_samples_total": s["out_of_order_samples_total"],
-            "signalfire_tsdb_out_of_bound_samples_total": s["out_of_bounds_samples_total"],
-            "signalfire_tsdb_too_old_samples_total": s["too_old_samples_total"],
-            "signalfire_tsdb_duplicate_samples_total": s["duplicate_samples_total"],
-            "signalfire_tsdb_blocks_loaded": s["num_blocks"],
-            "signalfire_tsdb_storage_blocks_bytes": s["blocks_bytes"],
-            "signalfire_tsdb_wal_segment_current": s["wal_segment"],
-            "signalfire_tsdb_wal_corruptions_total": s["wal_repairs_total"],
-            "signalfire_tsdb_wal_repair_dropped_bytes_total": s["wal_repair_dropped_bytes_total"],
-            "signalfire_tsdb_wal_replay_unknown_refs_total": s["wal_replay_unknown_refs_total"],
-            "signalfire_tsdb_wal_replay_unknown_series_total": s["wal_replay_unknown_series_total"],
-            "signalfire_tsdb_wal_replay_lost_min_time": s["wal_replay_lost_min_time"],
-            "signalfire_tsdb_wal_replay_lost_max_time": s["wal_replay_lost_max_time"],
-            "signalfire_tsdb_compactions_failed_total": s["compactions_failed_total"],
-            "signalfire_tsdb_out_of_order_time_window_milliseconds": s["out_of_order_time_window"],
-        }
+    def _figures(self) -> dict[str, float]:
+        """What the self-metrics collector reads at each scrape (``tsdb/metrics.py``): head
+        figures and counters in one short look under the lock (numpy sums, no decoding),
+        then the block directory walks without it, so a scrape never stalls appenders on I/O."""
+        with self._lock:
+            out: dict[str, float] = dict(self.head.stats())
+            if not out["num_samples"]:
+                out["min_time"] = out["max_time"] = 0
+            blocks = list(self.blocks)
+            out["wal_segment"] = self.wal.current_segment if self.wal else -1
+            out["out_of_order_time_window_seconds"] = self._ooo_window / 1000
+            c = self.head.counters
+            out["samples_appended_total"] = c.appended
+            out["out_of_order_samples_total"] = c.out_of_order
+            out["out_of_bounds_samples_total"] = c.out_of_bounds
+            out["too_old_samples_total"] = c.too_old
+            out["duplicate_samples_total"] = c.duplicate_conflict
+            out.update(self.replay_stats.counters())  # wal_repairs_total and what replay dropped
+        out["num_blocks"] = len(blocks)
+        # A block dropped meanwhile counts what is left of its folder (_dir_size skips
+        # files removed under it).
+        out["blocks_bytes"] = sum(_dir_size(str(b.dir)) for b in blocks)
+        return out
 
     # ---------------------------------------------------------------- compaction
 
@@ -308,6 +323,7 @@ class DB:
         rng = self.options.min_block_duration
         head = self.head
         while True:
+            started = time.perf_counter()
             with self._lock:
                 if not self.compactable():
                     break
@@ -338,6 +354,7 @@ class DB:
                     self.blocks.append(Block.open(os.path.join(self.path, meta.ulid), self.chunk_cache))
                     self._sort_blocks()
                     written.append(meta.ulid)
+                    self._metrics.compaction_done(started)
                 self.truncate_head(maxt)
             self._finish_checkpoints()  # written without the lock
         return written
@@ -349,6 +366,7 @@ class DB:
         written = []
         ranges = self.options.block_ranges()
         for _ in range(1000):  # each round removes at least one block; bounded anyway
+            started = time.perf_counter()
             with self._lock:
                 plan = plan_compaction([b.meta for b in self.blocks], ranges)
                 if not plan:
@@ -367,6 +385,7 @@ class DB:
                 if meta is not None:
                     self.blocks.append(Block.open(os.path.join(self.path, meta.ulid), self.chunk_cache))
                     written.append(meta.ulid)
+                    self._metrics.compaction_done(started)
                 self._drop_blocks(want)
         return written
 
@@ -410,6 +429,7 @@ class DB:
         When called with the lock already held, the write waits for the outermost
         caller's lock to be released (see ``_finish_checkpoints``).
         """
+        self._metrics.head_truncations.inc()
         with self._lock:
             self.head.truncate(mint)
             if self.wal is None:
@@ -520,23 +540,33 @@ def _dir_size(path: str) -> int:
     return total
 
 
-def open_db(path: str | os.PathLike[str], options: DBOptions | None = None, *, repair: bool = True) -> DB:
+def open_db(
+    path: str | os.PathLike[str],
+    options: DBOptions | None = None,
+    *,
+    repair: bool = True,
+    registry: Registry | None = None,
+) -> DB:
     """Open (creating if needed) the data folder ``path``: lock it, load blocks, replay the WAL.
 
     ``repair`` (default, as Prometheus) cuts a torn or corrupt WAL segment at the damage and
     goes on, logging and counting what was dropped; with ``repair=False`` such damage raises
     CorruptionError naming the segment and offset. A missing or foreign WAL file is refused
     either way (``docs/storage.md``, "WAL damage on open").
-    Raises LockedError when another DB holds the folder.
+    Raises LockedError when another DB holds the folder. Self metrics go into
+    ``registry`` (a server's, shared by its parts), or into a new one (``DB.metrics``).
     """
     options = options or DBOptions()
     path = os.fspath(path)
     os.makedirs(path, exist_ok=True)
     lock = None if options.no_lockfile else DirLock(path)
-    db = DB(path, options, lock)
+    db: DB | None = None
     try:
+        db = DB(path, options, lock, registry)
         db._open(repair)
     except BaseException:
+        if db is not None:
+            db._metrics.unregister()
         if lock is not None:
             lock.release()
         raise

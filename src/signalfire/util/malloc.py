@@ -10,6 +10,9 @@ the heap and stay there for reuse.
 
 The price is resident memory: up to ``trim_bytes`` of freed heap stays mapped after a
 large query, as a Go program keeps its heap for the next garbage-collection cycle.
+These are settings of the whole process, so only the code that owns the process calls
+this: ``signalfire.open(..., keep_freed_memory=True)``, the benchmarks, a server; a
+plain ``signalfire.open()`` leaves the host's allocator alone.
 ``SIGNALFIRE_MALLOC_TUNE=0`` in the environment turns it off; on a C library other
 than glibc it does nothing.
 """
@@ -26,6 +29,7 @@ _M_MMAP_THRESHOLD = -3
 #: mallopt takes a C int.
 _MAX_INT = 2**31 - 1
 
+#: None until :func:`keep_freed_memory` is first called; then whether glibc took both.
 _done: bool | None = None
 
 
@@ -47,6 +51,12 @@ def keep_freed_memory(mmap_bytes: int = 1 << 30, trim_bytes: int = 1 << 30) -> b
     ok_mmap = mallopt(_M_MMAP_THRESHOLD, min(mmap_bytes, _MAX_INT)) == 1
     ok_trim = mallopt(_M_TRIM_THRESHOLD, min(trim_bytes, _MAX_INT)) == 1
     _done = ok_mmap and ok_trim
+    return _done
+
+
+def tuning_state() -> bool | None:
+    """None when nothing in this process asked for the tuning (the allocator is as the
+    host left it), else whether :func:`keep_freed_memory` applied it."""
     return _done
 
 

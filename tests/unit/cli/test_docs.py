@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from signalfire.cli.docs import command_line_markdown
+from signalfire.cli.docs import command_line_markdown, self_metrics_markdown
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "command-line" / "signalfire.md"
 
@@ -29,3 +29,13 @@ def test_every_promtool_flag_is_there() -> None:
         "--storage.tsdb.path",
     ):
         assert f">{flag}</code>" in text, flag
+
+
+SELF_METRICS = DOC.parents[1] / "self-metrics.md"
+
+
+def test_self_metrics_doc_lists_what_an_opened_database_registers() -> None:
+    # Regenerate with: python -m signalfire.cli.docs self-metrics > docs/self-metrics.md
+    assert SELF_METRICS.read_text(encoding="utf-8") == self_metrics_markdown()
+    for name in ("signalfire_tsdb_head_series", "signalfire_tsdb_compaction_duration_seconds"):
+        assert f"| `{name}` |" in SELF_METRICS.read_text(encoding="utf-8")

@@ -150,12 +150,15 @@ def test_out_of_order_window_at_runtime(db):
     assert _append(db, 1, 9 * H - 1).appended == 1
     assert _append(db, 1, 7 * H).too_old == 1
     assert db.stats()["too_old_samples_total"] == 1
-    m = db.metrics()
+    m = db.metrics
+    f = {"type": "float"}
     assert (
-        m["signalfire_tsdb_too_old_samples_total"] == 1
-        and m["signalfire_tsdb_out_of_bound_samples_total"] == 1
+        m.sample_value("signalfire_tsdb_too_old_samples_total", f) == 1
+        and m.sample_value("signalfire_tsdb_out_of_bound_samples_total", f) == 1
     )
-    assert m["signalfire_tsdb_head_series"] == 1 and all(k.startswith("signalfire_tsdb_") for k in m)
+    assert m.sample_value("signalfire_tsdb_head_series") == 1
+    assert m.sample_value("signalfire_tsdb_out_of_order_time_window_seconds") == 2 * H / 1000
+    assert all(d.name.startswith("signalfire_tsdb_") for d in m.describe())
 
 
 def test_two_dbs_share_no_state(tmp_path):

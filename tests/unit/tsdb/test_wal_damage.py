@@ -300,7 +300,8 @@ def test_wal_damage_is_refused_or_repaired_and_reported(pristine, tmp_path, capl
     exp = expect(files, set(outcome.lost))
     with open_db(path, OPTS) as db:
         assert dump(db) == exp.dump  # exactly what survived: nothing else lost, nothing invented
-        rs, m = db.replay_stats, db.metrics()
+        rs = db.replay_stats
+        m = {d.name: db.metrics.sample_value(d.name) for d in db.metrics.describe()}
         assert rs.unknown_refs == exp.unknown_samples == m["signalfire_tsdb_wal_replay_unknown_refs_total"]
         assert rs.unknown_series == exp.unknown_series == m["signalfire_tsdb_wal_replay_unknown_series_total"]
         logs = [r.getMessage() for r in caplog.records]

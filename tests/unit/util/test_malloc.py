@@ -52,3 +52,33 @@ def test_release_free_memory_gives_back_a_freed_block():
     env.pop("SIGNALFIRE_MALLOC_TUNE", None)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+_OPEN = (
+    "import sys, tempfile, numpy as np, signalfire, signalfire.util.malloc as m\n"
+    "def rss():\n"
+    "    return int(open('/proc/self/statm').read().split()[1]) * 4096\n"
+    "db = signalfire.open(tempfile.mkdtemp(), **eval(sys.argv[1]))\n"
+    "a = np.ones(1 << 25); before = rss(); del a\n"  # 256 MiB, then freed
+    "print(m.tuning_state(), before - rss() > 100 << 20)\n"
+    "db.close()\n"
+)
+
+
+def _open_probe(kwargs: str) -> str:
+    env = dict(os.environ)
+    env.pop("SIGNALFIRE_MALLOC_TUNE", None)
+    return subprocess.run(
+        [sys.executable, "-c", _OPEN, kwargs], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_open_leaves_the_allocator_alone_by_default():
+    """A library must not change process-wide settings: ``signalfire.open()`` never calls
+    mallopt unless asked, and a freed large block goes back to the kernel at once."""
+    assert _open_probe("{}") == ("None True" if _GLIBC else "None False")
+
+
+@pytest.mark.skipif(not _GLIBC, reason="mallopt and malloc_trim are glibc's")
+def test_open_tunes_the_allocator_when_asked():
+    assert _open_probe("{'keep_freed_memory': True}") == "True False"
