@@ -20,8 +20,11 @@ small cuts are merged into ~120-sample chunks later. Reads (:meth:`Head.samples`
 the groups a query needs and append the slab; an out-of-order sample older than a cut
 chunk stays in the slab, and reads sort such series.
 
-Thread-safety: the owner (``DB``) holds ``Head.lock`` around every mutation and every read
-that copies data out; the head itself takes no locks.
+Thread-safety: the head itself takes no locks; its users hold two it carries
+(docs/storage.md, "Locks and concurrency"). ``Head.lock`` is held around every mutation and
+around every read's picking (slab copies, chunk plans, labels), never around decoding.
+``Head.write_lock`` is held by every writer (commit, delete, truncation) from its judgement
+to its last mutation, WAL write included, so writers take effect one at a time in WAL order.
 """
 
 from __future__ import annotations
@@ -69,7 +72,10 @@ class Head(SlabPool):
         self._slab_cap = int(round_cap(np.array([self.chunk_samples], np.int64))[0])
         self.chunks = HeadChunks(cache)
         self._registry_bytes = 0  # estimate for labels, postings, maps (see memory_bytes)
+        #: Short sections: every mutation, and every read's picking.
         self.lock = threading.RLock()
+        #: Orders writers: taken before ``lock``, held across the WAL write (not reentrant).
+        self.write_lock = threading.Lock()
         self.postings = HeadPostings()
         self._by_labels: dict[Labels, int] = {}
         self._labels: list[Labels | None] = []  # by ref; kept after GC so stale refs revive

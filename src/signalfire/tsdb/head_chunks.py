@@ -304,6 +304,9 @@ class ChunkGroup:
     mint: int
     maxt: int
     serial: int = -1  # set by HeadChunks: the group's key in the decoded-chunk cache
+    #: Set (under the head lock) once the group left the head; a reader decoding it
+    #: without the lock then keeps its decoding out of the cache.
+    gone: bool = False
 
     @property
     def nbytes(self) -> int:
@@ -349,6 +352,7 @@ class HeadChunks:
         # same recent hours); groups are immutable, so a serial number is a safe key.
         self._cache = cache
         self._owner = cache.new_owner() if cache is not None else 0
+        self._closed = False
         self._serials = itertools.count()
         self._bounds: np.ndarray | None = None  # int64[G, 4]: mint, maxt, min ref, max ref
         self._index: tuple[I64, I64, I64, I64] | None = None  # see _ref_index
@@ -461,20 +465,27 @@ class HeadChunks:
         hit = self._cache.get(self._owner, g.serial)
         if hit is None:
             ts, v, st = g.decode()
-            if not keep:
+            if not keep or g.gone:
                 return ts, v, st
             hit = self._cache.put(self._owner, g.serial, DecodedChunk(KIND_VALUES, g.counts, v, st, ts))
+            # A reader decodes after the head lock is released, so ``g`` may have left the
+            # head meanwhile. ``_forget`` marks before it discards and this checks after it
+            # puts: whichever runs second removes the entry, so none outlives its group.
+            if g.gone or self._closed:
+                self._cache.discard(self._owner, g.serial)
         assert hit.ts is not None and hit.values is not None
         return hit.ts, hit.values, hit.st
 
     def _forget(self, groups: list[ChunkGroup]) -> None:
         """Drop the cached decodings of groups that are no longer part of the head."""
-        if self._cache is not None:
-            for g in groups:
+        for g in groups:
+            g.gone = True
+            if self._cache is not None:
                 self._cache.discard(self._owner, g.serial)
 
     def close(self) -> None:
         """Release this head's share of the cache (the database is closing)."""
+        self._closed = True
         if self._cache is not None:
             self._cache.drop_owner(self._owner)
 

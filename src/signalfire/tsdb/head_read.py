@@ -1,8 +1,11 @@
 """Reading the head: a Querier over ``[mint, maxt]`` that copies what it returns.
 
-Data is copied out under the head lock (cut chunks are decoded into new arrays, slabs
-copied by fancy indexing), so results stay valid after later appends, cuts, truncations
-and repacks; ``close()`` has nothing to release.
+A read takes its view under the head lock, briefly: the refs, their labels, copies of the
+open slabs (fancy indexing) and the plan of cut chunk groups to decode. Groups are
+immutable, so the decoding and merging run after the lock is released while commits go on;
+a group that a cut, merge or truncation drops meanwhile stays alive as long as the read
+holds it. Results stay valid after later appends, cuts, truncations and repacks;
+``close()`` has nothing to release.
 """
 
 from __future__ import annotations
@@ -67,11 +70,12 @@ class HeadQuerier:
         if hints is not None:  # the caller needs no more than [start, end]: copy no more
             mint = mint if hints.start is None else max(mint, hints.start)
             maxt = maxt if hints.end is None else min(maxt, hints.end)
-        with head.lock:
+        with head.lock:  # the view; decoding runs after the lock is released
             refs = head.sort_by_labels(head.select_refs(matchers))
             if hints is not None and hints.func == "series":
                 return _labels_only(head, refs, mint, maxt)
-            return read_series(head, refs, mint, maxt)
+            finish = read_series_later(head, refs, mint, maxt)
+        return finish()
 
     def _refs_in_range(self, matchers: Sequence[Matcher]) -> I64:
         head = self._head
