@@ -341,7 +341,8 @@ class DB:
                         self.blocks.append(block)
                         self._sort_blocks()
                         written.append(block.meta.ulid)
-                    self._truncate_locked(maxt)
+                    frames = self._truncate_locked(maxt)
+                self._rotate_for_checkpoint(frames)
             self._finish_checkpoints()  # written without the lock
         return written
 
@@ -439,20 +440,29 @@ class DB:
         the old checkpoint with every segment, or the new one with the segments after it.
         Must not be called with either lock held (see ``_truncate_locked``).
         """
-        with self._write, self._lock:
-            self._truncate_locked(mint)
+        with self._write:
+            with self._lock:
+                frames = self._truncate_locked(mint)
+            self._rotate_for_checkpoint(frames)
         self._finish_checkpoints()
 
-    def _truncate_locked(self, mint: int) -> None:
-        """:meth:`truncate_head` for a caller holding the write and head locks; the caller
-        calls :meth:`_finish_checkpoints` once it has released them. The write lock makes
-        the capture complete: no commit is between its WAL write and its scatter."""
+    def _truncate_locked(self, mint: int) -> Iterable[bytes] | None:
+        """Truncate the head and capture its state for a checkpoint (None without a WAL);
+        the caller holds the write and head locks, and passes the capture on to
+        :meth:`_rotate_for_checkpoint` before it releases the write lock. The write lock
+        makes the capture complete: no commit is between its WAL write and its scatter."""
         self.head.truncate(mint)
-        if self.wal is None:
+        return None if self.wal is None else capture(self.head)
+
+    def _rotate_for_checkpoint(self, frames: Iterable[bytes] | None) -> None:
+        """Close the WAL segment the capture covers (an fsync) and queue the checkpoint;
+        the caller holds the write lock but not the head lock. No WAL record can come
+        between the capture and the rotation, since every WAL writer holds the write lock."""
+        if frames is None or self.wal is None:
             return
         last = self.wal.current_segment
         self.wal.next_segment()
-        self._pending_checkpoints.append((last, capture(self.head)))
+        self._pending_checkpoints.append((last, frames))
 
     def _finish_checkpoints(self) -> None:
         """Write captured checkpoints; called with no DB lock held (the write is slow)."""

@@ -378,18 +378,29 @@ class Head(SlabPool):
     def in_range(self, refs: I64, mint: int, maxt: int) -> np.ndarray:
         """Whether each of ``refs`` (unique) has a sample in ``[mint, maxt]``, decoding as
         little as possible (for label queries over a time range)."""
+        return self.in_range_later(refs, mint, maxt)()
+
+    def in_range_later(self, refs: I64, mint: int, maxt: int) -> Callable[[], np.ndarray]:
+        """:meth:`in_range` in two steps, like :meth:`samples_later`: this call (under the
+        lock) searches the slabs and picks the chunk groups; the function returned decodes
+        the timestamps of groups straddling an end, and may run without the lock."""
         order = np.argsort(refs, kind="stable")
         sorted_refs = refs[order]
-        found = self.chunks.series_in_range(sorted_refs, mint, maxt)
+        chunked = self.chunks.series_in_range_later(sorted_refs, mint, maxt)
+        in_slab = np.zeros(len(refs), np.bool_)
         has = self.n[sorted_refs] > 0
         if has.any():
             o = sorted_refs[has]
             lo = self.slab_search(o, np.full(len(o), mint, np.int64))
             hi = self.slab_search(o, np.full(len(o), maxt, np.int64), right=True)
-            found[np.flatnonzero(has)[hi > lo]] = True
-        out = np.empty(len(refs), np.bool_)
-        out[order] = found
-        return out
+            in_slab[np.flatnonzero(has)[hi > lo]] = True
+
+        def finish() -> np.ndarray:
+            out = np.empty(len(refs), np.bool_)
+            out[order] = chunked() | in_slab
+            return out
+
+        return finish
 
     def lookup(self, refs: I64, t: I64) -> tuple[np.ndarray, F64]:
         """Whether a sample at ``(refs[i], t[i])`` is stored, and its value where it is."""

@@ -584,22 +584,13 @@ class HeadChunks:
     def series_in_range(self, sorted_refs: I64, mint: int, maxt: int) -> np.ndarray:
         """Which of ``sorted_refs`` have a cut sample in ``[mint, maxt]``: a group inside the
         range answers from its refs, only a group straddling an end decodes timestamps."""
-        out = np.zeros(len(sorted_refs), np.bool_)
-        for gi in self.candidates(sorted_refs, mint, maxt):
-            g = self.groups[gi]
-            i = np.minimum(np.searchsorted(sorted_refs, g.refs), len(sorted_refs) - 1)
-            want = sorted_refs[i] == g.refs
-            if not want.any():
-                continue
-            if mint <= g.mint and g.maxt <= maxt:
-                out[i[want]] = True
-                continue
-            counts = g.counts.astype(np.int64)
-            ts = decode_ts(g.ts, counts)
-            inside = (ts >= mint) & (ts <= maxt)
-            hit = np.bincount(np.repeat(np.arange(len(counts)), counts)[inside], minlength=len(counts)) > 0
-            out[i[want & hit]] = True
-        return out
+        return self.series_in_range_later(sorted_refs, mint, maxt)()
+
+    def series_in_range_later(self, sorted_refs: I64, mint: int, maxt: int) -> Callable[[], np.ndarray]:
+        """:meth:`series_in_range` in two steps: this call picks the candidate groups
+        (under the head lock); the function returned decodes, and may run without it."""
+        groups = [self.groups[gi] for gi in self.candidates(sorted_refs, mint, maxt)]
+        return lambda: _series_in_range(groups, sorted_refs, mint, maxt)
 
     def remove(self, sorted_refs: I64 | None, mint: int, maxt: int) -> I64:
         """Drop samples in ``[mint, maxt]`` of ``sorted_refs`` (None: of every series);
@@ -652,6 +643,25 @@ class HeadChunks:
         self._young = old
         self._reset_young()
         return np.concatenate(removed) if removed else np.empty(0, np.int64)
+
+
+def _series_in_range(groups: list[ChunkGroup], sorted_refs: I64, mint: int, maxt: int) -> np.ndarray:
+    """:meth:`HeadChunks.series_in_range` over the candidate ``groups`` picked before."""
+    out = np.zeros(len(sorted_refs), np.bool_)
+    for g in groups:
+        i = np.minimum(np.searchsorted(sorted_refs, g.refs), len(sorted_refs) - 1)
+        want = sorted_refs[i] == g.refs
+        if not want.any():
+            continue
+        if mint <= g.mint and g.maxt <= maxt:
+            out[i[want]] = True
+            continue
+        counts = g.counts.astype(np.int64)
+        ts = decode_ts(g.ts, counts)
+        inside = (ts >= mint) & (ts <= maxt)
+        hit = np.bincount(np.repeat(np.arange(len(counts)), counts)[inside], minlength=len(counts)) > 0
+        out[i[want & hit]] = True
+    return out
 
 
 #: Up to this many wanted series in a group, each is cut with its own searchsorted and

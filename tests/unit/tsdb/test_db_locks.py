@@ -18,9 +18,11 @@ import numpy as np
 import pytest
 
 import signalfire.tsdb.head as head_mod
+import signalfire.tsdb.head_chunks as head_chunks_mod
 import signalfire.tsdb.snapshot as snapshot_mod
 from signalfire._types import MAX_TIME, MIN_TIME
 from signalfire.labels import Labels, Matcher
+from signalfire.storage import SelectHints
 from signalfire.tsdb import DBOptions, open_db
 from signalfire.tsdb.block import Block
 from signalfire.tsdb.wal.segment import WAL
@@ -57,7 +59,7 @@ def _gate(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> SimpleNa
     def held(*args: Any, **kwargs: Any) -> Any:
         if threading.current_thread() is gate.thread and not gate.entered.is_set():
             gate.entered.set()
-            gate.release.wait(TIMEOUT)
+            gate.release.wait(3 * TIMEOUT)  # _meanwhile releases it: after its own timeout
         return real(*args, **kwargs)
 
     monkeypatch.setattr(owner, name, held)
@@ -170,3 +172,25 @@ def test_commits_proceed_while_a_snapshot_links_blocks(tmp_path, monkeypatch):
         )
     with open_db(dest, OPTS) as snap:
         assert _select(snap).num_samples == before  # the view of before the commits
+
+
+@pytest.mark.parametrize("read", ["label_values", "label_names", "series"])
+def test_commits_proceed_while_a_label_query_checks_chunk_ranges(db, monkeypatch, read):
+    """Label queries over part of the head decode the timestamps of chunk groups that
+    straddle the range; that too runs after the lock is released."""
+    n_series = 50
+    for t in range(100):
+        _commit(db, n_series, t * 1000)
+    gate = _gate(monkeypatch, head_chunks_mod, "decode_ts")
+
+    def query() -> Any:
+        q = db.querier(10_500, 20_500)  # inside the first cut chunk: its timestamps decide
+        try:
+            if read == "series":
+                return len(q.select(ALL, SelectHints(start=10_500, end=20_500, func="series")))
+            return len(getattr(q, read)(ALL) if read == "label_names" else q.label_values("i", ALL))
+        finally:
+            q.close()
+
+    got, _ = _meanwhile(gate, query, lambda i: _commit(db, n_series, (100 + i) * 1000), 10)
+    assert got == {"label_values": n_series, "label_names": 2, "series": n_series}[read]
