@@ -91,7 +91,7 @@ def arm(mode: str, armed: list[bool]) -> None:
     elif mode == "block-mid-write":
         block_write.write_index = when(block_write.write_index)
     elif mode == "block-before-truncate":
-        db_mod.DB.truncate_head = when(db_mod.DB.truncate_head)
+        db_mod.DB._truncate_locked = when(db_mod.DB._truncate_locked)
     elif mode == "compaction-before-delete":
         db_mod.delete_block_dir = when(db_mod.delete_block_dir)
     elif mode != "random":

@@ -14,6 +14,7 @@ serves :class:`~signalfire.storage.Querier` reads, :meth:`Block.delete` adds tom
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -163,8 +164,14 @@ class Block:
             return len(refs)
 
     def size_bytes(self) -> int:
-        """Bytes of every file in the block directory."""
-        return sum(f.stat().st_size for f in self.dir.rglob("*") if f.is_file())
+        """Bytes of every file in the block directory. Walked without the DB's locks, so a
+        file (or the whole block) removed meanwhile counts as nothing, never an error."""
+        total = 0
+        for root, _, files in os.walk(self.dir):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    total += os.stat(os.path.join(root, name)).st_size
+        return total
 
     def close(self) -> None:
         self._cache.drop_owner(self._token)

@@ -6,11 +6,13 @@ Layout::
     <path>/wal/00000000 ...          WAL segments; checkpoint.NNNNNNNN/ directories
     <path>/<ULID>/                   blocks (meta.json, index, chunks/, tombstones)
 
-Commits, deletes, head truncations and block swaps run under one lock, the head's, so the
-WAL's order is the head's order and a snapshot sees a commit boundary. Compaction writes
-its blocks outside that lock (serialised by a second one) and only swaps them in under
-it. Queriers copy head data under the lock and read blocks without it. Nothing is
-global: two DBs in one process share no state.
+Locks (docs/storage.md, "Locks and concurrency"), always taken in this order:
+``_compact_lock`` (compactions, snapshots, close), ``head.write_lock`` (writers: commits,
+deletes, head truncations, block swaps, one at a time, so the WAL's order is the head's
+order), ``head.lock`` (short: mutations, and every read's picking). Readers take only the
+last, to pick a consistent view (refs, slab copies, immutable chunk groups, the block
+list with its blocks pinned); decoding, directory walks and file I/O run after it is
+released. Nothing is global: two DBs in one process share no state.
 """
 
 from __future__ import annotations
@@ -33,12 +35,12 @@ from signalfire.storage import Querier, SelectHints, SeriesSet
 from signalfire.storage.merge import MergeQuerier
 from signalfire.storage.runs import RunSet
 from signalfire.tsdb.block import Block, BlockQuerier, delete_block_dir, write_block
-from signalfire.tsdb.block_meta import is_ulid
+from signalfire.tsdb.block_meta import BlockMeta, is_ulid
 from signalfire.tsdb.chunks.cache import ChunkCache
 from signalfire.tsdb.compact import compact_blocks, plan_compaction
 from signalfire.tsdb.head import Head
 from signalfire.tsdb.head_append import HeadAppender
-from signalfire.tsdb.head_read import HeadQuerier, read_series, read_series_later
+from signalfire.tsdb.head_read import HeadQuerier, read_series_later
 from signalfire.tsdb.head_wal import ReplayStats, replay
 from signalfire.tsdb.lock import DirLock
 from signalfire.tsdb.metrics import TSDBMetrics
@@ -73,6 +75,7 @@ class DB:
         self.chunk_cache = ChunkCache(options.chunk_cache_bytes)
         self.head = Head(options.min_block_duration, cache=self.chunk_cache)
         self._lock = self.head.lock
+        self._write = self.head.write_lock
         self._ooo_window = options.out_of_order_time_window
         self.blocks: list[Block] = []
         self._readers: dict[str, int] = {}  # open queriers per block ULID
@@ -139,7 +142,7 @@ class DB:
         if self._compactor is not None and self._compactor is not threading.current_thread():
             self._compactor.join()
         self._finish_checkpoints()
-        with self._compact_lock, self._lock:
+        with self._compact_lock, self._write, self._lock:
             if self._closed:
                 return
             self._closed = True
@@ -187,12 +190,17 @@ class DB:
     def delete(self, matchers: Sequence[Matcher], mint: int = MIN_TIME, maxt: int = MAX_TIME) -> None:
         """Delete samples of matching series in ``[mint, maxt]`` from head and blocks."""
         self._check_open()
-        with self._lock:
-            self._delete_epoch += 1
-            refs = self.head.select_refs(matchers)
+        # A writer: the WAL record and the block tombstone files are written without the
+        # head lock; compactions pick and swap under the write lock, so they see a delete
+        # whole or not at all (the epoch tells them to redo a block written meanwhile).
+        with self._write:
+            with self._lock:
+                self._delete_epoch += 1
+                refs = self.head.select_refs(matchers)
             if len(refs) and self.wal is not None:
                 self.wal.log(records.REC_TOMBSTONES, records.encode_tombstones(refs, mint, maxt))
-            self.head.delete(refs, mint, maxt)
+            with self._lock:
+                self.head.delete(refs, mint, maxt)
             for b in self.blocks:
                 if b.meta.min_time <= maxt and b.meta.max_time > mint:
                     b.delete(matchers, mint, maxt)
@@ -243,11 +251,14 @@ class DB:
             q.close()
 
     def stats(self) -> dict[str, Any]:
-        """Head figures plus block count and sizes (``/api/v1/status/tsdb``)."""
+        """Head figures plus block count and sizes (``/api/v1/status/tsdb``).
+
+        The figures are read under the head lock; the block directories are walked after
+        it is released (a block dropped meanwhile counts what is left of it)."""
         with self._lock:
             out: dict[str, Any] = dict(self.head.stats())
-            out["num_blocks"] = len(self.blocks)
-            out["blocks_bytes"] = sum(b.size_bytes() for b in self.blocks)
+            blocks = list(self.blocks)
+            out["num_blocks"] = len(blocks)
             out["wal_segment"] = self.wal.current_segment if self.wal else -1
             out["out_of_order_time_window"] = self._ooo_window
             c = self.head.counters
@@ -259,7 +270,8 @@ class DB:
             out["exact_duplicate_samples_total"] = c.duplicate
             out["compactions_failed_total"] = self.compaction_failures
             out.update(self.replay_stats.counters())  # wal_repairs_total and what replay dropped
-            return out
+        out["blocks_bytes"] = sum(b.size_bytes() for b in blocks)
+        return out
 
     def _figures(self) -> dict[str, float]:
         """What the self-metrics collector reads at each scrape (``tsdb/metrics.py``): head
@@ -314,8 +326,7 @@ class DB:
             written += self._cut_head()
             if self.options.enable_compaction:
                 written += self._compact_blocks()
-            with self._lock:
-                self._apply_retention()
+            self._apply_retention()
         return written
 
     def _cut_head(self) -> list[str]:
@@ -324,7 +335,7 @@ class DB:
         head = self.head
         while True:
             started = time.perf_counter()
-            with self._lock:
+            with self._write, self._lock:
                 if not self.compactable():
                     break
                 mint = head.min_time
@@ -332,32 +343,38 @@ class DB:
                 read = self.head_series_later(mint, maxt - 1)
                 head.watch_below, head.watch_hit = maxt, False
                 epoch = self._delete_epoch
-            series = read()  # decodes cut head chunks without the lock
-            meta = (
-                write_block(Path(self.path), series, min_time=mint, max_time=maxt)
-                if series.num_samples
-                else None
-            )
-            with self._lock:
-                head.watch_below = MIN_TIME
-                if head.watch_hit or epoch != self._delete_epoch:
+            meta = self._write_head_block(read, mint, maxt)  # appends and reads go on
+            with self._write:
+                with self._lock:
+                    head.watch_below = MIN_TIME
+                    redo = head.watch_hit or epoch != self._delete_epoch
+                    if redo:
+                        mint = min(mint, head.min_time)  # an out-of-order sample may predate it
+                        read = self.head_series_later(mint, maxt - 1)
+                if redo:  # rare: writers wait (the head must not change), readers do not
                     if meta is not None:
                         delete_block_dir(Path(self.path) / meta.ulid)
-                    mint = min(mint, head.min_time)  # an out-of-order sample may predate it
-                    series = self.head_series_set(mint, maxt - 1)
-                    meta = (
-                        write_block(Path(self.path), series, min_time=mint, max_time=maxt)
-                        if series.num_samples
-                        else None
-                    )
+                    meta = self._write_head_block(read, mint, maxt)
+                block = None
                 if meta is not None:
-                    self.blocks.append(Block.open(os.path.join(self.path, meta.ulid), self.chunk_cache))
-                    self._sort_blocks()
-                    written.append(meta.ulid)
-                    self._metrics.compaction_done(started)
-                self.truncate_head(maxt)
+                    block = Block.open(os.path.join(self.path, meta.ulid), self.chunk_cache)
+                with self._lock:
+                    if block is not None:
+                        self.blocks.append(block)
+                        self._sort_blocks()
+                        written.append(block.meta.ulid)
+                        self._metrics.compaction_done(started)
+                    frames = self._truncate_locked(maxt)
+                self._rotate_for_checkpoint(frames)
             self._finish_checkpoints()  # written without the lock
         return written
+
+    def _write_head_block(self, read: Callable[[], SeriesSet], mint: int, maxt: int) -> BlockMeta | None:
+        """Decode what ``read`` picked and write it as a block; None when it is empty."""
+        series = read()
+        if not series.num_samples:
+            return None
+        return write_block(Path(self.path), series, min_time=mint, max_time=maxt)
 
     def _sort_blocks(self) -> None:
         self.blocks.sort(key=lambda b: (b.meta.min_time, b.meta.ulid))
@@ -367,7 +384,7 @@ class DB:
         ranges = self.options.block_ranges()
         for _ in range(1000):  # each round removes at least one block; bounded anyway
             started = time.perf_counter()
-            with self._lock:
+            with self._write:  # no delete in flight while the inputs are picked
                 plan = plan_compaction([b.meta for b in self.blocks], ranges)
                 if not plan:
                     break
@@ -377,71 +394,105 @@ class DB:
             # Inputs stay open: only compactions (serialised by _compact_lock) and close
             # (which waits for that lock) drop blocks.
             meta = compact_blocks(Path(self.path), group)
-            with self._lock:
+            with self._write:
                 if epoch != self._delete_epoch:  # tombstones added meanwhile: redo
                     if meta is not None:
                         delete_block_dir(Path(self.path) / meta.ulid)
                     meta = compact_blocks(Path(self.path), group)
+                block = None
                 if meta is not None:
-                    self.blocks.append(Block.open(os.path.join(self.path, meta.ulid), self.chunk_cache))
+                    block = Block.open(os.path.join(self.path, meta.ulid), self.chunk_cache)
                     written.append(meta.ulid)
                     self._metrics.compaction_done(started)
-                self._drop_blocks(want)
+                with self._lock:
+                    if block is not None:
+                        self.blocks.append(block)
+                    gone = self._drop_blocks(want)
+            self._remove_blocks(gone)
         return written
 
-    def _drop_blocks(self, ulids: set[str]) -> None:
-        keep = []
+    def _drop_blocks(self, ulids: set[str]) -> list[Block]:
+        """Take ``ulids`` out of the block list (the caller holds the write and head
+        locks); returns them for :meth:`_remove_blocks`, called after the locks."""
+        keep: list[Block] = []
+        gone: list[Block] = []
         for b in self.blocks:
-            if b.meta.ulid not in ulids:
-                keep.append(b)
-                continue
-            # Unlinking is safe under open mmaps (Linux keeps the pages); closing is not,
-            # so a block still being read is closed by the last querier's close().
-            delete_block_dir(b.dir)
-            if self._readers.get(b.meta.ulid, 0) > 0:
-                self._doomed[b.meta.ulid] = b
-            else:
-                b.close()
+            (gone if b.meta.ulid in ulids else keep).append(b)
         self.blocks = keep
         self._sort_blocks()
+        return gone
+
+    def _remove_blocks(self, gone: list[Block]) -> None:
+        """Delete dropped blocks' directories and close the ones no querier reads.
+
+        Unlinking is safe under open mmaps (Linux keeps the pages); closing is not, so a
+        block still being read is closed by the last querier's close(). No querier can
+        pin a block once it left the list, so the count checked here only goes down."""
+        for b in gone:
+            delete_block_dir(b.dir)
+            with self._lock:
+                doomed = self._readers.get(b.meta.ulid, 0) > 0
+                if doomed:
+                    self._doomed[b.meta.ulid] = b
+            if not doomed:
+                b.close()
 
     def _apply_retention(self) -> None:
+        """Drop blocks past the time or size retention. Sizes are walked without the DB
+        locks (the caller holds ``_compact_lock``, so the block list cannot change)."""
         o = self.options
-        if not self.blocks or (o.retention_ms <= 0 and o.retention_bytes <= 0):
+        blocks = list(self.blocks)
+        if not blocks or (o.retention_ms <= 0 and o.retention_bytes <= 0):
             return
         wal_bytes = _dir_size(os.path.join(self.path, "wal")) if o.retention_bytes > 0 else 0
         doomed = blocks_to_delete(
-            [(b.meta, b.size_bytes()) for b in self.blocks],
+            [(b.meta, b.size_bytes()) for b in blocks],
             retention_ms=o.retention_ms,
             max_bytes=o.retention_bytes,
             head_bytes=wal_bytes,
         )
         if doomed:
-            self._drop_blocks(set(doomed))
+            with self._write, self._lock:
+                gone = self._drop_blocks(set(doomed))
+            self._remove_blocks(gone)
 
     def truncate_head(self, mint: int) -> None:
         """Drop head samples below ``mint`` and checkpoint the WAL so segments can go.
 
-        Under the lock: truncate, rotate the WAL (all older state is in closed segments)
-        and capture the head's state as bytes. Without it: write the checkpoint
-        atomically, then delete what it covers. A crash anywhere leaves either the old
-        checkpoint with every segment, or the new one with the segments after it.
-        When called with the lock already held, the write waits for the outermost
-        caller's lock to be released (see ``_finish_checkpoints``).
+        Under the write and head locks: truncate, rotate the WAL (all older state is in
+        closed segments) and capture the head's state as bytes. Without them: write the
+        checkpoint atomically, then delete what it covers. A crash anywhere leaves either
+        the old checkpoint with every segment, or the new one with the segments after it.
+        Must not be called with either lock held (see ``_truncate_locked``).
         """
-        self._metrics.head_truncations.inc()
-        with self._lock:
-            self.head.truncate(mint)
-            if self.wal is None:
-                return
-            last = self.wal.current_segment
-            self.wal.next_segment()
-            self._pending_checkpoints.append((last, capture(self.head)))
+        with self._write:
+            with self._lock:
+                frames = self._truncate_locked(mint)
+            self._rotate_for_checkpoint(frames)
         self._finish_checkpoints()
 
+    def _truncate_locked(self, mint: int) -> Iterable[bytes] | None:
+        """Truncate the head and capture its state for a checkpoint (None without a WAL);
+        the caller holds the write and head locks, and passes the capture on to
+        :meth:`_rotate_for_checkpoint` before it releases the write lock. The write lock
+        makes the capture complete: no commit is between its WAL write and its scatter."""
+        self._metrics.head_truncations.inc()
+        self.head.truncate(mint)
+        return None if self.wal is None else capture(self.head)
+
+    def _rotate_for_checkpoint(self, frames: Iterable[bytes] | None) -> None:
+        """Close the WAL segment the capture covers (an fsync) and queue the checkpoint;
+        the caller holds the write lock but not the head lock. No WAL record can come
+        between the capture and the rotation, since every WAL writer holds the write lock."""
+        if frames is None or self.wal is None:
+            return
+        last = self.wal.current_segment
+        self.wal.next_segment()
+        self._pending_checkpoints.append((last, frames))
+
     def _finish_checkpoints(self) -> None:
-        """Write captured checkpoints once no caller holds the DB lock any more."""
-        if self._lock._is_owned() or self.wal is None:  # type: ignore[attr-defined]
+        """Write captured checkpoints; called with no DB lock held (the write is slow)."""
+        if self.wal is None:
             return
         with self._checkpoint_lock:
             while self._pending_checkpoints:
@@ -470,10 +521,9 @@ class DB:
         return dest
 
     def head_series_set(self, mint: int, maxt: int) -> SeriesSet:
-        """All head series with samples in ``[mint, maxt]`` (label order), copied."""
-        with self._lock:
-            h = self.head
-            return read_series(h, h.sort_by_labels(h.live_refs()), mint, maxt)
+        """All head series with samples in ``[mint, maxt]`` (label order), copied; picked
+        under the head lock, decoded after it."""
+        return self.head_series_later(mint, maxt)()
 
     def head_series_later(self, mint: int, maxt: int) -> Callable[[], SeriesSet]:
         """:meth:`head_series_set` as of now, decoded when the returned function is called

@@ -20,8 +20,11 @@ small cuts are merged into ~120-sample chunks later. Reads (:meth:`Head.samples`
 the groups a query needs and append the slab; an out-of-order sample older than a cut
 chunk stays in the slab, and reads sort such series.
 
-Thread-safety: the owner (``DB``) holds ``Head.lock`` around every mutation and every read
-that copies data out; the head itself takes no locks.
+Thread-safety: the head itself takes no locks; its users hold two it carries
+(docs/storage.md, "Locks and concurrency"). ``Head.lock`` is held around every mutation and
+around every read's picking (slab copies, chunk plans, labels), never around decoding.
+``Head.write_lock`` is held by every writer (commit, delete, truncation) from its judgement
+to its last mutation, WAL write included, so writers take effect one at a time in WAL order.
 """
 
 from __future__ import annotations
@@ -69,7 +72,10 @@ class Head(SlabPool):
         self._slab_cap = int(round_cap(np.array([self.chunk_samples], np.int64))[0])
         self.chunks = HeadChunks(cache)
         self._registry_bytes = 0  # estimate for labels, postings, maps (see memory_bytes)
+        #: Short sections: every mutation, and every read's picking.
         self.lock = threading.RLock()
+        #: Orders writers: taken before ``lock``, held across the WAL write (not reentrant).
+        self.write_lock = threading.Lock()
         self.postings = HeadPostings()
         self._by_labels: dict[Labels, int] = {}
         self._labels: list[Labels | None] = []  # by ref; kept after GC so stale refs revive
@@ -372,18 +378,29 @@ class Head(SlabPool):
     def in_range(self, refs: I64, mint: int, maxt: int) -> np.ndarray:
         """Whether each of ``refs`` (unique) has a sample in ``[mint, maxt]``, decoding as
         little as possible (for label queries over a time range)."""
+        return self.in_range_later(refs, mint, maxt)()
+
+    def in_range_later(self, refs: I64, mint: int, maxt: int) -> Callable[[], np.ndarray]:
+        """:meth:`in_range` in two steps, like :meth:`samples_later`: this call (under the
+        lock) searches the slabs and picks the chunk groups; the function returned decodes
+        the timestamps of groups straddling an end, and may run without the lock."""
         order = np.argsort(refs, kind="stable")
         sorted_refs = refs[order]
-        found = self.chunks.series_in_range(sorted_refs, mint, maxt)
+        chunked = self.chunks.series_in_range_later(sorted_refs, mint, maxt)
+        in_slab = np.zeros(len(refs), np.bool_)
         has = self.n[sorted_refs] > 0
         if has.any():
             o = sorted_refs[has]
             lo = self.slab_search(o, np.full(len(o), mint, np.int64))
             hi = self.slab_search(o, np.full(len(o), maxt, np.int64), right=True)
-            found[np.flatnonzero(has)[hi > lo]] = True
-        out = np.empty(len(refs), np.bool_)
-        out[order] = found
-        return out
+            in_slab[np.flatnonzero(has)[hi > lo]] = True
+
+        def finish() -> np.ndarray:
+            out = np.empty(len(refs), np.bool_)
+            out[order] = chunked() | in_slab
+            return out
+
+        return finish
 
     def lookup(self, refs: I64, t: I64) -> tuple[np.ndarray, F64]:
         """Whether a sample at ``(refs[i], t[i])`` is stored, and its value where it is."""

@@ -159,7 +159,7 @@ class HeadAppender:
     """Stages batches for the head; ``commit`` logs them to the WAL, then applies them.
 
     Not thread-safe; use once. ``append_batch`` judges samples against the head as it is
-    plus this appender's earlier batches; ``commit`` judges again under the head lock
+    plus this appender's earlier batches; ``commit`` judges again under the head's locks
     (other appenders may have committed meanwhile) and only what passes is logged and
     stored. ``Head.counters`` adds up the final outcome of every committed sample.
     """
@@ -249,7 +249,13 @@ class HeadAppender:
 
     def commit(self) -> None:
         """Log accepted samples (and series first seen in them) as one WAL record, then
-        apply them. When this returns, a process crash cannot lose the batch."""
+        apply them. When this returns, a process crash cannot lose the batch.
+
+        Under ``head.write_lock`` (writers one at a time, so WAL order is head order):
+        judge under ``head.lock``, release it, encode and write (and fsync) the record,
+        take it again to scatter. Readers pick between the two sections and see the head
+        as of the previous commit; nothing a judgement read can change meanwhile, since
+        every other mutation of samples or series liveness is a writer too."""
         if self._done:
             return
         self._done = True
@@ -257,30 +263,31 @@ class HeadAppender:
             return
         refs, ts, values, st, codes = self._staged()
         head = self._head
-        with head.lock:
-            revived = head.revive(refs)
-            stale = self._generation != head.generation or len(self._batches) > 1 or revived is not refs
-            refs = revived
-            if stale:
-                codes = classify(head, refs, ts, values, head.last_t[refs], head.last_v[refs], self._bounds)
-            head.counters.add(count(codes))
-            acc = (codes == APPEND) | (codes == OOO_OK)
-            if not acc.all():
-                refs, ts, values = refs[acc], ts[acc], values[acc]
-                st = st[acc] if st is not None else None
-            if len(refs) == 0:
-                return
-            if self._wal is not None:
+        with head.write_lock:
+            with head.lock:
+                revived = head.revive(refs)
+                stale = self._generation != head.generation or len(self._batches) > 1 or revived is not refs
+                refs = revived
+                if stale:
+                    codes = classify(
+                        head, refs, ts, values, head.last_t[refs], head.last_v[refs], self._bounds
+                    )
+                head.counters.add(count(codes))
+                acc = (codes == APPEND) | (codes == OOO_OK)
+                if not acc.all():
+                    refs, ts, values = refs[acc], ts[acc], values[acc]
+                    st = st[acc] if st is not None else None
+                if len(refs) == 0:
+                    return
                 new = np.unique(refs[~head.logged[refs]])
-                series = b""
-                if len(new):
-                    series = records.encode_series_entries(head.series_entries(new))
+                entries = head.series_entries(new) if self._wal is not None and len(new) else []
+            if self._wal is not None:
+                series = records.encode_series_entries(entries) if entries else b""
                 payload = records.encode_commit(series, records.encode_samples(refs, ts, values, st))
                 self._wal.log(records.REC_COMMIT, payload)
+            with head.lock:
                 head.logged[new] = True
-            else:
-                head.logged[refs] = True
-            head.apply(refs, ts, values, st)
+                head.apply(refs, ts, values, st)
         self._batches = []
 
     def rollback(self) -> None:

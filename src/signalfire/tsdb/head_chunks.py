@@ -304,6 +304,9 @@ class ChunkGroup:
     mint: int
     maxt: int
     serial: int = -1  # set by HeadChunks: the group's key in the decoded-chunk cache
+    #: Set (under the head lock) once the group left the head; a reader decoding it
+    #: without the lock then keeps its decoding out of the cache.
+    gone: bool = False
 
     @property
     def nbytes(self) -> int:
@@ -349,6 +352,7 @@ class HeadChunks:
         # same recent hours); groups are immutable, so a serial number is a safe key.
         self._cache = cache
         self._owner = cache.new_owner() if cache is not None else 0
+        self._closed = False
         self._serials = itertools.count()
         self._bounds: np.ndarray | None = None  # int64[G, 4]: mint, maxt, min ref, max ref
         self._index: tuple[I64, I64, I64, I64] | None = None  # see _ref_index
@@ -461,20 +465,27 @@ class HeadChunks:
         hit = self._cache.get(self._owner, g.serial)
         if hit is None:
             ts, v, st = g.decode()
-            if not keep:
+            if not keep or g.gone:
                 return ts, v, st
             hit = self._cache.put(self._owner, g.serial, DecodedChunk(KIND_VALUES, g.counts, v, st, ts))
+            # A reader decodes after the head lock is released, so ``g`` may have left the
+            # head meanwhile. ``_forget`` marks before it discards and this checks after it
+            # puts: whichever runs second removes the entry, so none outlives its group.
+            if g.gone or self._closed:
+                self._cache.discard(self._owner, g.serial)
         assert hit.ts is not None and hit.values is not None
         return hit.ts, hit.values, hit.st
 
     def _forget(self, groups: list[ChunkGroup]) -> None:
         """Drop the cached decodings of groups that are no longer part of the head."""
-        if self._cache is not None:
-            for g in groups:
+        for g in groups:
+            g.gone = True
+            if self._cache is not None:
                 self._cache.discard(self._owner, g.serial)
 
     def close(self) -> None:
         """Release this head's share of the cache (the database is closing)."""
+        self._closed = True
         if self._cache is not None:
             self._cache.drop_owner(self._owner)
 
@@ -573,22 +584,13 @@ class HeadChunks:
     def series_in_range(self, sorted_refs: I64, mint: int, maxt: int) -> np.ndarray:
         """Which of ``sorted_refs`` have a cut sample in ``[mint, maxt]``: a group inside the
         range answers from its refs, only a group straddling an end decodes timestamps."""
-        out = np.zeros(len(sorted_refs), np.bool_)
-        for gi in self.candidates(sorted_refs, mint, maxt):
-            g = self.groups[gi]
-            i = np.minimum(np.searchsorted(sorted_refs, g.refs), len(sorted_refs) - 1)
-            want = sorted_refs[i] == g.refs
-            if not want.any():
-                continue
-            if mint <= g.mint and g.maxt <= maxt:
-                out[i[want]] = True
-                continue
-            counts = g.counts.astype(np.int64)
-            ts = decode_ts(g.ts, counts)
-            inside = (ts >= mint) & (ts <= maxt)
-            hit = np.bincount(np.repeat(np.arange(len(counts)), counts)[inside], minlength=len(counts)) > 0
-            out[i[want & hit]] = True
-        return out
+        return self.series_in_range_later(sorted_refs, mint, maxt)()
+
+    def series_in_range_later(self, sorted_refs: I64, mint: int, maxt: int) -> Callable[[], np.ndarray]:
+        """:meth:`series_in_range` in two steps: this call picks the candidate groups
+        (under the head lock); the function returned decodes, and may run without it."""
+        groups = [self.groups[gi] for gi in self.candidates(sorted_refs, mint, maxt)]
+        return lambda: _series_in_range(groups, sorted_refs, mint, maxt)
 
     def remove(self, sorted_refs: I64 | None, mint: int, maxt: int) -> I64:
         """Drop samples in ``[mint, maxt]`` of ``sorted_refs`` (None: of every series);
@@ -641,6 +643,25 @@ class HeadChunks:
         self._young = old
         self._reset_young()
         return np.concatenate(removed) if removed else np.empty(0, np.int64)
+
+
+def _series_in_range(groups: list[ChunkGroup], sorted_refs: I64, mint: int, maxt: int) -> np.ndarray:
+    """:meth:`HeadChunks.series_in_range` over the candidate ``groups`` picked before."""
+    out = np.zeros(len(sorted_refs), np.bool_)
+    for g in groups:
+        i = np.minimum(np.searchsorted(sorted_refs, g.refs), len(sorted_refs) - 1)
+        want = sorted_refs[i] == g.refs
+        if not want.any():
+            continue
+        if mint <= g.mint and g.maxt <= maxt:
+            out[i[want]] = True
+            continue
+        counts = g.counts.astype(np.int64)
+        ts = decode_ts(g.ts, counts)
+        inside = (ts >= mint) & (ts <= maxt)
+        hit = np.bincount(np.repeat(np.arange(len(counts)), counts)[inside], minlength=len(counts)) > 0
+        out[i[want & hit]] = True
+    return out
 
 
 #: Up to this many wanted series in a group, each is cut with its own searchsorted and

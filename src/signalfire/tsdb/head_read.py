@@ -1,8 +1,11 @@
 """Reading the head: a Querier over ``[mint, maxt]`` that copies what it returns.
 
-Data is copied out under the head lock (cut chunks are decoded into new arrays, slabs
-copied by fancy indexing), so results stay valid after later appends, cuts, truncations
-and repacks; ``close()`` has nothing to release.
+A read takes its view under the head lock, briefly: the refs, their labels, copies of the
+open slabs (fancy indexing) and the plan of cut chunk groups to decode. Groups are
+immutable, so the decoding and merging run after the lock is released while commits go on;
+a group that a cut, merge or truncation drops meanwhile stays alive as long as the read
+holds it. Results stay valid after later appends, cuts, truncations and repacks;
+``close()`` has nothing to release.
 """
 
 from __future__ import annotations
@@ -48,11 +51,14 @@ def read_series_later(head: Head, refs: I64, mint: int, maxt: int) -> Callable[[
     return finish
 
 
-def _refs_with_samples(head: Head, refs: I64, mint: int, maxt: int) -> I64:
-    """The refs among ``refs`` with at least one sample in ``[mint, maxt]``."""
+def _labels_in_range_later(head: Head, refs: I64, mint: int, maxt: int) -> Callable[[], list[Labels]]:
+    """The label sets of the refs among ``refs`` with a sample in ``[mint, maxt]``, in
+    two steps: the caller holds ``head.lock`` for this call only (labels and the chunk
+    groups to check are picked); the function returned decodes without it."""
     refs = refs[head.has_samples(refs)]
-    out: I64 = refs[head.in_range(refs, mint, maxt)]
-    return out
+    labels = [head.labels_of(r) for r in refs.tolist()]
+    inside = head.in_range_later(refs, mint, maxt)
+    return lambda: [ls for ls, k in zip(labels, inside().tolist()) if k]
 
 
 class HeadQuerier:
@@ -71,11 +77,14 @@ class HeadQuerier:
         if hints is not None:  # the caller needs no more than [start, end]: copy no more
             mint = mint if hints.start is None else max(mint, hints.start)
             maxt = maxt if hints.end is None else min(maxt, hints.end)
-        with head.lock:
+        with head.lock:  # the view; decoding runs after the lock is released
             refs = head.sort_by_labels(head.select_refs(matchers))
             if hints is not None and hints.func == "series":
-                return _labels_only(head, refs, mint, maxt)
-            return read_series(head, refs, mint, maxt)
+                labels = _labels_in_range_later(head, refs, mint, maxt)
+                finish: Callable[[], SeriesSet] = lambda: _labels_only(labels)  # noqa: E731
+            else:
+                finish = read_series_later(head, refs, mint, maxt)
+        return finish()
 
     def select_runs(
         self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
@@ -83,10 +92,12 @@ class HeadQuerier:
         """:meth:`select`'s copy as runs: the head has no columns to lend a merge."""
         return RunSet.of(self.select(matchers, hints, deadline))
 
-    def _refs_in_range(self, matchers: Sequence[Matcher]) -> I64:
+    def _labels_in_range(self, matchers: Sequence[Matcher]) -> Callable[[], list[Labels]]:
+        """Under ``head.lock``: the series matching ``matchers`` with samples in range,
+        as label sets once the returned function (which needs no lock) is called."""
         head = self._head
         refs = head.select_refs(matchers) if matchers else head.live_refs()
-        return _refs_with_samples(head, refs, self.mint, self.maxt)
+        return _labels_in_range_later(head, refs, self.mint, self.maxt)
 
     def _covers_head(self, matchers: Sequence[Matcher]) -> bool:
         """No matchers and the whole head in range: the postings index answers directly
@@ -99,10 +110,10 @@ class HeadQuerier:
         with head.lock:
             if self._covers_head(matchers):
                 return head.postings.label_names()
-            refs = self._refs_in_range(matchers)
-            names: set[str] = set()
-            for r in refs.tolist():
-                names.update(n for n, _ in head.labels_of(r))
+            finish = self._labels_in_range(matchers)
+        names: set[str] = set()
+        for ls in finish():
+            names.update(n for n, _ in ls)
         return sorted(names)
 
     def label_values(self, name: str, matchers: Sequence[Matcher] = ()) -> list[str]:
@@ -110,8 +121,8 @@ class HeadQuerier:
         with head.lock:
             if self._covers_head(matchers):
                 return head.postings.label_values(name)
-            refs = self._refs_in_range(matchers)
-            values = {head.labels_of(r).get(name) for r in refs.tolist()}
+            finish = self._labels_in_range(matchers)
+        values = {ls.get(name) for ls in finish()}
         values.discard("")
         return sorted(values)
 
@@ -119,10 +130,10 @@ class HeadQuerier:
         pass
 
 
-def _labels_only(head: Head, refs: I64, mint: int, maxt: int) -> SeriesSet:
-    """Series with at least one sample in range, without their samples (hint ``series``)."""
-    refs = _refs_with_samples(head, refs, mint, maxt)
-    labels: list[Labels] = [head.labels_of(r) for r in refs.tolist()]
+def _labels_only(finish: Callable[[], list[Labels]]) -> SeriesSet:
+    """Series with at least one sample in range, without their samples (hint ``series``);
+    ``finish`` is a :func:`_labels_in_range_later`, called without the lock."""
+    labels = finish()
     return SeriesSet(
         labels, np.zeros(len(labels) + 1, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
     )
