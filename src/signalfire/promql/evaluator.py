@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from signalfire.errors import PromQLParseError, QueryError, TooManySamplesError
+from signalfire.errors import PromQLParseError, QueryError
 from signalfire.labels import EMPTY_LABELS, Matcher
 from signalfire.promql import aggregations, ast, binops, selectors
 from signalfire.promql import subquery as subq
@@ -130,16 +130,33 @@ class Evaluator:
     def _select_range(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> SeriesSet:
         return self._select(matchers, mint, maxt)
 
-    def _guard_dense(self, n_series: int, n_steps: int, n_samples: int) -> None:
-        """Refuse a selection whose dense [S, T] arrays would dwarf the sample limit.
-
-        Step matrices are dense, so memory follows S × T even where few points exist;
-        Prometheus's own limit counts points. A selection is refused only when S × T is
-        over four times ``max_samples`` and its samples could fill more than the limit.
-        """
-        limit = self.limits.max_samples
-        if limit > 0 and n_series * n_steps > 4 * limit and n_samples > limit:
-            raise TooManySamplesError()
+    def _instant_vector(
+        self, ss: SeriesSet, t: np.ndarray, ctx: EvalContext, node: ast.VectorSelector
+    ) -> StepMatrix:
+        """:func:`selectors.instant_vector` after the limits allow what it will hold, in
+        batches of series so the deadline is checked while a large selection is picked."""
+        S, T = len(ss.labels), len(t)
+        self.limits.check_cells(S, T)
+        if self.limits.max_samples > 0 and self.limits.current + S * T > self.limits.max_samples:
+            self.limits.reserve(selectors.count_present(ss, t, ctx.lookback_ms))
+        rows = max(1, _BATCH_CELLS // max(T, 1))
+        if rows >= S:
+            return selectors.instant_vector(ss, t, ctx.lookback_ms, node.start_timestamp, node.smoothed)
+        parts = []
+        for a in range(0, S, rows):
+            self.limits.check_deadline()
+            sub = selectors.series_slice(ss, a, min(S, a + rows))
+            parts.append(
+                selectors.instant_vector(sub, t, ctx.lookback_ms, node.start_timestamp, node.smoothed)
+            )
+        self.limits.check_deadline()
+        return StepMatrix(
+            [ls for p in parts for ls in p.labels],
+            np.concatenate([p.values for p in parts]),
+            np.concatenate([p.present for p in parts]),
+            None,
+            np.concatenate([_sample_ts(p, T) for p in parts]),
+        )
 
     def _account(self, per_step: np.ndarray, ctx: EvalContext) -> None:
         """Count loaded samples against the limit and, at the top level, per step."""
@@ -171,9 +188,8 @@ class Evaluator:
             return StepMatrix.empty(0)
         maxt = int(t.max()) + (ctx.lookback_ms if node.smoothed else 0)
         ss = self._select(node.matchers, int(t.min()) - ctx.lookback_ms + 1, maxt)
-        self._guard_dense(len(ss.labels), ctx.T, ss.num_samples)
         ctx.annotations.merge(ss.warnings)
-        sm = selectors.instant_vector(ss, t, ctx.lookback_ms, node.start_timestamp, node.smoothed)
+        sm = self._instant_vector(ss, t, ctx, node)
         self._account(sm.present.sum(axis=0), ctx)
         return sm
 
@@ -190,7 +206,14 @@ class Evaluator:
         mint = int(t.min()) - range_ms + 1 - (ctx.lookback_ms if extend else 0)
         maxt = int(t.max()) + (ctx.lookback_ms if vs.smoothed else 0)
         ss = self._select(vs.matchers, mint, maxt, range_ms)
-        self._guard_dense(len(ss.labels), ctx.T, ss.num_samples)
+        self.limits.check_cells(len(ss.labels), ctx.T)
+        extra = 2 * len(ss.labels) * ctx.T if extend else 0  # one sample past each edge
+        if (
+            self.limits.max_samples > 0
+            and self.limits.current + ss.num_samples * ctx.T + extra > self.limits.max_samples
+        ):
+            self.limits.reserve(selectors.count_in_windows(ss, t[: ctx.T], range_ms) + extra)
+        self.limits.check_deadline()
         ctx.annotations.merge(ss.warnings)
         rw = selectors.range_windows(ss, t[: ctx.T], range_ms, ctx.lookback_ms, vs.anchored, vs.smoothed)
         self._account((rw.hi - rw.lo).sum(axis=0), ctx)
@@ -203,7 +226,7 @@ class Evaluator:
         if step_ms <= 0:
             step_ms = self.settings.default_step_ms
         ends = self._times(ctx, self._offset(node.offset, node), node.at, node.at_ms)
-        inner_ts = subq.inner_times(ends, range_ms, step_ms)
+        inner_ts = subq.inner_times(ends, range_ms, step_ms, self.limits)
         inner_ctx = EvalContext(
             ts=inner_ts,
             start=int(inner_ts[0]) if len(inner_ts) else 0,
@@ -222,6 +245,8 @@ class Evaluator:
             inner = StepMatrix([EMPTY_LABELS], inner.values[None, :], np.ones((1, len(inner_ts)), np.bool_))
         if not isinstance(inner, StepMatrix):
             raise QueryError("subquery is only allowed on instant vector")
+        self.limits.check_cells(inner.num_series, len(ends))
+        self.limits.check_deadline()
         return subq.windows_from_inner(inner, inner_ts, ends, range_ms)
 
     # ------------------------------------------------------------ operators
@@ -294,6 +319,17 @@ class Evaluator:
         if isinstance(out, StepMatrix):
             return settle_names(out, self.settings.delayed_name_removal)
         return out
+
+
+#: Cells per batch when a large selection is picked series by series (between batches the
+#: deadline is checked): a few tens of milliseconds of work each.
+_BATCH_CELLS = 1 << 21
+
+
+def _sample_ts(sm: StepMatrix, T: int) -> np.ndarray:
+    if sm.sample_ts is not None:
+        return sm.sample_ts
+    return np.zeros((sm.num_series, T), np.int64)
 
 
 _SMOOTHED_OK = ("delta", "increase", "rate")

@@ -51,6 +51,57 @@ def keep_series(ss: SeriesSet, keep: Bool) -> SeriesSet:
     return SeriesSet(labels, kept_offsets, ss.ts[sample_keep], ss.values[sample_keep], ss.warnings, st)
 
 
+def count_present(ss: SeriesSet, eval_ts: I64, lookback_ms: int) -> int:
+    """How many cells :func:`instant_vector` will fill, found from the samples alone.
+
+    Sample k of a series is the one picked at the steps ``t`` with ``ts[k] <= t <
+    min(ts[k+1], ts[k] + lookback)``, unless it is a stale marker; counting those steps
+    for every sample (two searches of the N samples among the T sorted times) gives the
+    count without the ``[S, T]`` arrays, so a limit can refuse before they exist. Exact
+    for plain selectors, an upper bound with ``@st`` (which drops more cells).
+    """
+    n = len(ss.ts)
+    if n == 0 or len(eval_ts) == 0:
+        return 0
+    t = np.asarray(eval_ts, np.int64)
+    end = _plus(ss.ts, lookback_ms)
+    nxt = np.empty(n, np.int64)
+    nxt[:-1] = ss.ts[1:]
+    last = ss.offsets[1:] - 1
+    nxt[last[last >= 0]] = np.iinfo(np.int64).max
+    np.minimum(end, nxt, out=end)
+    counts = np.searchsorted(t, end, "left") - np.searchsorted(t, ss.ts, "left")
+    counts[is_stale(ss.values)] = 0
+    return int(np.maximum(counts, 0).sum())
+
+
+def count_in_windows(ss: SeriesSet, eval_ts: I64, range_ms: int) -> int:
+    """How many samples the windows ``(t - range, t]`` of :func:`range_windows` will hold
+    over all steps, from the samples alone: sample k is in the windows of the steps with
+    ``ts[k] <= t < ts[k] + range``. Stale markers are left out, as range selectors do."""
+    if len(ss.ts) == 0 or len(eval_ts) == 0:
+        return 0
+    t = np.asarray(eval_ts, np.int64)
+    counts = np.searchsorted(t, _plus(ss.ts, range_ms), "left") - np.searchsorted(t, ss.ts, "left")
+    counts[is_stale(ss.values)] = 0
+    return int(counts.sum())
+
+
+def _plus(ts: I64, d: int) -> I64:
+    """``ts + d`` (``d >= 0``) saturating at the int64 maximum instead of wrapping."""
+    out: I64 = np.minimum(ts, np.iinfo(np.int64).max - d) + d
+    return out
+
+
+def series_slice(ss: SeriesSet, a: int, b: int) -> SeriesSet:
+    """Series ``a:b`` of ``ss`` (views, no copies)."""
+    o0, o1 = int(ss.offsets[a]), int(ss.offsets[b])
+    st = None if ss.st is None else ss.st[o0:o1]
+    return SeriesSet(
+        ss.labels[a:b], ss.offsets[a : b + 1] - o0, ss.ts[o0:o1], ss.values[o0:o1], ss.warnings, st
+    )
+
+
 def instant_vector(
     ss: SeriesSet, eval_ts: I64, lookback_ms: int, use_st: bool = False, smoothed: bool = False
 ) -> StepMatrix:

@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from signalfire._types import F64, I64, Bool
+from signalfire.util.deadline import checkpoint
 
 #: Largest float64 below which every integer is exact.
 _EXACT_INT = float(2**53)
@@ -210,6 +211,8 @@ class ColumnWalk:
 
     def __iter__(self) -> Iterator[tuple[int, int, I64]]:
         for k in range(self.maxlen):
+            if k & 63 == 63:  # long windows: thousands of rounds, so the deadline is checked
+                checkpoint()
             n = int(self.n_active[k])
             yield k, n, self.lo[:n] + k
 

@@ -13,6 +13,7 @@ from typing import Protocol, Self
 from signalfire._types import F64, I64
 from signalfire.labels import Labels, Matcher
 from signalfire.storage.series_set import SeriesSet
+from signalfire.util.deadline import Deadline
 
 
 @dataclass(slots=True)
@@ -85,9 +86,15 @@ class Appendable(Protocol):
 
 
 class Querier(Protocol):
-    """Reads one time range ``[mint, maxt]``; ``close()`` releases mmap views."""
+    """Reads one time range ``[mint, maxt]``; ``close()`` releases mmap views.
 
-    def select(self, matchers: Sequence[Matcher], hints: SelectHints | None = None) -> SeriesSet: ...
+    ``select`` checks ``deadline`` (a query's timeout and cancel event) between batches of
+    its work (blocks, chunk groups) and raises its QueryTimeoutError/QueryCanceledError.
+    """
+
+    def select(
+        self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
+    ) -> SeriesSet: ...
 
     def label_names(self, matchers: Sequence[Matcher] = ()) -> list[str]: ...
 

@@ -27,6 +27,7 @@ from signalfire.storage.annotations import Annotations
 from signalfire.storage.interface import Querier, SelectHints
 from signalfire.storage.runs import RunSet, concat_runs
 from signalfire.storage.series_set import SeriesSet, empty_series_set
+from signalfire.util.deadline import NO_DEADLINE, Deadline
 
 
 def union_labels(lists: Sequence[Sequence[Labels]]) -> tuple[list[Labels], list[I64]]:
@@ -216,13 +217,21 @@ class MergeQuerier:
     def __init__(self, queriers: Sequence[Querier]) -> None:
         self._queriers = list(queriers)
 
-    def select(self, matchers: Sequence[Matcher], hints: SelectHints | None = None) -> SeriesSet:
+    def select(
+        self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
+    ) -> SeriesSet:
         """The merged selection; queriers that offer ``select_runs`` hand over runs, so
-        their samples are copied once, by the merge."""
+        their samples are copied once, by the merge. ``deadline`` is checked before each
+        querier and passed to it."""
+        dl = deadline or NO_DEADLINE
         sets = []
         for q in self._queriers:
+            dl.check()
             select_runs = getattr(q, "select_runs", None)
-            sets.append(select_runs(matchers, hints) if select_runs else RunSet.of(q.select(matchers, hints)))
+            sets.append(
+                select_runs(matchers, hints, dl) if select_runs else RunSet.of(q.select(matchers, hints, dl))
+            )
+        dl.check()
         return merge_run_sets(sets)
 
     def label_names(self, matchers: Sequence[Matcher] = ()) -> list[str]:

@@ -44,6 +44,7 @@ from signalfire.tsdb.retention import blocks_to_delete
 from signalfire.tsdb.wal import records
 from signalfire.tsdb.wal.checkpoint import capture, delete_checkpoints_before, write_checkpoint
 from signalfire.tsdb.wal.segment import WAL
+from signalfire.util.deadline import Deadline
 
 log = logging.getLogger(__name__)
 
@@ -465,12 +466,16 @@ class _TrackedQuerier:
         self._ulid = ulid
         self._release: Callable[[str], None] | None = release
 
-    def select(self, matchers: Sequence[Matcher], hints: SelectHints | None = None) -> SeriesSet:
-        return self._inner.select(matchers, hints)
+    def select(
+        self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
+    ) -> SeriesSet:
+        return self._inner.select(matchers, hints, deadline)
 
-    def select_runs(self, matchers: Sequence[Matcher], hints: SelectHints | None = None) -> RunSet:
+    def select_runs(
+        self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
+    ) -> RunSet:
         """Runs for :class:`~signalfire.storage.merge.MergeQuerier` (one copy, by the merge)."""
-        return self._inner.select_runs(matchers, hints)
+        return self._inner.select_runs(matchers, hints, deadline)
 
     def label_names(self, matchers: Sequence[Matcher] = ()) -> list[str]:
         return self._inner.label_names(matchers)

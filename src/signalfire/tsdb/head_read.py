@@ -15,6 +15,7 @@ from signalfire._types import I64
 from signalfire.labels import Labels, Matcher
 from signalfire.storage import SelectHints, SeriesSet, empty_series_set
 from signalfire.tsdb.head import Head
+from signalfire.util.deadline import NO_DEADLINE, Deadline
 
 
 def read_series(head: Head, refs: I64, mint: int, maxt: int) -> SeriesSet:
@@ -61,8 +62,13 @@ class HeadQuerier:
         self.mint = mint
         self.maxt = maxt
 
-    def select(self, matchers: Sequence[Matcher], hints: SelectHints | None = None) -> SeriesSet:
+    def select(
+        self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
+    ) -> SeriesSet:
+        """``deadline`` is checked before the read and after it."""
         head = self._head
+        dl = deadline or NO_DEADLINE
+        dl.check()
         mint, maxt = self.mint, self.maxt
         if hints is not None:  # the caller needs no more than [start, end]: copy no more
             mint = mint if hints.start is None else max(mint, hints.start)
@@ -71,7 +77,9 @@ class HeadQuerier:
             refs = head.sort_by_labels(head.select_refs(matchers))
             if hints is not None and hints.func == "series":
                 return _labels_only(head, refs, mint, maxt)
-            return read_series(head, refs, mint, maxt)
+            out = read_series(head, refs, mint, maxt)
+        dl.check()
+        return out
 
     def _refs_in_range(self, matchers: Sequence[Matcher]) -> I64:
         head = self._head

@@ -11,6 +11,7 @@ from signalfire.labels import Labels, Matcher, matches_all
 from signalfire.storage import SeriesSet
 from signalfire.storage.interface import SelectHints
 from signalfire.storage.series_set import empty_series_set, series_set_from_lists
+from signalfire.util.deadline import Deadline
 
 
 class MemStore:
@@ -61,7 +62,11 @@ class MemQuerier:
     def __init__(self, store: MemStore, mint: int, maxt: int) -> None:
         self.store, self.mint, self.maxt = store, mint, maxt
 
-    def select(self, matchers: Sequence[Matcher], hints: SelectHints | None = None) -> SeriesSet:
+    def select(
+        self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
+    ) -> SeriesSet:
+        if deadline is not None:
+            deadline.check()
         self.store.selects.append((list(matchers), hints))
         labels, tss, vss = [], [], []
         for ls, (t, v) in self.store.data.items():
