@@ -105,7 +105,10 @@ class Evaluator:
         if d is None:
             return 0
         s = self.settings
-        return ast.eval_duration(d, s.step, s.end - s.start)
+        try:
+            return ast.eval_duration(d, s.step, s.end - s.start)
+        except ast.DurationRangeError as err:  # step() or range() made it so
+            raise QueryError(f"{err} for the query's step and range") from None
 
     def _offset(self, d: ast.Duration, node: ast.Node) -> int:
         off = self.duration(d)
