@@ -64,15 +64,19 @@ def count_present(ss: SeriesSet, eval_ts: I64, lookback_ms: int) -> int:
     if n == 0 or len(eval_ts) == 0:
         return 0
     t = np.asarray(eval_ts, np.int64)
+    # end[k] = min(ts[k] + lookback, ts[k+1]) inside each series, built in place.
     end = _plus(ss.ts, lookback_ms)
-    nxt = np.empty(n, np.int64)
-    nxt[:-1] = ss.ts[1:]
     last = ss.offsets[1:] - 1
-    nxt[last[last >= 0]] = np.iinfo(np.int64).max
-    np.minimum(end, nxt, out=end)
-    counts = np.searchsorted(t, end, "left") - np.searchsorted(t, ss.ts, "left")
+    last = last[last >= 0]
+    keep_last = end[last]
+    np.minimum(end[:-1], ss.ts[1:], out=end[:-1])
+    end[last] = keep_last
+    counts = np.searchsorted(t, end, "left")
+    del end
+    counts -= np.searchsorted(t, ss.ts, "left")
     counts[is_stale(ss.values)] = 0
-    return int(np.maximum(counts, 0).sum())
+    np.maximum(counts, 0, out=counts)
+    return int(counts.sum())
 
 
 def count_in_windows(ss: SeriesSet, eval_ts: I64, range_ms: int) -> int:
@@ -89,7 +93,8 @@ def count_in_windows(ss: SeriesSet, eval_ts: I64, range_ms: int) -> int:
 
 def _plus(ts: I64, d: int) -> I64:
     """``ts + d`` (``d >= 0``) saturating at the int64 maximum instead of wrapping."""
-    out: I64 = np.minimum(ts, np.iinfo(np.int64).max - d) + d
+    out: I64 = np.minimum(ts, np.iinfo(np.int64).max - d)
+    out += d
     return out
 
 
