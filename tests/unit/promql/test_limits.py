@@ -81,7 +81,11 @@ def test_engine_step_bound_is_inclusive():
 
 @pytest.mark.parametrize(
     "expr",
-    ["sum_over_time(x[6h:1ms])", "max_over_time(max_over_time(x[1h:1ms])[6h:1s])", "rate(x[5m:1ms] offset 1h)"],
+    [
+        "sum_over_time(x[6h:1ms])",
+        "max_over_time(max_over_time(x[1h:1ms])[6h:1s])",
+        "rate(x[5m:1ms] offset 1h)",
+    ],
 )
 def test_subquery_inner_steps_are_bounded(expr):
     eng = Engine(EngineOptions(max_steps=1_000_000))
@@ -205,7 +209,11 @@ def test_sample_counts_before_allocation_are_exact(per_series, stale, t0, step, 
         offsets.append(len(ts))
         labels.append(Labels.from_dict({"i": str(i)}))
     ss = SeriesSet(labels, np.array(offsets, np.int64), np.array(ts, np.int64), np.array(vs, np.float64))
-    t = np.full(n_steps, t0 * 10, np.int64) if pinned else t0 * 10 + step * 10 * np.arange(n_steps, dtype=np.int64)
+    t = (
+        np.full(n_steps, t0 * 10, np.int64)
+        if pinned
+        else t0 * 10 + step * 10 * np.arange(n_steps, dtype=np.int64)
+    )
     lookback = width * 10
     sm = selectors.instant_vector(ss, t, lookback)
     assert selectors.count_present(ss, t, lookback) == int(sm.present.sum())
