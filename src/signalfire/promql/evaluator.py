@@ -136,30 +136,14 @@ class Evaluator:
     def _instant_vector(
         self, ss: SeriesSet, t: np.ndarray, ctx: EvalContext, node: ast.VectorSelector
     ) -> StepMatrix:
-        """:func:`selectors.instant_vector` after the limits allow what it will hold, in
-        batches of series so the deadline is checked while a large selection is picked."""
+        """:func:`selectors.instant_vector` once the limits allow what it will hold: the
+        dense cells, then (when they could go over) the exact count of picked samples."""
         S, T = len(ss.labels), len(t)
         self.limits.check_cells(S, T)
         if self.limits.max_samples > 0 and self.limits.current + S * T > self.limits.max_samples:
             self.limits.reserve(selectors.count_present(ss, t, ctx.lookback_ms))
-        rows = max(1, _BATCH_CELLS // max(T, 1))
-        if rows >= S:
-            return selectors.instant_vector(ss, t, ctx.lookback_ms, node.start_timestamp, node.smoothed)
-        parts = []
-        for a in range(0, S, rows):
-            self.limits.check_deadline()
-            sub = selectors.series_slice(ss, a, min(S, a + rows))
-            parts.append(
-                selectors.instant_vector(sub, t, ctx.lookback_ms, node.start_timestamp, node.smoothed)
-            )
         self.limits.check_deadline()
-        return StepMatrix(
-            [ls for p in parts for ls in p.labels],
-            np.concatenate([p.values for p in parts]),
-            np.concatenate([p.present for p in parts]),
-            None,
-            np.concatenate([_sample_ts(p, T) for p in parts]),
-        )
+        return selectors.instant_vector(ss, t, ctx.lookback_ms, node.start_timestamp, node.smoothed)
 
     def _account(self, per_step: np.ndarray, ctx: EvalContext) -> None:
         """Count loaded samples against the limit and, at the top level, per step."""
@@ -322,17 +306,6 @@ class Evaluator:
         if isinstance(out, StepMatrix):
             return settle_names(out, self.settings.delayed_name_removal)
         return out
-
-
-#: Cells per batch when a large selection is picked series by series (between batches the
-#: deadline is checked): a few tens of milliseconds of work each.
-_BATCH_CELLS = 1 << 21
-
-
-def _sample_ts(sm: StepMatrix, T: int) -> np.ndarray:
-    if sm.sample_ts is not None:
-        return sm.sample_ts
-    return np.zeros((sm.num_series, T), np.int64)
 
 
 _SMOOTHED_OK = ("delta", "increase", "rate")

@@ -46,27 +46,47 @@ def inner_times(window_end: I64, range_ms: int, step_ms: int, limits: QueryLimit
     return np.unique(starts + within * step_ms)
 
 
+def ragged_batch_rows(n_cols: int) -> int:
+    """Rows of ``n_cols`` cells per batch of deadline-checked work (about 2 M cells)."""
+    return max(1, (1 << 21) // max(n_cols, 1))
+
+
 def windows_from_inner(inner: StepMatrix, inner_ts: I64, window_end: I64, range_ms: int) -> RangeWindows:
     """Turn the inner [S, U] result into a range vector with windows per outer step."""
     present = inner.present
-    rows = present.any(axis=1)
-    keep = np.flatnonzero(rows)
-    present = present[keep]
-    checkpoint()
-    counts = present.sum(axis=1)
+    keep = np.flatnonzero(present.any(axis=1))
+    counts = present[keep].sum(axis=1) if len(keep) < len(present) else present.sum(axis=1)
     offsets = np.zeros(len(keep) + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
-    r, c = np.nonzero(present)  # row-major: per series, times ascending
-    ts = inner_ts[c].astype(np.int64)
-    values = inner.values[keep][r, c]
+    n = int(offsets[-1])
+    ts = np.empty(n, np.int64)
+    values = np.empty(n, np.float64)
+    U = max(present.shape[1], 1)
+    rows = max(1, ragged_batch_rows(U))
+    ends = np.asarray(window_end, np.int64)
+    lo = np.empty((len(keep), len(ends)), np.int64)
+    hi = np.empty((len(keep), len(ends)), np.int64)
+    # Gathered in batches of series (row-major: per series, times ascending), with the
+    # deadline checked between them: this is a pass over all inner cells. Each batch also
+    # finds its windows, as window_bounds over all samples at once is one long pass too.
+    for a in range(0, len(keep), rows):
+        checkpoint()
+        b = min(len(keep), a + rows)
+        part = keep[a:b]
+        r, c = np.nonzero(present[part])
+        oa, ob = int(offsets[a]), int(offsets[b])
+        ts[oa:ob] = inner_ts[c]
+        values[oa:ob] = inner.values[part[r], c]
+        blo, bhi = ragged.window_bounds(offsets[a : b + 1] - oa, ts[oa:ob], ends, range_ms)
+        lo[a:b] = blo + oa
+        hi[a:b] = bhi + oa
     checkpoint()
-    lo, hi = ragged.window_bounds(offsets, ts, window_end, range_ms)
     drop = None if inner.drop_name is None else inner.drop_name[keep]
     return RangeWindows(
         [inner.labels[i] for i in keep.tolist()],
         offsets,
         ts,
-        np.ascontiguousarray(values, np.float64),
+        values,
         lo,
         hi,
         np.asarray(window_end, np.int64),
