@@ -32,6 +32,7 @@ from signalfire._types import F64, I64, MAX_TIME, MIN_TIME
 from signalfire.labels import Labels, Matcher
 from signalfire.metrics import Registry
 from signalfire.promql.engine import Engine, EngineOptions
+from signalfire.promql.limits import check_resolution
 from signalfire.promql.parser import parse_metric_selector
 from signalfire.promql.result import QueryResult
 from signalfire.storage import (
@@ -229,8 +230,14 @@ class Database:
         return self.engine.instant_query(self.storage, expr, to_ms(time))
 
     def query_range(self, expr: str, start: TimeLike, end: TimeLike, step: DurationLike) -> QueryResult:
-        """Evaluate ``expr`` at ``start, start+step, ... <= end``."""
-        return self.engine.range_query(self.storage, expr, to_ms(start), to_ms(end), duration_to_ms(step))
+        """Evaluate ``expr`` at ``start, start+step, ... <= end``.
+
+        Refused as Prometheus's HTTP API refuses it (BadDataError) when that would be more
+        than 11,000 points per series; see :func:`signalfire.promql.limits.check_resolution`.
+        """
+        start_ms, end_ms, step_ms = to_ms(start), to_ms(end), duration_to_ms(step)
+        check_resolution(start_ms, end_ms, step_ms)
+        return self.engine.range_query(self.storage, expr, start_ms, end_ms, step_ms)
 
     # ------------------------------------------------------------------ maintenance
 

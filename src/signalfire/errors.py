@@ -11,7 +11,8 @@
     ├── QueryError                   "execution"  evaluation failed
     │   ├── QueryTimeoutError        "timeout"
     │   ├── QueryCanceledError       "canceled"
-    │   └── TooManySamplesError      "execution"  --query.max-samples reached
+    │   ├── TooManySamplesError      "execution"  --query.max-samples reached
+    │   └── TooManyStepsError        "execution"  more evaluation steps than the engine's max_steps
     ├── StorageError                 "internal"
     │   ├── CorruptionError          file and offset of the damage
     │   ├── OutOfBoundsError         sample before the head's appendable window
@@ -94,6 +95,10 @@ class TooManySamplesError(QueryError):
         self, message: str = "query processing would load too many samples into memory in query execution"
     ) -> None:
         super().__init__(message)
+
+
+class TooManyStepsError(QueryError):
+    """A query (or a subquery) would be evaluated at more steps than the engine's ``max_steps``."""
 
 
 class StorageError(SignalfireError):

@@ -276,3 +276,112 @@ def test_grammar_generated_queries_round_trip() -> None:
                 parse_expr(q, features=ALL_FEATURES)
             ), (q, pretty)
     assert parsed > 1000
+
+
+# ---------------------------------------------------------------- numeric extremes and nesting
+
+_NUMERIC_TOKEN = re.compile(r"(?<![\w.])(?:\d[\w.]*|\.\d+\w*)")
+
+
+def _extreme_number(rng: random.Random) -> str:
+    k = rng.choice([18, 19, 20, 21, 22, 308, 309, 400, 4301])
+    return rng.choice(
+        [
+            "9" * k,
+            "0" + "7" * k,
+            "0" + "1" * k,
+            "0x" + "f" * k,
+            "0b" + "1" * k,
+            "0o" + "7" * k,
+            "1_" * k + "1",
+            f"1e{rng.choice([308, 309, 400, 99999, -400])}",
+            "0." + "0" * k + "1",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775809",
+            rng.choice(["Inf", "-Inf", "NaN", "+inf"]),
+        ]
+    )
+
+
+def _extreme_duration(rng: random.Random) -> str:
+    k = rng.choice([12, 13, 16, 19, 20, 21, 400, 4301])
+    unit = rng.choice(["y", "w", "d", "h", "m", "s", "ms"])
+    return rng.choice(
+        [
+            "9" * k + unit,
+            "292y",
+            "293y",
+            "292y24w",
+            "9223372036854775807ms",
+            "9223372036854775s",
+            "1y1w1d1h1m1s1ms",
+            "0" * k + "5m",
+            _extreme_number(rng),
+        ]
+    )
+
+
+def _extreme_duration_expr(rng: random.Random) -> str:
+    d = _extreme_duration(rng)
+    k = rng.choice([2, 99, 100, 101, 249, 250, 251, 1200])
+    return rng.choice(
+        [
+            d,
+            f"{d} * {_extreme_number(rng)}",
+            f"10 ^ {rng.choice(['308', '309', '400', '0.5', '-400'])}",
+            f"(-1m) ^ {rng.choice(['0.5', '1e300'])}",
+            "5m" + " + 5m" * k,
+            "(" * k + "5m" + ")" * k,
+            "-" * k + "5m",
+            f"step() * {_extreme_number(rng)}",
+            f"5m / (step() - step()) + {d}",
+            f"max_of({d}, {_extreme_number(rng)})",
+        ]
+    )
+
+
+def _extreme_query(rng: random.Random, base: str) -> str:
+    """``base`` with one numeric token made extreme, an extreme modifier, or deep nesting."""
+    r = rng.random()
+    if r < 0.35:
+        tokens = list(_NUMERIC_TOKEN.finditer(base))
+        if tokens:
+            m = rng.choice(tokens)
+            repl = _extreme_duration(rng) if m.group()[-1].isalpha() else _extreme_number(rng)
+            return base[: m.start()] + repl + base[m.end() :]
+    if r < 0.7:
+        mod = rng.choice(
+            [
+                f" offset {_extreme_duration(rng)}",
+                f" offset ({_extreme_duration_expr(rng)})",
+                f" @ {rng.choice(['', '-', '+'])}{_extreme_number(rng)}",
+                f"[{_extreme_duration_expr(rng)}]",
+                f"[{_extreme_duration_expr(rng)}:{_extreme_duration_expr(rng)}]",
+                f"[5m:{_extreme_duration(rng)}]",
+            ]
+        )
+        return f"({base}){mod}" if rng.random() < 0.5 else f"x{mod}"
+    k = rng.choice([99, 100, 101, 249, 250, 251, 1000, 5000])
+    return rng.choice(
+        [
+            "(" * k + base + ")" * k,
+            "-" * k + base,
+            "abs(" * k + base + ")" * k,
+            "sum(" * k + base + ")" * k,
+            base + f" + {base}" * k,
+            base + "[5m:1m]" * (k // 10),
+        ]
+    )
+
+
+def test_fuzz_numeric_extremes_and_nesting_raise_only_parse_errors() -> None:
+    """The crash class the mutation fuzzer missed: numbers, durations and timestamps at the
+    ends of their ranges, and nesting past Python's recursion limit, spliced into real
+    queries. Only PromQLParseError (with a position) or a clean, round-tripping parse."""
+    rng = random.Random(20261208)
+    base = corpus()
+    parsed = 0
+    for _ in range(800):
+        parsed += check_one(_extreme_query(rng, rng.choice(base)))
+    assert parsed > 25  # the fuzzer must also reach queries that are valid

@@ -10,6 +10,7 @@ resolves them with :func:`eval_duration`. Constant durations are plain :class:`D
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 
 from signalfire.labels import Matcher
@@ -215,13 +216,29 @@ Expr = (
 )
 
 
+#: Go's ``time.Duration`` counts nanoseconds in an int64: about 292 years, in ms.
+MAX_DURATION_MS = ((1 << 63) - 1) // 1_000_000
+
+
+class DurationRangeError(ValueError):
+    """A duration expression whose value is not a finite duration Go could hold."""
+
+    def __init__(self) -> None:
+        super().__init__("duration out of range")
+
+
 def eval_duration(d: Duration | float, step_ms: int, range_ms: int) -> int:
     """Resolve a duration tree to milliseconds for a query with the given step and range.
 
-    Plain numbers in duration arithmetic are seconds, as in Prometheus.
+    Plain numbers in duration arithmetic are seconds, as in Prometheus. The arithmetic is
+    float64 as in Go (overflow gives Inf, ``x/0`` Inf or NaN), and this is the one place
+    its result becomes milliseconds: anything infinite, NaN or beyond
+    :data:`MAX_DURATION_MS` raises :class:`DurationRangeError`, never an int64 overflow later.
     """
-    v = _eval_seconds(d, step_ms, range_ms)
-    return round(v * 1000)
+    ms = _eval_seconds(d, step_ms, range_ms) * 1000.0
+    if not math.isfinite(ms) or abs(ms) > MAX_DURATION_MS:
+        raise DurationRangeError()
+    return round(ms)
 
 
 def _eval_seconds(d: Duration | float, step_ms: int, range_ms: int) -> float:
@@ -248,9 +265,16 @@ def _eval_seconds(d: Duration | float, step_ms: int, range_ms: int) -> float:
     if d.op == "*":
         return a * b
     if d.op == "/":
+        if b == 0:
+            return math.nan if a == 0 or math.isnan(a) else math.copysign(math.inf, a) * math.copysign(1.0, b)
         return a / b
     if d.op == "%":
-        return a % b
+        return math.nan if b == 0 or math.isinf(a) else a % b
     if d.op == "^":
-        return float(a**b)
+        try:
+            return float(math.pow(a, b))
+        except OverflowError:
+            return math.inf
+        except ValueError:  # a negative base to a fractional power
+            return math.nan
     raise AssertionError(f"BUG: unknown duration operator {d.op}")

@@ -57,7 +57,10 @@ def parse_duration(text: str, *, allow_negative: bool = False) -> int:
             pos += 1
         if pos == start:
             raise _invalid(text, start)
-        value = int(body[start:pos])
+        digits = body[start:pos].lstrip("0")
+        if len(digits) > 19:  # more than int64 holds; int() would also refuse 4300+ digits
+            raise ParseError("duration out of range", offset=start)
+        value = int(digits or "0")
         unit_start = pos
         while pos < n and not (body[pos].isascii() and body[pos].isdigit()):
             pos += 1

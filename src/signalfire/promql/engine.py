@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from signalfire._types import MAX_TIME, MIN_TIME
 from signalfire.errors import QueryError
 from signalfire.labels import EMPTY_LABELS, Labels, Matcher
 from signalfire.promql import ast
@@ -30,6 +31,8 @@ from signalfire.promql.stats import QueryStats
 from signalfire.promql.values import EvalContext, RangeWindows, ScalarSeries, StepMatrix, StringValue, Value
 from signalfire.storage import Annotations, SeriesSet
 from signalfire.storage.interface import Querier, Queryable, SelectHints
+from signalfire.util import deadline as _deadline
+from signalfire.util.deadline import Deadline
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +42,9 @@ class EngineOptions:
     ``lookback_delta_ms`` (``--query.lookback-delta``), ``max_samples``
     (``--query.max-samples``), ``timeout_s`` (``--query.timeout``), ``features``
     (``--enable-feature``), ``query_log_file`` (``query_log_file`` in the global config),
-    ``default_eval_interval_ms`` (the subquery step when ``[d:]`` omits it).
+    ``default_eval_interval_ms`` (the subquery step when ``[d:]`` omits it), ``max_steps``
+    (the most evaluation times of a query or of one subquery; refused with
+    :class:`~signalfire.errors.TooManyStepsError` before they are made, 0: no limit).
     """
 
     lookback_delta_ms: int = 300_000
@@ -50,6 +55,7 @@ class EngineOptions:
     enable_negative_offset: bool = True
     query_log_file: str | None = None
     default_eval_interval_ms: int = 60_000
+    max_steps: int = 11_000_000
 
 
 class _Selector:
@@ -57,19 +63,23 @@ class _Selector:
 
     Keeps every selection's warnings (a secondary store that failed), so they reach the
     result whichever evaluation path made the selection.
+    Every select gets the query's deadline, so a timeout or a cancel stops storage
+    reads too.
     """
 
-    def __init__(self, queryable: Queryable):
+    def __init__(self, queryable: Queryable, deadline: Deadline):
         self.queryable = queryable
+        self.deadline = deadline
         self.queriers: list[Querier] = []
         self.warnings = Annotations()
 
     def __call__(self, matchers: Sequence[Matcher], hints: SelectHints) -> SeriesSet:
         mint = hints.start if hints.start is not None else 0
         maxt = hints.end if hints.end is not None else mint
+        self.deadline.check()
         q = self.queryable.querier(mint, maxt)
         self.queriers.append(q)
-        ss = q.select(matchers, hints)
+        ss = q.select(matchers, hints, self.deadline)
         self.warnings.merge(ss.warnings)
         return ss
 
@@ -182,6 +192,14 @@ class Engine:
         opts = self.options
         lookback = opts.lookback_delta_ms if not lookback_delta_ms else int(lookback_delta_ms)
         t_begin = time.perf_counter()
+        limits = QueryLimits(
+            max_samples=opts.max_samples,
+            max_steps=opts.max_steps,
+            deadline=Deadline.after(opts.timeout_s, cancel),
+        )
+        if not (MIN_TIME <= start <= MAX_TIME and MIN_TIME <= end <= MAX_TIME):
+            raise QueryError("query time out of range: times are int64 milliseconds")
+        limits.check_steps(1 if instant else (end - start) // step + 1)
         ts = np.array([start], np.int64) if instant else np.arange(start, end + 1, step, dtype=np.int64)
         delayed = DELAYED_NAME_REMOVAL in opts.features
         settings = EvalSettings(
@@ -206,12 +224,12 @@ class Engine:
         )
         stats = QueryStats(timestamps=ts, samples_per_step=np.zeros(len(ts), np.int64))
         stats.parse_s = parse_s
-        limits = QueryLimits(max_samples=opts.max_samples, timeout_s=opts.timeout_s, cancel=cancel)
-        selector = _Selector(queryable)
+        selector = _Selector(queryable, limits.deadline)
         ev = Evaluator(selector, settings, limits, stats)
         try:
             t_eval = time.perf_counter()
-            value = ev.evaluate(node, ctx)
+            with _deadline.active(limits.deadline):
+                value = ev.evaluate(node, ctx)
             stats.eval_s = time.perf_counter() - t_eval
             result = _shape(value, ts, instant, delayed)
         finally:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from signalfire.errors import PromQLParseError, QueryError, TooManySamplesError
+from signalfire.errors import PromQLParseError, QueryError
 from signalfire.labels import EMPTY_LABELS, Matcher
 from signalfire.promql import aggregations, ast, binops, selectors
 from signalfire.promql import subquery as subq
@@ -105,7 +105,10 @@ class Evaluator:
         if d is None:
             return 0
         s = self.settings
-        return ast.eval_duration(d, s.step, s.end - s.start)
+        try:
+            return ast.eval_duration(d, s.step, s.end - s.start)
+        except ast.DurationRangeError as err:  # step() or range() made it so
+            raise QueryError(f"{err} for the query's step and range") from None
 
     def _offset(self, d: ast.Duration, node: ast.Node) -> int:
         off = self.duration(d)
@@ -130,16 +133,17 @@ class Evaluator:
     def _select_range(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> SeriesSet:
         return self._select(matchers, mint, maxt)
 
-    def _guard_dense(self, n_series: int, n_steps: int, n_samples: int) -> None:
-        """Refuse a selection whose dense [S, T] arrays would dwarf the sample limit.
-
-        Step matrices are dense, so memory follows S × T even where few points exist;
-        Prometheus's own limit counts points. A selection is refused only when S × T is
-        over four times ``max_samples`` and its samples could fill more than the limit.
-        """
-        limit = self.limits.max_samples
-        if limit > 0 and n_series * n_steps > 4 * limit and n_samples > limit:
-            raise TooManySamplesError()
+    def _instant_vector(
+        self, ss: SeriesSet, t: np.ndarray, ctx: EvalContext, node: ast.VectorSelector
+    ) -> StepMatrix:
+        """:func:`selectors.instant_vector` once the limits allow what it will hold: the
+        dense cells, then (when they could go over) the exact count of picked samples."""
+        S, T = len(ss.labels), len(t)
+        self.limits.check_cells(S, T)
+        if self.limits.max_samples > 0 and self.limits.current + S * T > self.limits.max_samples:
+            self.limits.reserve(selectors.count_present(ss, t, ctx.lookback_ms))
+        self.limits.check_deadline()
+        return selectors.instant_vector(ss, t, ctx.lookback_ms, node.start_timestamp, node.smoothed)
 
     def _account(self, per_step: np.ndarray, ctx: EvalContext) -> None:
         """Count loaded samples against the limit and, at the top level, per step."""
@@ -171,9 +175,8 @@ class Evaluator:
             return StepMatrix.empty(0)
         maxt = int(t.max()) + (ctx.lookback_ms if node.smoothed else 0)
         ss = self._select(node.matchers, int(t.min()) - ctx.lookback_ms + 1, maxt)
-        self._guard_dense(len(ss.labels), ctx.T, ss.num_samples)
         ctx.annotations.merge(ss.warnings)
-        sm = selectors.instant_vector(ss, t, ctx.lookback_ms, node.start_timestamp, node.smoothed)
+        sm = self._instant_vector(ss, t, ctx, node)
         self._account(sm.present.sum(axis=0), ctx)
         return sm
 
@@ -190,7 +193,14 @@ class Evaluator:
         mint = int(t.min()) - range_ms + 1 - (ctx.lookback_ms if extend else 0)
         maxt = int(t.max()) + (ctx.lookback_ms if vs.smoothed else 0)
         ss = self._select(vs.matchers, mint, maxt, range_ms)
-        self._guard_dense(len(ss.labels), ctx.T, ss.num_samples)
+        self.limits.check_cells(len(ss.labels), ctx.T)
+        extra = 2 * len(ss.labels) * ctx.T if extend else 0  # one sample past each edge
+        if (
+            self.limits.max_samples > 0
+            and self.limits.current + ss.num_samples * ctx.T + extra > self.limits.max_samples
+        ):
+            self.limits.reserve(selectors.count_in_windows(ss, t[: ctx.T], range_ms) + extra)
+        self.limits.check_deadline()
         ctx.annotations.merge(ss.warnings)
         rw = selectors.range_windows(ss, t[: ctx.T], range_ms, ctx.lookback_ms, vs.anchored, vs.smoothed)
         self._account((rw.hi - rw.lo).sum(axis=0), ctx)
@@ -203,7 +213,7 @@ class Evaluator:
         if step_ms <= 0:
             step_ms = self.settings.default_step_ms
         ends = self._times(ctx, self._offset(node.offset, node), node.at, node.at_ms)
-        inner_ts = subq.inner_times(ends, range_ms, step_ms)
+        inner_ts = subq.inner_times(ends, range_ms, step_ms, self.limits)
         inner_ctx = EvalContext(
             ts=inner_ts,
             start=int(inner_ts[0]) if len(inner_ts) else 0,
@@ -222,6 +232,8 @@ class Evaluator:
             inner = StepMatrix([EMPTY_LABELS], inner.values[None, :], np.ones((1, len(inner_ts)), np.bool_))
         if not isinstance(inner, StepMatrix):
             raise QueryError("subquery is only allowed on instant vector")
+        self.limits.check_cells(inner.num_series, len(ends))
+        self.limits.check_deadline()
         return subq.windows_from_inner(inner, inner_ts, ends, range_ms)
 
     # ------------------------------------------------------------ operators

@@ -31,16 +31,17 @@ def parse_number(text: str) -> float:
         return -math.inf
     if low == "nan":
         return math.nan
-    if _OCTAL.fullmatch(text):
-        return float(int(text.replace("_", ""), 8))
     try:
-        as_int = int(text, 0)
+        # Python's int() reads "017" as an error, Go as octal; and it refuses more than
+        # 4300 decimal digits (ValueError), which Go's ParseInt calls out of range.
+        as_int = int(text.replace("_", ""), 8) if _OCTAL.fullmatch(text) else int(text, 0)
     except ValueError:
         pass
     else:
         if -(1 << 63) <= as_int < (1 << 63):
             return float(as_int)
-        # Go's ParseInt overflows here and ParseFloat takes over (decimal text only).
+        # Go's ParseInt overflows here and ParseFloat takes over (decimal text only:
+        # "0777..." too long for int64 is read as a decimal number).
     if low.startswith(("0x", "0o", "0b")):
         raise ValueError("invalid syntax")
     if "_" in text and not _underscores_ok(text):

@@ -18,15 +18,33 @@ from signalfire.promql.parser_base import TokenStream
 _DUR_OPS = {"+": 4, "-": 4, "*": 5, "/": 5, "%": 5, "^": 6}
 RANGE_CONTEXT = "subquery or range selector"
 DURATION_EXPECTED = "number, duration, step(), or range()"
-_MAX_DURATION_MS = ((1 << 63) - 1) // 1_000_000  # Go's time.Duration limit, in ms
+_MAX_DURATION_MS = ast.MAX_DURATION_MS
+#: Deepest accepted duration expression tree (``5m + 5m + ...`` chains nest to the left).
+MAX_DURATION_DEPTH = 250
 
 
 class DurationParser(TokenStream):
     """Reads duration expressions into :data:`ast.Duration` trees."""
 
     def as_duration(self, pos: int, d: ast.Duration | float) -> ast.Duration:
-        """A bare number in a duration position means seconds (Go truncates to whole ms)."""
+        """A bare number in a duration position means seconds (Go truncates to whole ms).
+
+        Every duration expression passes here once complete, so this is where its tree
+        depth is bounded (evaluating and printing it recurse) and where a value that
+        does not depend on the query is range-checked, as a parse error at ``pos``.
+        """
         if not isinstance(d, float):
+            if _depth(d) > MAX_DURATION_DEPTH:
+                self.semantic(
+                    pos, f"duration expression nested too deeply (more than {MAX_DURATION_DEPTH} levels)"
+                )
+                return ast.DurLit(0)
+            if _is_const(d):
+                try:
+                    ast.eval_duration(d, 0, 0)
+                except ast.DurationRangeError:
+                    self.semantic(pos, "duration out of range")
+                    return ast.DurLit(0)
             return d
         if math.isnan(d) or math.isinf(d) or abs(d) * 1000 > _MAX_DURATION_MS:
             self.semantic(pos, "duration out of range")
@@ -110,22 +128,48 @@ class DurationParser(TokenStream):
         return d  # a unary plus changes nothing; Prometheus prints it away too
 
 
-def _const_seconds(d: ast.Duration | float) -> float | None:
-    """The value in seconds of a duration that does not depend on the query, else None."""
+def _children(node: ast.Duration | float) -> tuple[ast.Duration | float, ...]:
+    if isinstance(node, ast.DurUnary):
+        return (node.arg,)
+    if isinstance(node, ast.DurBinary):
+        return (node.lhs, node.rhs)
+    if isinstance(node, ast.DurCall):
+        return tuple(node.args)
+    return ()
+
+
+def _depth(d: ast.Duration | float) -> int:
+    """Depth of a duration tree, without recursion (the tree may be deeper than Python's limit)."""
+    deepest = 0
+    stack: list[tuple[ast.Duration | float, int]] = [(d, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > MAX_DURATION_DEPTH:
+            return deepest
+        stack.extend((c, level + 1) for c in _children(node))
+    return deepest
+
+
+def _is_const(d: ast.Duration | float) -> bool:
+    """True when the value does not depend on the query (no ``step()``/``range()``)."""
     stack: list[ast.Duration | float] = [d]
     while stack:
         node = stack.pop()
         if isinstance(node, ast.DurStep | ast.DurRange):
-            return None
-        if isinstance(node, ast.DurUnary):
-            stack.append(node.arg)
-        elif isinstance(node, ast.DurBinary):
-            stack.extend((node.lhs, node.rhs))
-        elif isinstance(node, ast.DurCall):
-            stack.extend(node.args)
+            return False
+        stack.extend(_children(node))
+    return True
+
+
+def _const_seconds(d: ast.Duration | float) -> float | None:
+    """The value in seconds of a duration that does not depend on the query, else None
+    (also when it is out of range or too deep to evaluate)."""
+    if _depth(d) > MAX_DURATION_DEPTH or not _is_const(d):
+        return None
     try:
         return float(ast.eval_duration(d, 0, 0)) / 1000.0
-    except (ArithmeticError, ValueError):
+    except ast.DurationRangeError:
         return None
 
 

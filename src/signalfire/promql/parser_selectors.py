@@ -218,7 +218,9 @@ class SelectorParser(DurationParser):
                 ts = sign * self.duration_ms(self.next()) / 1000.0
             else:
                 raise self.unexpected("@", "timestamp")
-            if math.isnan(ts) or math.isinf(ts) or abs(ts) >= 9.223372036854776e18:
+            # Prometheus bounds the seconds by int64 and then overflows converting them to
+            # ms; here the milliseconds must fit in int64 too, with the same message.
+            if math.isnan(ts) or math.isinf(ts) or abs(ts) * 1000.0 >= 9.223372036854776e18:
                 self.semantic(expr.pos, f"timestamp out of bounds for @ modifier: {go_f(ts)}")
                 return
             at_ms = round_half_away(ts * 1000.0)

@@ -22,6 +22,7 @@ from signalfire.promql.values import RangeWindows, StepMatrix
 from signalfire.storage import SeriesSet
 from signalfire.storage.interface import SelectHints
 from signalfire.util import ragged
+from signalfire.util.deadline import checkpoint
 
 #: ``select(matchers, hints) -> SeriesSet``: how the evaluator reaches storage.
 SelectFn = Callable[[Sequence[Matcher], SelectHints], SeriesSet]
@@ -51,6 +52,58 @@ def keep_series(ss: SeriesSet, keep: Bool) -> SeriesSet:
     return SeriesSet(labels, kept_offsets, ss.ts[sample_keep], ss.values[sample_keep], ss.warnings, st)
 
 
+def count_present(ss: SeriesSet, eval_ts: I64, lookback_ms: int) -> int:
+    """How many cells :func:`instant_vector` will fill, found from the samples alone.
+
+    Sample k of a series is the one picked at the steps ``t`` with ``ts[k] <= t <
+    min(ts[k+1], ts[k] + lookback)``, unless it is a stale marker; counting those steps
+    for every sample (two searches of the N samples among the T sorted times) gives the
+    count without the ``[S, T]`` arrays, so a limit can refuse before they exist. Exact
+    for plain selectors, an upper bound with ``@st`` (which drops more cells).
+    """
+    n = len(ss.ts)
+    if n == 0 or len(eval_ts) == 0:
+        return 0
+    t = np.asarray(eval_ts, np.int64)
+    # end[k] = min(ts[k] + lookback, ts[k+1]) inside each series, built in place.
+    end = _plus(ss.ts, lookback_ms)
+    last = ss.offsets[1:] - 1
+    last = last[last >= 0]
+    keep_last = end[last]
+    np.minimum(end[:-1], ss.ts[1:], out=end[:-1])
+    end[last] = keep_last
+    counts = np.searchsorted(t, end, "left")
+    del end
+    counts -= np.searchsorted(t, ss.ts, "left")
+    counts[is_stale(ss.values)] = 0
+    np.maximum(counts, 0, out=counts)
+    return int(counts.sum())
+
+
+def count_in_windows(ss: SeriesSet, eval_ts: I64, range_ms: int) -> int:
+    """How many samples the windows ``(t - range, t]`` of :func:`range_windows` will hold
+    over all steps, from the samples alone: sample k is in the windows of the steps with
+    ``ts[k] <= t < ts[k] + range``. Stale markers are left out, as range selectors do."""
+    if len(ss.ts) == 0 or len(eval_ts) == 0:
+        return 0
+    t = np.asarray(eval_ts, np.int64)
+    counts = np.searchsorted(t, _plus(ss.ts, range_ms), "left") - np.searchsorted(t, ss.ts, "left")
+    counts[is_stale(ss.values)] = 0
+    return int(counts.sum())
+
+
+def _plus(ts: I64, d: int) -> I64:
+    """``ts + d`` (``d >= 0``) saturating at the int64 maximum instead of wrapping."""
+    out: I64 = np.minimum(ts, np.iinfo(np.int64).max - d)
+    out += d
+    return out
+
+
+#: Cells picked per batch of series by :func:`instant_vector`: between batches the query's
+#: deadline is checked, so a large selection stops soon after a timeout or a cancel.
+BATCH_CELLS = 1 << 21
+
+
 def instant_vector(
     ss: SeriesSet, eval_ts: I64, lookback_ms: int, use_st: bool = False, smoothed: bool = False
 ) -> StepMatrix:
@@ -59,35 +112,63 @@ def instant_vector(
     Series with no sample at any step are left out. ``sample_ts`` records the picked
     sample's timestamp (for ``timestamp()``). With ``smoothed`` the value is interpolated
     linearly between the picked sample and the next one after ``t`` (within the lookback).
+    Large selections are picked in batches of series written straight into the result.
     """
     S, T = len(ss.labels), len(eval_ts)
     if S == 0 or ss.num_samples == 0:
         return StepMatrix.empty(T)
+    picked = np.empty((S, T), np.float64)
+    picked_ts = np.empty((S, T), np.int64)
+    present = np.empty((S, T), np.bool_)
+    rows_per_batch = max(1, BATCH_CELLS // max(T, 1))
+    for a in range(0, S, rows_per_batch):
+        b = min(S, a + rows_per_batch)
+        if b < S or a > 0:
+            checkpoint()
+        o0, o1 = int(ss.offsets[a]), int(ss.offsets[b])
+        if o0 == o1:
+            present[a:b] = False
+            picked[a:b] = 0.0
+            picked_ts[a:b] = 0
+            continue
+        st = None if ss.st is None else ss.st[o0:o1]
+        sub = SeriesSet(ss.labels[a:b], ss.offsets[a : b + 1] - o0, ss.ts[o0:o1], ss.values[o0:o1], st=st)
+        _pick_into(sub, eval_ts, lookback_ms, use_st, smoothed, picked[a:b], picked_ts[a:b], present[a:b])
+    rows = present.any(axis=1)
+    if not rows.all():
+        keep = np.flatnonzero(rows)
+        labels = [ss.labels[i] for i in keep.tolist()]
+        return StepMatrix(labels, picked[keep], present[keep], None, picked_ts[keep])
+    return StepMatrix(list(ss.labels), picked, present, None, picked_ts)
+
+
+def _pick_into(
+    ss: SeriesSet,
+    eval_ts: I64,
+    lookback_ms: int,
+    use_st: bool,
+    smoothed: bool,
+    picked: F64,
+    picked_ts: I64,
+    present: Bool,
+) -> None:
+    """:func:`instant_vector`'s work for series that have samples, into ``[S, T]`` views."""
     hi = ragged.searchsorted_ragged(ss.offsets, ss.ts, eval_ts, "right")
     idx = hi - 1
     has = idx >= ss.offsets[:-1, None]
-    idx = np.where(has, idx, 0)
-    picked_ts = ss.ts[idx]
-    picked = ss.values[idx]
-    present = has & (picked_ts > (eval_ts - lookback_ms)[None, :]) & ~is_stale(picked)
+    idx[~has] = 0
+    np.take(ss.ts, idx, out=picked_ts)
+    np.take(ss.values, idx, out=picked)
+    np.greater(picked_ts, (eval_ts - lookback_ms)[None, :], out=present)
+    present &= has
+    present &= ~is_stale(picked)
     if smoothed:
-        picked = _interpolate_next(ss, eval_ts, lookback_ms, hi, picked_ts, picked, present)
+        picked[...] = _interpolate_next(ss, eval_ts, lookback_ms, hi, picked_ts, picked, present)
     if use_st:
         st = ss.st if ss.st is not None else np.zeros(len(ss.ts), np.int64)
         picked_st = st[idx]
         present &= picked_st != 0
-        picked = picked_st.astype(np.float64) / 1000.0
-    rows = present.any(axis=1)
-    if not rows.all():
-        keep = np.flatnonzero(rows)
-        return StepMatrix(
-            [ss.labels[i] for i in keep.tolist()],
-            np.ascontiguousarray(picked[keep]),
-            present[keep],
-            None,
-            picked_ts[keep],
-        )
-    return StepMatrix(list(ss.labels), np.ascontiguousarray(picked), present, None, picked_ts)
+        np.divide(picked_st, 1000.0, out=picked)
 
 
 def _interpolate_next(

@@ -13,18 +13,19 @@ import numpy as np
 
 from signalfire._types import I64
 from signalfire.errors import QueryError
+from signalfire.promql.limits import QueryLimits
 from signalfire.promql.values import RangeWindows, StepMatrix
 from signalfire.util import ragged
-
-#: A subquery may not evaluate its inner expression at more points than this.
-MAX_INNER_STEPS = 11_000_000
+from signalfire.util.deadline import checkpoint
 
 
-def inner_times(window_end: I64, range_ms: int, step_ms: int) -> I64:
+def inner_times(window_end: I64, range_ms: int, step_ms: int, limits: QueryLimits | None = None) -> I64:
     """Sorted distinct multiples of ``step_ms`` inside any ``(end - range, end]``.
 
-    ``window_end`` is int64[T] (outer times with offset and ``@`` applied).
+    ``window_end`` is int64[T] (outer times with offset and ``@`` applied). The count is
+    checked against ``limits.max_steps`` before any array of inner times is made.
     """
+    limits = limits or QueryLimits()
     if step_ms <= 0:
         raise QueryError("subquery step must be positive")
     ends = np.unique(np.asarray(window_end, np.int64))
@@ -34,37 +35,58 @@ def inner_times(window_end: I64, range_ms: int, step_ms: int) -> I64:
     first = ((ends - range_ms) // step_ms + 1) * step_ms
     last = (ends // step_ms) * step_ms
     n = np.maximum((last - first) // step_ms + 1, 0)
-    total = int(n.sum())
-    if total > MAX_INNER_STEPS:
+    if limits.max_steps > 0 and float(n.sum(dtype=np.float64)) > limits.max_steps:
         # Windows overlap heavily for long ranges; the union is then a plain progression.
         lo, hi = int(first.min()), int(last.max())
-        if (hi - lo) // step_ms + 1 > MAX_INNER_STEPS:
-            raise QueryError("subquery would evaluate too many steps")
+        limits.check_steps((hi - lo) // step_ms + 1, "subquery")
         return np.arange(lo, hi + 1, step_ms, dtype=np.int64)
+    total = int(n.sum())
     starts = np.repeat(first, n)
     within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
     return np.unique(starts + within * step_ms)
 
 
+def ragged_batch_rows(n_cols: int) -> int:
+    """Rows of ``n_cols`` cells per batch of deadline-checked work (about 2 M cells)."""
+    return max(1, (1 << 21) // max(n_cols, 1))
+
+
 def windows_from_inner(inner: StepMatrix, inner_ts: I64, window_end: I64, range_ms: int) -> RangeWindows:
     """Turn the inner [S, U] result into a range vector with windows per outer step."""
     present = inner.present
-    rows = present.any(axis=1)
-    keep = np.flatnonzero(rows)
-    present = present[keep]
-    counts = present.sum(axis=1)
+    keep = np.flatnonzero(present.any(axis=1))
+    counts = present[keep].sum(axis=1) if len(keep) < len(present) else present.sum(axis=1)
     offsets = np.zeros(len(keep) + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
-    r, c = np.nonzero(present)  # row-major: per series, times ascending
-    ts = inner_ts[c].astype(np.int64)
-    values = inner.values[keep][r, c]
-    lo, hi = ragged.window_bounds(offsets, ts, window_end, range_ms)
+    n = int(offsets[-1])
+    ts = np.empty(n, np.int64)
+    values = np.empty(n, np.float64)
+    U = max(present.shape[1], 1)
+    rows = max(1, ragged_batch_rows(U))
+    ends = np.asarray(window_end, np.int64)
+    lo = np.empty((len(keep), len(ends)), np.int64)
+    hi = np.empty((len(keep), len(ends)), np.int64)
+    # Gathered in batches of series (row-major: per series, times ascending), with the
+    # deadline checked between them: this is a pass over all inner cells. Each batch also
+    # finds its windows, as window_bounds over all samples at once is one long pass too.
+    for a in range(0, len(keep), rows):
+        checkpoint()
+        b = min(len(keep), a + rows)
+        part = keep[a:b]
+        r, c = np.nonzero(present[part])
+        oa, ob = int(offsets[a]), int(offsets[b])
+        ts[oa:ob] = inner_ts[c]
+        values[oa:ob] = inner.values[part[r], c]
+        blo, bhi = ragged.window_bounds(offsets[a : b + 1] - oa, ts[oa:ob], ends, range_ms)
+        lo[a:b] = blo + oa
+        hi[a:b] = bhi + oa
+    checkpoint()
     drop = None if inner.drop_name is None else inner.drop_name[keep]
     return RangeWindows(
         [inner.labels[i] for i in keep.tolist()],
         offsets,
         ts,
-        np.ascontiguousarray(values, np.float64),
+        values,
         lo,
         hi,
         np.asarray(window_end, np.int64),

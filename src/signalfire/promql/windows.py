@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from signalfire._types import F64, I64, Bool
+from signalfire.util.deadline import checkpoint
 
 #: Largest float64 below which every integer is exact.
 _EXACT_INT = float(2**53)
@@ -210,6 +211,8 @@ class ColumnWalk:
 
     def __iter__(self) -> Iterator[tuple[int, int, I64]]:
         for k in range(self.maxlen):
+            if k & 63 == 63:  # long windows: thousands of rounds, so the deadline is checked
+                checkpoint()
             n = int(self.n_active[k])
             yield k, n, self.lo[:n] + k
 
@@ -242,12 +245,15 @@ def sum_with_error(values: F64, offsets: I64, lo: I64, hi: I64) -> tuple[F64, F6
     one rounding, i.e. eps * (window sum of |prefix| + |result|).
     """
     incl, excl = segment_prefix(values, offsets)
+    checkpoint()
     sums = window_sum(incl, excl, lo, hi)
     if len(values) == 0:
         return sums, np.zeros_like(sums)
     if bool(np.all(values == np.round(values))) and float(np.abs(values).sum()) < _EXACT_INT:
         return sums, np.zeros_like(sums)
+    checkpoint()
     a_incl, a_excl = segment_prefix(np.abs(incl), offsets)
+    checkpoint()
     spread = window_sum(a_incl, a_excl, lo, hi)
     return sums, np.finfo(np.float64).eps * (spread + np.abs(sums))
 
@@ -274,9 +280,11 @@ def fast_sums(values: F64, offsets: I64, lo: I64, hi: I64) -> tuple[F64, Bool]:
     long series; those cells are summed again from values minus the series' first value
     (:func:`_centred_sums`), which keeps the running sums small.
     """
+    checkpoint()
     finite = np.isfinite(values)
     clean = np.where(finite, values, 0.0)
     sums, err = sum_with_error(clean, offsets, lo, hi)
+    checkpoint()  # whole-array passes over every sample and cell: check between them
     ok = ~nonfinite_in_window(values, lo, hi) & np.isfinite(sums) & np.isfinite(err)
     trusted = ok & (err <= np.abs(sums) * TRUST)
     retry = np.flatnonzero(ok & ~trusted)

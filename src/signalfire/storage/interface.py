@@ -92,6 +92,8 @@ class Querier(Protocol):
     ``select_runs`` is ``select`` for a merge: the same series and samples as runs of the
     store's own (read-only) columns, so that a merge of several stores copies each sample
     once. A store with no cheaper path returns ``RunSet.of(self.select(...))``.
+    ``select`` checks ``deadline`` (a query's timeout and cancel event) between batches of
+    its work (blocks, chunk groups) and raises its QueryTimeoutError/QueryCanceledError.
     """
 
     def select(

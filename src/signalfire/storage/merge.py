@@ -27,7 +27,7 @@ from signalfire.storage.annotations import Annotations
 from signalfire.storage.interface import Querier, SelectHints
 from signalfire.storage.runs import RunSet, concat_runs
 from signalfire.storage.series_set import SeriesSet, empty_series_set
-from signalfire.util.deadline import Deadline
+from signalfire.util.deadline import NO_DEADLINE, Deadline
 
 
 def union_labels(lists: Sequence[Sequence[Labels]]) -> tuple[list[Labels], list[I64]]:
@@ -221,8 +221,14 @@ class MergeQuerier:
         self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
     ) -> SeriesSet:
         """The merged selection; the queriers hand over runs, so their samples are copied
-        once, by the merge."""
-        return merge_run_sets([q.select_runs(matchers, hints, deadline) for q in self._queriers])
+        once, by the merge. ``deadline`` is checked before each querier and passed to it."""
+        dl = deadline or NO_DEADLINE
+        sets = []
+        for q in self._queriers:
+            dl.check()
+            sets.append(q.select_runs(matchers, hints, dl))
+        dl.check()
+        return merge_run_sets(sets)
 
     def select_runs(
         self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None

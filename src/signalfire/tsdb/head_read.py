@@ -19,7 +19,7 @@ from signalfire.labels import Labels, Matcher
 from signalfire.storage import SelectHints, SeriesSet, empty_series_set
 from signalfire.storage.runs import RunSet
 from signalfire.tsdb.head import Head
-from signalfire.util.deadline import Deadline
+from signalfire.util.deadline import NO_DEADLINE, Deadline
 
 
 def read_series(head: Head, refs: I64, mint: int, maxt: int) -> SeriesSet:
@@ -72,7 +72,10 @@ class HeadQuerier:
     def select(
         self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
     ) -> SeriesSet:
+        """``deadline`` is checked before the read and after it."""
         head = self._head
+        dl = deadline or NO_DEADLINE
+        dl.check()
         mint, maxt = self.mint, self.maxt
         if hints is not None:  # the caller needs no more than [start, end]: copy no more
             mint = mint if hints.start is None else max(mint, hints.start)
@@ -84,7 +87,9 @@ class HeadQuerier:
                 finish: Callable[[], SeriesSet] = lambda: _labels_only(labels)  # noqa: E731
             else:
                 finish = read_series_later(head, refs, mint, maxt)
-        return finish()
+        out = finish()  # decoding, outside the lock
+        dl.check()
+        return out
 
     def select_runs(
         self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None

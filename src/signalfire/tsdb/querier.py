@@ -21,11 +21,15 @@ from signalfire.labels import Matcher
 from signalfire.storage import SelectHints, SeriesSet
 from signalfire.storage.runs import RunSet, concat_runs
 from signalfire.tsdb.index.postings import select_postings
-from signalfire.util.deadline import Deadline
+from signalfire.util.deadline import NO_DEADLINE, Deadline
 from signalfire.util.ragged import ragged_arange
 
 if TYPE_CHECKING:
     from signalfire.tsdb.block import Block
+
+#: A select checks its deadline before every this many decoded chunks (a chunk holds
+#: whole columns of many series, so this is a few milliseconds of decoding).
+_CHUNKS_PER_CHECK = 16
 
 
 class BlockQuerier:
@@ -50,13 +54,16 @@ class BlockQuerier:
 
         Tombstoned samples are left out; series left without samples are dropped. With
         ``hints.func == "series"`` only label sets are returned (no samples are decoded).
+        ``deadline`` is checked between groups of decoded chunks.
         """
         self._check_open()
+        dl = deadline or NO_DEADLINE
+        dl.check()
         mint, maxt = self._range(hints)
         ids = select_postings(self.block.index, matchers)
         if hints is not None and hints.func == "series":
             return self._labels_only(ids, mint, maxt)
-        alive, offsets, ts, values, st = self.read_series(ids, mint, maxt)
+        alive, offsets, ts, values, st = self.read_series(ids, mint, maxt, dl)
         return SeriesSet(self.block.index.series_labels(alive), offsets, ts, values, st=st)
 
     def select_runs(
@@ -69,11 +76,15 @@ class BlockQuerier:
         :meth:`select`.
         """
         self._check_open()
+        dl = deadline or NO_DEADLINE
         if self.block.tombstones or (hints is not None and hints.func == "series"):
-            return RunSet.of(self.select(matchers, hints, deadline))
+            return RunSet.of(self.select(matchers, hints, dl))
+        dl.check()
         mint, maxt = self._range(hints)
         ids = select_postings(self.block.index, matchers)
-        owner, t_cols, t_slot, t_start, v_cols, st_cols, v_slot, v_start, lens = self._runs(ids, mint, maxt)
+        owner, t_cols, t_slot, t_start, v_cols, st_cols, v_slot, v_start, lens = self._runs(
+            ids, mint, maxt, dl
+        )
         keep = lens > 0
         owner = owner[keep]
         alive, run_counts = np.unique(owner, return_counts=True)
@@ -106,14 +117,19 @@ class BlockQuerier:
         labels = self.block.index.series_labels(ids[keep])
         return SeriesSet(labels, zero, np.empty(0, np.int64), np.empty(0, np.float64))
 
-    def read_series(self, ids: I64, mint: int, maxt: int) -> tuple[I64, I64, I64, np.ndarray, I64 | None]:
+    def read_series(
+        self, ids: I64, mint: int, maxt: int, deadline: Deadline = NO_DEADLINE
+    ) -> tuple[I64, I64, I64, np.ndarray, I64 | None]:
         """Samples of block series ``ids`` (sorted) in ``[mint, maxt]`` without tombstoned ones.
 
         Returns (ids that kept samples, offsets, ts, values, st or None): the ragged
         arrays of a SeriesSet without building label sets, for compaction. Fresh arrays,
         never views of the (cached) decoded chunks.
         """
-        owner, t_cols, t_slot, t_start, v_cols, st_cols, v_slot, v_start, lens = self._runs(ids, mint, maxt)
+        owner, t_cols, t_slot, t_start, v_cols, st_cols, v_slot, v_start, lens = self._runs(
+            ids, mint, maxt, deadline
+        )
+        deadline.check()
         ts = concat_runs(t_cols, t_slot, t_start, lens, np.int64)
         values = concat_runs(v_cols, v_slot, v_start, lens, np.float64)
         st = concat_runs(st_cols, v_slot, v_start, lens, np.int64) if st_cols else None
@@ -131,7 +147,7 @@ class BlockQuerier:
         np.cumsum(counts[alive], out=offsets[1:])
         return ids[alive], offsets, ts, values, st
 
-    def _runs(self, ids: I64, mint: int, maxt: int) -> tuple[Any, ...]:
+    def _runs(self, ids: I64, mint: int, maxt: int, deadline: Deadline = NO_DEADLINE) -> tuple[Any, ...]:
         """Every piece of ``ids`` in range as a run of decoded columns, trimmed to the range.
 
         Returns (owner position in ``ids``, ts columns, ts slot, ts start, value columns,
@@ -141,11 +157,11 @@ class BlockQuerier:
         pieces, owner = self._pieces(ids, mint, maxt)
         t = self.block.index.t
         v_cols, st_cols, v_slot, v_start, lens = self._locate(
-            t["piece_chunk"][pieces], t["piece_pos"][pieces], True
+            t["piece_chunk"][pieces], t["piece_pos"][pieces], True, deadline
         )
         tscol = t["piece_tscol"][pieces]
         t_cols, _, t_slot, t_start, t_lens = self._locate(
-            t["tscol_chunk"][tscol], t["tscol_pos"][tscol], False
+            t["tscol_chunk"][tscol], t["tscol_pos"][tscol], False, deadline
         )
         if not np.array_equal(lens, t_lens):
             bad = int(t["tscol_chunk"][tscol][np.argmax(lens != t_lens)])
@@ -173,19 +189,22 @@ class BlockQuerier:
         return pieces[live], owner[live]
 
     def _locate(
-        self, chunk: I64, pos: I64, values: bool
+        self, chunk: I64, pos: I64, values: bool, deadline: Deadline = NO_DEADLINE
     ) -> tuple[list[np.ndarray], list[np.ndarray], I64, I64, I64]:
         """Decode each distinct chunk once and locate every (chunk, position) run in it.
 
         Returns (decoded columns, their start-timestamp columns - empty when no chunk
-        has any, slot of each run's column, start inside it, length).
+        has any, slot of each run's column, start inside it, length). ``deadline`` is
+        checked every :data:`_CHUNKS_PER_CHECK` chunks.
         """
         uniq, inv = np.unique(chunk, return_inverse=True)
         inv = inv.reshape(-1).astype(np.int64, copy=False)
         cols: list[np.ndarray] = []
         sts: list[np.ndarray | None] = []
         counts: list[I64] = []
-        for c in uniq.tolist():  # loop over distinct chunks; each decodes whole columns
+        for k, c in enumerate(uniq.tolist()):  # loop over distinct chunks; each decodes whole columns
+            if k % _CHUNKS_PER_CHECK == 0:
+                deadline.check()
             dec = self.block.chunk(c)
             col = dec.values if values else dec.ts
             if col is None:

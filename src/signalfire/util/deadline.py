@@ -11,6 +11,9 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from signalfire.errors import QueryCanceledError, QueryTimeoutError
@@ -53,3 +56,29 @@ class Deadline:
 
 #: The deadline of work that has none.
 NO_DEADLINE = Deadline()
+
+
+#: The deadline of the work running in this thread (or asyncio task). Numeric kernels take
+#: plain arrays, so their long loops read it here instead of through every signature; the
+#: layers above pass their Deadline explicitly. Scoped by :func:`active`, never process-wide.
+_CURRENT: ContextVar[Deadline] = ContextVar("signalfire_deadline", default=NO_DEADLINE)
+
+
+@contextmanager
+def active(deadline: Deadline) -> Iterator[Deadline]:
+    """Make ``deadline`` the one :func:`checkpoint` checks, for the ``with`` block."""
+    token = _CURRENT.set(deadline)
+    try:
+        yield deadline
+    finally:
+        _CURRENT.reset(token)
+
+
+def current() -> Deadline:
+    """The deadline set by the innermost :func:`active` (:data:`NO_DEADLINE` outside)."""
+    return _CURRENT.get()
+
+
+def checkpoint(where: str = "expression evaluation") -> None:
+    """Check the current deadline (see :meth:`Deadline.check`); for loops inside kernels."""
+    _CURRENT.get().check(where)

@@ -66,6 +66,8 @@ class MemQuerier:
     def select(
         self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
     ) -> SeriesSet:
+        if deadline is not None:
+            deadline.check()
         self.store.selects.append((list(matchers), hints))
         labels, tss, vss = [], [], []
         for ls, (t, v) in self.store.data.items():
