@@ -25,6 +25,14 @@ _MAX_INT64 = 2**63 - 1
 DEFAULT_MATCH = "{__name__=~'(?s:.*)'}"
 
 
+def _command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str, description: str = ""
+) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` description repeats its one-line help unless given
+    (promtool's kingpin shows the same text in both places)."""
+    return sub.add_parser(name, help=help, description=description or help)
+
+
 def _add_db_path(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "db_path", nargs="?", default="data/", metavar="db path", help="Database path (default is data/)."
@@ -57,19 +65,15 @@ def _add_human_quiet(p: argparse.ArgumentParser, default: object) -> None:
 
 
 def _tsdb_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    tsdb = sub.add_parser("tsdb", help="Run tsdb commands.", description="Run tsdb commands.")
+    tsdb = _command(sub, "tsdb", "Run tsdb commands.")
     tsub = tsdb.add_subparsers(dest="tsdb_command", metavar="<command>")
     tsub.required = True
 
-    p = tsub.add_parser("list", help="List tsdb blocks.", description="List tsdb blocks.")
+    p = _command(tsub, "list", "List tsdb blocks.")
     p.add_argument("-r", "--human-readable", action="store_true", help="Print human readable values.")
     _add_db_path(p)
 
-    p = tsub.add_parser(
-        "analyze",
-        help="Analyze churn, label pair cardinality and compaction efficiency.",
-        description="Analyze churn, label pair cardinality and compaction efficiency.",
-    )
+    p = _command(tsub, "analyze", "Analyze churn, label pair cardinality and compaction efficiency.")
     p.add_argument("--limit", type=int, default=20, help="How many items to show in each list.")
     p.add_argument("--extended", action="store_true", help="Run extended analysis.")
     p.add_argument(
@@ -84,29 +88,24 @@ def _tsdb_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="Block to analyze (default is the last block).",
     )
 
-    p = tsub.add_parser("dump", help="Dump samples from a TSDB.", description="Dump samples from a TSDB.")
+    p = _command(tsub, "dump", "Dump samples from a TSDB.")
     _add_dump_flags(p)
-    p = tsub.add_parser(
+    p = _command(
+        tsub,
         "dump-openmetrics",
-        help="[Experimental] Dump samples from a TSDB into OpenMetrics text format.",
-        description="[Experimental] Dump samples from a TSDB into OpenMetrics text format, "
+        "[Experimental] Dump samples from a TSDB into OpenMetrics text format.",
+        "[Experimental] Dump samples from a TSDB into OpenMetrics text format, "
         "excluding native histograms and staleness markers, which are not representable in OpenMetrics.",
     )
     _add_dump_flags(p)
 
-    cbf = tsub.add_parser(
-        "create-blocks-from",
-        help="[Experimental] Import samples from input and produce TSDB blocks.",
-        description="[Experimental] Import samples from input and produce TSDB blocks.",
+    cbf = _command(
+        tsub, "create-blocks-from", "[Experimental] Import samples from input and produce TSDB blocks."
     )
     _add_human_quiet(cbf, False)
     csub = cbf.add_subparsers(dest="from_format", metavar="<command>")
     csub.required = True
-    om = csub.add_parser(
-        "openmetrics",
-        help="Import samples from OpenMetrics input and produce TSDB blocks.",
-        description="Import samples from OpenMetrics input and produce TSDB blocks.",
-    )
+    om = _command(csub, "openmetrics", "Import samples from OpenMetrics input and produce TSDB blocks.")
     # SUPPRESS keeps the subcommand's copy of -r/-q from overwriting the parent's value.
     _add_human_quiet(om, argparse.SUPPRESS)
     om.add_argument(
@@ -154,15 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="<command>")
 
-    check = sub.add_parser(
-        "check", help="Check the resources for validity.", description="Check the resources for validity."
-    )
+    check = _command(sub, "check", "Check the resources for validity.")
     csub = check.add_subparsers(dest="check_command", metavar="<command>")
     csub.required = True
-    m = csub.add_parser(
-        "metrics",
-        help="Pass Prometheus metrics over stdin to lint them for consistency and correctness.",
-        description="Pass Prometheus metrics over stdin to lint them for consistency and correctness.",
+    m = _command(
+        csub, "metrics", "Pass Prometheus metrics over stdin to lint them for consistency and correctness."
     )
     m.add_argument(
         "--extended",
