@@ -15,9 +15,6 @@ so a blow-up fails the test instead of hanging it.
 
 from __future__ import annotations
 
-import signal
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,44 +23,17 @@ import pytest
 from signalfire.exposition import parse_openmetrics, parse_text
 from signalfire.promql import ALL_FEATURES, parse_expr
 from signalfire.promql.lexer import lex
+from time_budget import cpu_seconds
 
 MIB = 1 << 20
 RATIO = 20.0
 SLACK_S = 0.5
 
 
-class _Overrun(BaseException):
-    pass
-
-
-def _alarm(_signum: int, _frame: Any) -> None:
-    raise _Overrun
-
-
 def timed(fn: Callable[[], object], limit_s: float) -> float:
-    """CPU seconds ``fn`` took, or ``inf`` when it ran past ``limit_s`` (stopped by a CPU-time
-    alarm where the test runs in the main thread). CPU time, not wall time, so that other
-    processes on a busy machine do not count. Whatever ``fn`` raises counts as its end: this test
-    measures time; which errors the parsers raise is the fuzz tests' business."""
-    main = threading.current_thread() is threading.main_thread()
-    old = signal.signal(signal.SIGPROF, _alarm) if main else None
-    started = time.process_time()
-    try:
-        if main:
-            signal.setitimer(signal.ITIMER_PROF, limit_s)
-        try:
-            fn()
-        except _Overrun:
-            return float("inf")
-        except Exception:
-            pass
-        finally:
-            if main:
-                signal.setitimer(signal.ITIMER_PROF, 0)
-    finally:
-        if main:
-            signal.signal(signal.SIGPROF, old)
-    return time.process_time() - started
+    """CPU seconds ``fn`` took (``OVER`` past ``limit_s``). Whatever ``fn`` raises counts as
+    its end: this test measures time; which errors the parsers raise is the fuzzers' business."""
+    return cpu_seconds(fn, limit_s, expected=(Exception,))
 
 
 def check_linear(parse: Callable[[Any], object], valid: Any, cases: Iterator[tuple[str, Any]]) -> None:
