@@ -2,7 +2,11 @@
 
 Whatever the input, the parser may only succeed or raise PromQLParseError with a valid
 position; anything else (IndexError, RecursionError, AssertionError, ...) is a bug. Every
-query that parses must also print and parse back to the same tree.
+query that parses must also print and parse back to the same tree. Each parse runs under
+a CPU-time budget (a query of a few kilobytes that takes over a second is a failure,
+reported with the query); one round in ten is a long valid query (several corpus queries
+joined by binary operators) with the mutation at its end, so a parser that rescans or
+backtracks over what it has read would show up.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import pytest
 from shared_data import PROMQLTEST
 from signalfire.errors import PromQLParseError
 from signalfire.promql import ALL_FEATURES, iter_children, parse_expr, prettify, to_string
+from signalfire.promql.ast import Expr
+from time_budget import OVER, cpu_seconds
 
 SCRIPTS = PROMQLTEST
 _EVAL = re.compile(r"^eval\S*\s+(?:instant\s+at\s+\S+|range\s+from\s+\S+\s+to\s+\S+\s+step\s+\S+)\s+(.*)$")
@@ -148,15 +154,36 @@ def mutate(rng: random.Random, q: str) -> str:
     return q
 
 
+def long_then_mutated(rng: random.Random, base: list[str]) -> str:
+    """5 to 20 corpus queries joined by binary operators, then one mutated query."""
+    parts = [f"({rng.choice(base)})" for _ in range(rng.randint(5, 20))]
+    ops = [rng.choice([" + ", " or ", " and ", " / ", " > bool "]) for _ in parts]
+    return "".join(p + o for p, o in zip(parts, ops)) + mutate(rng, rng.choice(base))
+
+
+#: CPU seconds one parse of one fuzz query may take (they are a few kilobytes at most).
+BUDGET_S = 1.0
+
+
 def random_query(rng: random.Random) -> str:
     return "".join(rng.choice(FRAGMENTS) + rng.choice(["", " "]) for _ in range(rng.randint(1, 15)))
 
 
 def check_one(q: str) -> bool:
-    """Parse ``q``; True when it parsed (and then must round-trip through the printer)."""
-    try:
-        tree = parse_expr(q, features=ALL_FEATURES)
-    except PromQLParseError as e:
+    """Parse ``q`` within BUDGET_S of CPU time; True when it parsed (and then must round-trip
+    through the printer)."""
+    out: list[Expr | PromQLParseError] = []
+
+    def run() -> None:
+        try:
+            out.append(parse_expr(q, features=ALL_FEATURES))
+        except PromQLParseError as e:
+            out.append(e)
+
+    assert cpu_seconds(run, BUDGET_S) != OVER, f"parsing ran over {BUDGET_S} s of CPU on {q!r}"
+    tree = out[0]
+    if isinstance(tree, PromQLParseError):
+        e = tree
         size = len(q.encode("utf-8", "surrogatepass"))
         assert e.line >= 1 and e.column >= 1 and 0 <= e.offset <= size, (q, str(e))
         assert str(e).startswith(f"{e.line}:{e.column}: parse error: "), (q, str(e))
@@ -184,7 +211,12 @@ def test_fuzz_parser_raises_only_parse_errors() -> None:
     parsed = 0
     started = time.perf_counter()
     for n in range(ROUNDS):
-        q = random_query(rng) if n % 10 == 0 else mutate(rng, rng.choice(base))
+        if n % 10 == 0:
+            q = random_query(rng)
+        elif n % 10 == 5:
+            q = long_then_mutated(rng, base)
+        else:
+            q = mutate(rng, rng.choice(base))
         parsed += check_one(q)
     elapsed = time.perf_counter() - started
     # A good share of mutants must still parse, or the fuzzer is only testing the lexer.

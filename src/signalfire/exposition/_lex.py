@@ -17,15 +17,15 @@ from signalfire.errors import ExpositionParseError
 from signalfire.util.gofmt import format_om_float, go_quote
 
 #: A metric name that needs no quotes: ``[a-zA-Z_:][a-zA-Z0-9_:]*``.
-NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*+"
 #: A label name that needs no quotes: ``[a-zA-Z_][a-zA-Z0-9_]*``.
-LNAME = r"[a-zA-Z_][a-zA-Z0-9_]*"
+LNAME = r"[a-zA-Z_][a-zA-Z0-9_]*+"
 #: A double-quoted string with backslash escapes (label values, quoted names).
-QSTRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+QSTRING = r'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
 #: Go's float syntax as ``parseFloat`` accepts it (sign, decimal, exponent, Inf, NaN).
 FLOAT = (
-    r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[iI][nN][fF](?:[iI][nN][iI][tT][yY])?)"
-    r"|[nN][aA][nN]"
+    r"[+-]?+(?:(?:[0-9]++(?:\.[0-9]*+)?+|\.[0-9]++)(?:[eE][+-]?+[0-9]++)?+"
+    r"|[iI][nN][fF](?:[iI][nN][iI][tT][yY])?+)|[nN][aA][nN]"
 )
 
 NAME_RE = re.compile(NAME)
@@ -33,7 +33,7 @@ LNAME_RE = re.compile(LNAME)
 QSTRING_RE = re.compile(QSTRING)
 FLOAT_RE = re.compile(FLOAT)
 #: One ``name="value"`` pair inside braces, for the fast paths (structure already checked).
-LABEL_PAIR_RE = re.compile(r"(" + LNAME + r"|" + QSTRING + r')="((?:[^"\\]|\\.)*)"')
+LABEL_PAIR_RE = re.compile(r"(" + LNAME + r"|" + QSTRING + r')="((?:[^"\\]|\\.)*+)"')
 _ESCAPE_RE = re.compile(r"\\(.)", re.S)
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n"}
 

@@ -24,11 +24,11 @@ from signalfire.labels import METRIC_NAME, Labels
 from signalfire.util.gofmt import go_quote
 
 #: One item: a bare or quoted name, optionally ``=`` and a quoted value.
-ITEM = rf"(?:{LNAME}={QSTRING}|{QSTRING}(?:={QSTRING})?)"
-_ITEM_RE = re.compile(rf"({LNAME}|{QSTRING})(?:=({QSTRING}))?")
+ITEM = rf"(?:{LNAME}={QSTRING}|{QSTRING}(?:={QSTRING})?+)"
+_ITEM_RE = re.compile(rf"({LNAME}|{QSTRING})(?:=({QSTRING}))?+")
 #: Items separated by commas, a trailing comma allowed (text format also allows spaces).
-TEXT_ITEMS = rf"(?:{ITEM}(?:, ?{ITEM})*,?)?"
-OM_ITEMS = rf"(?:{ITEM}(?:,{ITEM})*,?)?"
+TEXT_ITEMS = rf"(?:{ITEM}(?:, ?+{ITEM})*+,?+)?+"
+OM_ITEMS = rf"(?:{ITEM}(?:,{ITEM})*+,?+)?+"
 
 
 def split_items(

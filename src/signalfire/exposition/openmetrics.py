@@ -35,12 +35,12 @@ from signalfire.exposition.text import decode_lines
 from signalfire.labels import Labels
 from signalfire.util.gofmt import go_quote
 
-_EITEMS = rf"(?:(?:{LNAME}|{QSTRING})={QSTRING}(?:,(?:{LNAME}|{QSTRING})={QSTRING})*,?)?"
+_EITEMS = rf"(?:(?:{LNAME}|{QSTRING})={QSTRING}(?:,(?:{LNAME}|{QSTRING})={QSTRING})*+,?+)?+"
 _SAMPLE_RE = re.compile(
-    rf"(?:({NAME})(?:\{{({OM_ITEMS})\}})?|\{{({OM_ITEMS})\}}) ([^ ]+)(?: ([^ ]+))??"
-    rf"(?: # \{{({_EITEMS})\}} ([^ ]+)(?: ([^ ]+))?)?"
+    rf"(?:({NAME})(?:\{{({OM_ITEMS})\}})?+|\{{({OM_ITEMS})\}}) ([^ ]++)(?: (?!# \{{)([^ ]++))?+"
+    rf"(?: # \{{({_EITEMS})\}} ([^ ]++)(?: ([^ ]++))?+)?+"
 )
-_META_RE = re.compile(rf"# (HELP|TYPE|UNIT) ({NAME}|{QSTRING}) (.*)")
+_META_RE = re.compile(rf"# (HELP|TYPE|UNIT) ({NAME}|{QSTRING}) (.*+)")
 _EPAIR_RE = re.compile(rf"({LNAME}|{QSTRING})=({QSTRING})")
 _TYPES = frozenset(
     ("counter", "gauge", "histogram", "gaugehistogram", "summary", "info", "stateset", "unknown")
@@ -49,7 +49,7 @@ _TYPES = frozenset(
 _CT_TYPES = frozenset(("counter", "summary", "histogram"))
 _NORMALIZED = {"histogram": "le", "summary": "quantile"}
 _INF = float("inf")
-_FLOATS_RE = re.compile(rf"(?:(?:{FLOAT})\n)*(?:{FLOAT})?")
+_FLOATS_RE = re.compile(rf"(?:(?:{FLOAT})\n)*+(?:{FLOAT})?+")
 
 
 def parse_openmetrics(
@@ -181,7 +181,7 @@ def parse_openmetrics(
 #: Deletes the characters of plain decimal literals (and the newlines joining them).
 _DECIMAL_CHARS = str.maketrans("", "", "0123456789.eE+-\n")
 #: A series as a sample line writes it: ``name``, ``name{...}`` or ``{...}``.
-_SERIES_RE = re.compile(rf"({NAME})(?:\{{({OM_ITEMS})\}})?|\{{({OM_ITEMS})\}}")
+_SERIES_RE = re.compile(rf"({NAME})(?:\{{({OM_ITEMS})\}})?+|\{{({OM_ITEMS})\}}")
 
 
 def _plain_samples(
@@ -310,10 +310,10 @@ def _plain_ms_all(toks: list[str]) -> list[int] | None:
 
 #: Newline-joined timestamps with exactly three decimals (milliseconds), and plain
 #: decimal seconds; neither takes an empty token.
-_MS_TS = r"-?[0-9]{1,15}\.[0-9]{3}"
-_MS_TS_RE = re.compile(rf"{_MS_TS}(?:\n{_MS_TS})*")
-_PLAIN_TS = r"-?[0-9]{1,15}(?:\.[0-9]+)?"
-_PLAIN_TS_RE = re.compile(rf"{_PLAIN_TS}(?:\n{_PLAIN_TS})*")
+_MS_TS = r"-?+[0-9]{1,15}+\.[0-9]{3}"
+_MS_TS_RE = re.compile(rf"{_MS_TS}(?:\n{_MS_TS})*+")
+_PLAIN_TS = r"-?+[0-9]{1,15}+(?:\.[0-9]++)?+"
+_PLAIN_TS_RE = re.compile(rf"{_PLAIN_TS}(?:\n{_PLAIN_TS})*+")
 
 
 def _plain_ms(tok: str) -> int:

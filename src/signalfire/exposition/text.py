@@ -32,10 +32,11 @@ from signalfire.exposition.labelset import TEXT_ITEMS, BucketMemo, check_utf8, f
 from signalfire.exposition.result import LabelCache, ParsedScrape, ScrapeBuilder
 from signalfire.util.gofmt import go_quote
 
-_SAMPLE_RE = re.compile(rf"(?=[a-zA-Z_:{{])({NAME})?(?:\{{({TEXT_ITEMS})\}})? ({FLOAT})(?: ([0-9]+))?")
+_SAMPLE_RE = re.compile(rf"(?=[a-zA-Z_:{{])({NAME})?+(?:\{{({TEXT_ITEMS})\}})?+ ({FLOAT})(?: ([0-9]++))?+")
 #: The whole body at once: per line (key, name, label items, value, ts, comment), or all empty.
 _BODY_RE = re.compile(
-    rf"^(?:((?=[a-zA-Z_:{{])({NAME})?(?:\{{({TEXT_ITEMS})\}})?) ([0-9a-zA-Z.+-]+)(?: ([0-9]+))?|(#.*)|)$",
+    rf"^(?:((?=[a-zA-Z_:{{])({NAME})?+(?:\{{({TEXT_ITEMS})\}})?+) ([0-9a-zA-Z.+-]++)(?: ([0-9]++))?+"
+    rf"|(#.*+)|)$",
     re.M,
 )
 _TYPES = {
@@ -234,7 +235,7 @@ def _skip_ws(line: str, i: int) -> int:
     return i
 
 
-_META_RE = re.compile(rf"# (HELP|TYPE) ({NAME})(?: (.*))?")
+_META_RE = re.compile(rf"# (HELP|TYPE) ({NAME})(?: (.*+))?+")
 
 
 def _comment(line: str, line_no: int) -> tuple[str, str, str] | None:
