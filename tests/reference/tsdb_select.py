@@ -1,12 +1,16 @@
-"""Slow, obviously correct twin of a block querier's select: filter a Python list."""
+"""Slow, obviously correct twins of a querier's select (filter a Python list) and of the
+store behind it (dictionaries written in order)."""
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from signalfire.labels import Labels, Matcher
+from signalfire.storage import SeriesSet
 
 Row = tuple[Labels, list[int], list[float]]
 
@@ -44,3 +48,62 @@ def select(
 
 def bits(values: Sequence[float]) -> list[int]:
     return np.array(values, np.float64).view(np.uint64).tolist()
+
+
+class FirstWriteModel:
+    """What a store holds after a sequence of writes, as plain dictionaries.
+
+    A timestamp written twice for a series keeps its first write: the head refuses a
+    second value for a timestamp it holds, and a merge of overlapping blocks and head
+    keeps the copy written first. Every write is taken as accepted, so callers write
+    only samples the store accepts (e.g. within the out-of-order window).
+    """
+
+    def __init__(self) -> None:
+        self.series: dict[Labels, dict[int, float]] = {}
+
+    def write(self, labels: Sequence[Labels], ts: Sequence[int], values: Sequence[float]) -> None:
+        """Samples ``(labels[k], ts[k], values[k])`` in write order."""
+        for ls, t, v in zip(labels, np.asarray(ts).tolist(), np.asarray(values, np.float64).tolist()):
+            self.series.setdefault(ls, {}).setdefault(t, v)
+
+    def rows(self) -> list[Row]:
+        """Every series with its samples in time order, as :func:`select` takes them."""
+        out = []
+        for ls, pts in self.series.items():
+            ts = sorted(pts)
+            out.append((ls, ts, [pts[t] for t in ts]))
+        return out
+
+    def expected(
+        self, matchers: Sequence[Matcher], mint: int, maxt: int
+    ) -> dict[Labels, list[tuple[int, int]]]:
+        """What a select returns, as {labels: [(t, value bits)]} (bits, so NaNs compare)."""
+        out = {}
+        for ls, ts, vs in sorted(self.rows(), key=lambda r: r[0]):
+            a, b = bisect.bisect_left(ts, mint), bisect.bisect_right(ts, maxt)
+            if a < b and matches(matchers, ls):
+                out[ls] = list(zip(ts[a:b], bits(vs[a:b])))
+        return out
+
+    def sums(self, times: Sequence[int], lookback: int) -> list[float | None]:
+        """``sum`` at each of ``times`` of every series' newest sample in ``(t - lookback, t]``
+        (None where no series has one), as an instant selector inside ``sum`` sees them."""
+        rows = self.rows()
+        out: list[float | None] = []
+        for t in times:
+            vals = []
+            for _, ts, vs in rows:
+                k = bisect.bisect_right(ts, t) - 1  # the newest sample at or before t
+                if k >= 0 and ts[k] > t - lookback:
+                    vals.append(vs[k])
+            out.append(math.fsum(vals) if vals else None)
+        return out
+
+
+def as_expected(ss: SeriesSet) -> dict[Labels, list[tuple[int, int]]]:
+    """A SeriesSet in :meth:`FirstWriteModel.expected`'s shape."""
+    return {
+        ls: list(zip(ss.ts[a:b].tolist(), bits(ss.values[a:b])))
+        for ls, a, b in zip(ss.labels, ss.offsets[:-1].tolist(), ss.offsets[1:].tolist())
+    }
