@@ -8,8 +8,9 @@ which cuts blocks, truncates the head and writes checkpoints.
 
 MODE other than ``random`` kills this process with SIGKILL from inside the storage code at
 the first chance after batch START + ARM: in the middle of a WAL write, before or after a
-checkpoint's rename, in the middle of writing a block, between writing a block and
-truncating the head, or between writing a compacted block and deleting its parents.
+checkpoint's rename, in the middle of writing a block, right after a block's rename,
+between writing a block and truncating the head, or between writing a compacted block and
+deleting its parents.
 """
 
 from __future__ import annotations
@@ -90,6 +91,17 @@ def arm(mode: str, armed: list[bool]) -> None:
         segment.WAL.delete_segments_before = when(segment.WAL.delete_segments_before)
     elif mode == "block-mid-write":
         block_write.write_index = when(block_write.write_index)
+    elif mode == "block-after-rename":
+        # Right after a block's rename: neither the DB nor the WAL checkpoint knows it yet.
+        real_fsync_dir = block_write.fsync_dir
+
+        def fsync_then_die(path):  # type: ignore[no-untyped-def]
+            real_fsync_dir(path)
+            name = os.path.basename(os.fspath(path))
+            if armed[0] and not name.endswith(".tmp") and name != block_write.CHUNKS_DIR:
+                _die(mode)
+
+        block_write.fsync_dir = fsync_then_die
     elif mode == "block-before-truncate":
         db_mod.DB._truncate_locked = when(db_mod.DB._truncate_locked)
     elif mode == "compaction-before-delete":
@@ -117,6 +129,11 @@ def _kill_on_rename(fn, armed, mode):  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
+    import signalfire.tsdb.block_write as block_write
+
+    # Small value chunks, so a block holds several per timestamp column (as a block of
+    # many series does at the default size), the layout whose overlaps issue 14 misread.
+    block_write.CHUNK_SAMPLES = 256
     data, acks, start, mode, arm_after, seed = sys.argv[1:7]
     b, arm_at = int(start), int(start) + int(arm_after)
     armed = [False]

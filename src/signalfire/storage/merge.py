@@ -1,9 +1,15 @@
 """Merging SeriesSets and queriers (Prometheus ``storage/merge.go``), whole arrays at a time.
 
-Blocks and the head overlap in time when blocks overlap or a crash left data both in a
-block and in the WAL; a series present in several inputs becomes one series whose samples
-are the union by timestamp. At equal timestamps the input listed first wins, as in
-Prometheus's chain sample iterator, so callers pass inputs oldest first.
+Blocks and the head overlap in time when out-of-order samples were written into the range
+of a persisted block, or a crash left data both in a block and in the WAL; a series present
+in several inputs becomes one series whose samples are the union by timestamp, one sample
+per timestamp. Where inputs hold different values for one timestamp, Prometheus keeps "one
+sample from random overlapped ones" (``ChainedSeriesMerge`` in its ``storage/merge.go``;
+which one depends on its iterator heap). Here the input listed first wins, always, and
+the DB lists blocks in creation (ULID) order and the head last: the first write of a
+timestamp wins, as the head itself refuses a second value for a timestamp it holds, and
+the answer does not change when a block is cut or compacted (compaction keeps the same
+copy, see ``tsdb/compact.py``).
 
 Usually the inputs do *not* overlap: blocks and the head cover consecutive time ranges,
 so a merged series is its inputs' runs one after another. The merge therefore works on
@@ -143,7 +149,10 @@ def merge_run_sets(sets: Sequence[RunSet]) -> SeriesSet:
         runs = (gid[bad], src[bad], length[bad], ts_slot[bad], ts_start[bad], v_slot[bad], v_start[bad])
         f_gid, f_start, f_len, f_ts, f_vals, f_st = _merge_overlapping(ts_cols, v_cols, st_cols, *runs)
         # The merged samples become one more column whose runs replace the overlapping ones.
-        f_slot = np.full(len(f_gid), len(ts_cols), np.int64)
+        # Its slot differs between the two lists: an input may share one timestamp column
+        # among several value columns (a block does), so the lists differ in length.
+        f_ts_slot = np.full(len(f_gid), len(ts_cols), np.int64)
+        f_v_slot = np.full(len(f_gid), len(v_cols), np.int64)
         ts_cols.append(f_ts)
         v_cols.append(f_vals)
         if has_st:
@@ -152,8 +161,8 @@ def merge_run_sets(sets: Sequence[RunSet]) -> SeriesSet:
         keep = ~bad
         gid = np.concatenate([gid[keep], f_gid])
         length = np.concatenate([length[keep], f_len])
-        ts_slot = np.concatenate([ts_slot[keep], f_slot])
-        v_slot = np.concatenate([v_slot[keep], f_slot])
+        ts_slot = np.concatenate([ts_slot[keep], f_ts_slot])
+        v_slot = np.concatenate([v_slot[keep], f_v_slot])
         ts_start = np.concatenate([ts_start[keep], f_start])
         v_start = np.concatenate([v_start[keep], f_start])
         order = np.argsort(gid, kind="stable")

@@ -32,6 +32,21 @@ class SeriesSet:
     warnings: Annotations = field(default_factory=Annotations)
     st: I64 | None = None  # int64[N] or None
 
+    def __post_init__(self) -> None:
+        # O(1) checks on every SeriesSet made: values paired with the wrong timestamps
+        # must fail here, loudly, not as a wrong answer or an IndexError far away.
+        # validate() adds the O(N) and O(S) ones.
+        n = len(self.ts)
+        off = self.offsets
+        if len(off) != len(self.labels) + 1 or off[0] != 0 or off[-1] != n or len(self.values) != n:
+            raise AssertionError(
+                f"BUG: SeriesSet of {len(self.labels)} series with {len(off)} offsets "
+                f"(first {off[0] if len(off) else None}, last {off[-1] if len(off) else None}), "
+                f"{n} timestamps and {len(self.values)} values"
+            )
+        if self.st is not None and len(self.st) != n:
+            raise AssertionError(f"BUG: SeriesSet with {n} timestamps and {len(self.st)} start timestamps")
+
     def __len__(self) -> int:
         return len(self.labels)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,14 +22,32 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _DECODE = {c: i for i, c in enumerate(_CROCKFORD)}
 
 
+#: The last ULID :func:`new_ulid` made by itself, so the next one is larger.
+_last_ulid = 0
+_ulid_lock = threading.Lock()
+
+
 def new_ulid(ms: int | None = None, randomness: bytes | None = None) -> str:
-    """A 26-character ULID for time ``ms`` (default now) with 80 random bits."""
+    """A 26-character ULID for time ``ms`` (default now) with 80 random bits.
+
+    Without arguments the ULIDs of one process strictly increase (as oklog/ulid's
+    monotonic entropy): two blocks cut in the same millisecond still sort in creation
+    order, which is the order reads and compactions give overlapping blocks (the copy
+    of a sample in the block made first wins, see ``storage/merge.py``).
+    """
+    global _last_ulid
+    auto = ms is None and randomness is None
     if ms is None:
         ms = int(time.time() * 1000)
     rnd = randomness if randomness is not None else os.urandom(10)
     if not 0 <= ms < 2**48 or len(rnd) != 10:
         raise ValueError("ULID time must fit 48 bits and randomness be 10 bytes")
     n = (ms << 80) | int.from_bytes(rnd, "big")
+    if auto:
+        with _ulid_lock:
+            # Same millisecond (or a clock step back): one more than the last, carrying
+            # into the time bits in the (2**-80) case that the random part overflows.
+            n = _last_ulid = max(n, _last_ulid + 1)
     return "".join(_CROCKFORD[(n >> (5 * i)) & 31] for i in range(25, -1, -1))
 
 

@@ -170,7 +170,10 @@ def merge_series_sets(sets: Sequence[SeriesSet], *, overlapping: bool) -> Series
 def compact_blocks(parent_dir: Path, blocks: Sequence[Block]) -> BlockMeta | None:
     """Merge ``blocks`` into one new block under ``parent_dir``; None when nothing is left.
 
-    Tombstoned samples are dropped; at equal timestamps the block listed first wins.
+    Tombstoned samples are dropped. Overlapping blocks are merged sample by sample
+    (Prometheus's vertical compaction); at a timestamp held by several blocks the one
+    created first (smallest ULID) wins, as in reads (see ``storage/merge.py``), so a
+    compaction never changes what a query returns.
     The new block spans all inputs, has level ``max + 1``, the union of their sources
     and the inputs as parents. Works one 2h window at a time, so memory stays bounded
     by a window's samples whatever the block sizes. The inputs are left in place: the
@@ -184,7 +187,7 @@ def compact_blocks(parent_dir: Path, blocks: Sequence[Block]) -> BlockMeta | Non
     maxt = max(m.max_time for m in metas)
     by_time = sorted(range(len(blocks)), key=lambda i: metas[i].min_time)
     disjoint = all(metas[a].max_time <= metas[b].min_time for a, b in itertools.pairwise(by_time))
-    read_order = by_time if disjoint else list(range(len(blocks)))
+    read_order = by_time if disjoint else sorted(range(len(blocks)), key=lambda i: metas[i].ulid)
     # Every input series gets its row in the output, numbered in label order.
     block_labels = [b.index.series_labels(b.index.all_postings()) for b in blocks]
     all_labels = sorted({ls for lbls in block_labels for ls in lbls})

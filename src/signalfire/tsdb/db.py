@@ -208,10 +208,16 @@ class DB:
     # ---------------------------------------------------------------- read
 
     def querier(self, mint: int, maxt: int) -> Querier:
-        """Head plus every block overlapping ``[mint, maxt]`` (oldest first), merged."""
+        """Every block overlapping ``[mint, maxt]`` then the head, merged.
+
+        Blocks go in creation (ULID) order, the head last: where they overlap, the
+        merge keeps the copy listed first, so a timestamp written twice keeps its
+        first write, as the head itself does (see ``storage/merge.py``).
+        """
         self._check_open()
         with self._lock:
             blocks = [b for b in self.blocks if b.meta.min_time <= maxt and b.meta.max_time > mint]
+            blocks.sort(key=lambda b: b.meta.ulid)
             for b in blocks:
                 self._readers[b.meta.ulid] = self._readers.get(b.meta.ulid, 0) + 1
         queriers: list[Querier] = [

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from signalfire._types import F64, I64, Bool
+from signalfire._types import F64, I64, MAX_TIME, Bool
 
 #: Above this many series × distinct times the shifted-key trick could overflow int64;
 #: :func:`searchsorted_ragged` then falls back to one searchsorted per series.
@@ -163,13 +163,14 @@ def bisect_runs(ts: I64, starts: I64, lens: I64, targets: int | I64, side: str =
     n = np.asarray(lens, np.int64)
     if len(lo) == 0 or len(ts) == 0:
         return lo.copy()
-    # On integers, "right of t" is "left of t + 1".
-    tgt = np.asarray(targets, np.int64) + (1 if side == "right" else 0)
+    tgt = np.asarray(targets, np.int64)
+    # "Right of t" compares with <= (not "left of t + 1", which overflows at MAX_TIME).
+    before = np.less if side == "left" else np.less_equal
     last = len(ts) - 1
     for _ in range(int(n.max()).bit_length()):
         half = n >> 1
         mid = lo + half
-        go = (ts[np.minimum(mid, last)] < tgt) & (n > 0)
+        go = before(ts[np.minimum(mid, last)], tgt) & (n > 0)
         lo = np.where(go, mid + 1, lo)
         n = np.where(go, n - half - 1, half)
     return lo
@@ -189,6 +190,8 @@ def clip_runs(ts: I64, starts: I64, lens: I64, mint: int, maxt: int) -> tuple[I6
             lo[k] = a + int(np.searchsorted(run, mint, "left"))
             hi[k] = a + int(np.searchsorted(run, maxt, "right"))
         return lo, hi
+    if maxt >= MAX_TIME:  # every sample is at or before it; maxt + 1 would not fit int64
+        return bisect_runs(ts, starts, lens, mint), np.asarray(starts, np.int64) + lens
     both = bisect_runs(
         ts,
         np.concatenate([starts, starts]),

@@ -7,7 +7,8 @@ import pytest
 
 from signalfire.labels import Labels
 from signalfire.storage import SeriesSet, series_set_from_lists
-from signalfire.storage.merge import merge_series_sets
+from signalfire.storage.merge import merge_run_sets, merge_series_sets
+from signalfire.storage.runs import RunSet
 
 A = Labels.from_strings("a", "1")
 B = Labels.from_strings("a", "2")
@@ -111,3 +112,76 @@ def test_merge_keeps_labels_only_series_and_warnings():
     assert list(m.labels) == [A, B] and m.offsets.tolist() == [0, 0, 1]
     z = merge_series_sets([series_set_from_lists([], [], []), y])
     assert z.warnings.warning_list() == ["w"]
+
+
+def _block_like_runs(rng, labels, n_windows, chunk_samples):
+    """A RunSet laid out as a block stores its samples: every series on one timestamp
+    grid, one timestamp column per window shared by all series, and the (series,
+    window) pieces packed into value columns of at most ``chunk_samples`` samples, so
+    there are more value columns than timestamp columns."""
+    per_window = int(rng.integers(1, 6))
+    grid = np.arange(n_windows * per_window, dtype=np.int64) * 10
+    ts_cols = [grid[w * per_window : (w + 1) * per_window] for w in range(n_windows)]
+    S = len(labels)
+    # Pieces in (window, series) order, as a block writes them; runs in (series, window).
+    v_cols, cur, where = [], [], {}
+    for w in range(n_windows):
+        for i in range(S):
+            if sum(map(len, cur)) + per_window > chunk_samples and cur:
+                v_cols.append(np.concatenate(cur))
+                cur = []
+            where[i, w] = (len(v_cols), sum(map(len, cur)))
+            cur.append(rng.random(per_window))
+    v_cols.append(np.concatenate(cur))
+    runs = [(i, w) for i in range(S) for w in range(n_windows)]
+    return RunSet(
+        labels,
+        np.arange(S + 1, dtype=np.int64) * n_windows,
+        np.full(len(runs), per_window, np.int64),
+        ts_cols,
+        np.array([w for _, w in runs], np.int64),
+        np.zeros(len(runs), np.int64),
+        v_cols,
+        np.array([where[r][0] for r in runs], np.int64),
+        np.array([where[r][1] for r in runs], np.int64),
+    )
+
+
+@pytest.mark.parametrize(
+    "chunk_samples", [1, 5, 17, 10**6], ids=["chunk-1", "chunk-5", "chunk-17", "one-chunk"]
+)
+@pytest.mark.parametrize("seed", range(6))
+def test_merge_of_runs_sharing_timestamp_columns_stays_aligned(chunk_samples, seed):
+    # Blocks share one timestamp column across several value columns; the merged
+    # column of overlapping series must get its own slot in both column lists.
+    rng = np.random.default_rng(seed)
+    labels = [Labels.from_strings("a", f"{i:03d}") for i in range(int(rng.integers(1, 9)))]
+    inputs = [_block_like_runs(rng, labels, int(rng.integers(1, 4)), chunk_samples) for _ in range(2)]
+    head = _random_set(rng, labels, 4, with_st=False)
+    order = rng.permutation(3).tolist()
+    sets = [[*inputs, RunSet.of(head)][k] for k in order]
+    m = merge_run_sets(sets)
+    m.validate()
+    want = _reference_merge([s.to_series_set() for s in sets])
+    got = {
+        ls: list(zip(m.ts[a:b].tolist(), zip(m.values[a:b].tolist(), [0] * (b - a))))
+        for ls, a, b in zip(m.labels, m.offsets[:-1], m.offsets[1:])
+    }
+    assert got == want
+
+
+@pytest.mark.parametrize(
+    "offsets, n_ts, n_values, n_st",
+    [
+        ([0, 2, 3], 3, 2, None),  # values shorter than ts: the issue's misalignment
+        ([0, 2, 3], 2, 3, None),
+        ([0, 2, 3], 3, 3, 2),
+        ([0, 2], 2, 2, None),  # one offset too few for two series
+        ([1, 2, 3], 3, 3, None),
+        ([0, 2, 4], 3, 3, None),
+    ],
+)
+def test_series_set_refuses_misaligned_arrays(offsets, n_ts, n_values, n_st):
+    st = None if n_st is None else np.zeros(n_st, np.int64)
+    with pytest.raises(AssertionError, match="BUG: SeriesSet"):
+        SeriesSet([A, B], np.array(offsets), np.arange(n_ts), np.zeros(n_values), st=st)

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from signalfire._types import MAX_TIME, MIN_TIME
 from signalfire.util import ragged
 
 
@@ -159,6 +160,22 @@ def test_clip_runs_keeps_exactly_the_range(groups, mint, width):
     for i in range(len(series)):
         run = ts[offsets[i] : offsets[i + 1]]
         assert ts[lo[i] : hi[i]].tolist() == [t for t in run.tolist() if mint <= t <= mint + width]
+
+
+@pytest.mark.parametrize("n_runs", [1, 16, 17, 200], ids=["one-run", "loop", "lockstep", "many"])
+def test_clip_and_bisect_runs_at_the_ends_of_int64_time(n_runs):
+    # A select over all time passes MIN_TIME and MAX_TIME, and "right of MAX_TIME" does
+    # not fit int64: it must neither raise nor wrap around.
+    series = [list(range(-5 * k, 3 * k + 1, 2)) for k in range(n_runs)]
+    offsets, ts = _ragged(series)
+    starts, lens = offsets[:-1], np.diff(offsets)
+    lo, hi = ragged.clip_runs(ts, starts, lens, MIN_TIME, MAX_TIME)
+    assert lo.tolist() == starts.tolist() and hi.tolist() == (starts + lens).tolist()
+    lo, hi = ragged.clip_runs(ts, starts, lens, 0, MAX_TIME)
+    for i in range(n_runs):
+        assert ts[lo[i] : hi[i]].tolist() == [t for t in series[i] if t >= 0]
+    assert ragged.bisect_runs(ts, starts, lens, MAX_TIME, "right").tolist() == (starts + lens).tolist()
+    assert ragged.bisect_runs(ts, starts, lens, MIN_TIME, "left").tolist() == starts.tolist()
 
 
 @settings(max_examples=100, deadline=None)
