@@ -102,7 +102,7 @@ def test_kill_between_block_rename_and_wal_checkpoint(tmp_path, monkeypatch):
 
     # The block is renamed into place; the head is not truncated and the WAL not
     # checkpointed: on disk, what a kill -9 at that point leaves.
-    monkeypatch.setattr(DB, "truncate_head", killed)
+    monkeypatch.setattr(DB, "_truncate_locked", killed)  # the cut truncates under the locks
     with pytest.raises(_Killed):
         db.compact()
     monkeypatch.undo()
