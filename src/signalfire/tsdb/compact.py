@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -103,8 +104,16 @@ def _select_ranges(blocks: list[BlockMeta], ranges: list[int]) -> list[BlockMeta
     return []
 
 
-#: One ragged batch: (series ids ascending, offsets, ts, values, st or None).
-Ragged = tuple[I64, I64, I64, F64, "I64 | None"]
+class Ragged(NamedTuple):
+    """One ragged batch of several series' samples: series ``gids[i]`` (ascending) owns
+    ``[offsets[i], offsets[i+1])`` of ``ts``, ``values`` and ``st`` (start timestamps, or
+    None when no sample has one)."""
+
+    gids: I64
+    offsets: I64
+    ts: I64
+    values: F64
+    st: I64 | None
 
 
 def merge_ragged(parts: Sequence[Ragged], *, overlapping: bool) -> Ragged:
@@ -116,19 +125,19 @@ def merge_ragged(parts: Sequence[Ragged], *, overlapping: bool) -> Ragged:
     """
     if not parts:
         z = np.empty(0, np.int64)
-        return z, np.zeros(1, np.int64), z, np.empty(0, np.float64), None
-    gids = np.unique(np.concatenate([p[0] for p in parts]))
+        return Ragged(z, np.zeros(1, np.int64), z, np.empty(0, np.float64), None)
+    gids = np.unique(np.concatenate([p.gids for p in parts]))
     G = len(gids)
-    local = [np.searchsorted(gids, p[0]) for p in parts]  # each batch's series -> output row
-    lens = [np.diff(p[1]) for p in parts]
-    ts = np.concatenate([p[2] for p in parts])
-    vals = np.concatenate([np.asarray(p[3], np.float64) for p in parts])
+    local = [np.searchsorted(gids, p.gids) for p in parts]  # each batch's series -> output row
+    lens = [np.diff(p.offsets) for p in parts]
+    ts = np.concatenate([p.ts for p in parts])
+    vals = np.concatenate([np.asarray(p.values, np.float64) for p in parts])
     st = None
-    if any(p[4] is not None for p in parts):
-        st = np.concatenate([p[4] if p[4] is not None else np.zeros(len(p[2]), np.int64) for p in parts])
+    if any(p.st is not None for p in parts):
+        st = np.concatenate([p.st if p.st is not None else np.zeros(len(p.ts), np.int64) for p in parts])
     if overlapping:
         g = np.concatenate([np.repeat(lo, ln) for lo, ln in zip(local, lens)])
-        batch = np.concatenate([np.full(len(p[2]), k, np.int64) for k, p in enumerate(parts)])
+        batch = np.concatenate([np.full(len(p.ts), k, np.int64) for k, p in enumerate(parts)])
         order = np.lexsort((batch, ts, g))
         g, t = g[order], ts[order]
         keep = np.ones(len(t), np.bool_)
@@ -152,7 +161,7 @@ def merge_ragged(parts: Sequence[Ragged], *, overlapping: bool) -> Ragged:
         order[dest] = np.arange(len(ts), dtype=np.int64)
     offsets = np.zeros(G + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
-    return gids, offsets, ts[order], vals[order], st[order] if st is not None else None
+    return Ragged(gids, offsets, ts[order], vals[order], st[order] if st is not None else None)
 
 
 def merge_series_sets(sets: Sequence[SeriesSet], *, overlapping: bool) -> SeriesSet:
@@ -162,7 +171,7 @@ def merge_series_sets(sets: Sequence[SeriesSet], *, overlapping: bool) -> Series
     parts: list[Ragged] = []
     for s in sets:
         g = np.fromiter((gid_of[ls] for ls in s.labels), np.int64, count=len(s.labels))
-        parts.append((g, s.offsets, s.ts, s.values, s.st))
+        parts.append(Ragged(g, s.offsets, s.ts, s.values, s.st))
     gids, offsets, ts, vals, st = merge_ragged(parts, overlapping=overlapping)
     return SeriesSet([all_labels[i] for i in gids.tolist()], offsets, ts, vals, st=st)
 
@@ -211,7 +220,7 @@ def compact_blocks(parent_dir: Path, blocks: Sequence[Block]) -> BlockMeta | Non
             for k in read_order:
                 if metas[k].min_time <= hi and metas[k].max_time > lo:
                     ids, off, ts, vals, st = queriers[k].read_series(blocks[k].index.all_postings(), lo, hi)
-                    parts.append((gmaps[k][ids], off, ts, vals, st))
+                    parts.append(Ragged(gmaps[k][ids], off, ts, vals, st))
             gids, offsets, ts, vals, st = merge_ragged(parts, overlapping=not disjoint)
             writer.add(gids, offsets, ts, vals, st)
             written += len(ts)
