@@ -31,9 +31,7 @@ from signalfire._types import MAX_TIME, MIN_TIME
 from signalfire.errors import BadDataError, StorageError
 from signalfire.labels import Matcher
 from signalfire.metrics import Registry
-from signalfire.storage import Querier, SelectHints, SeriesSet
-from signalfire.storage.merge import MergeQuerier
-from signalfire.storage.runs import RunSet
+from signalfire.storage import MergeQuerier, Querier, RunSet, SelectHints, SeriesSet
 from signalfire.tsdb.block import Block, BlockQuerier, delete_block_dir, write_block
 from signalfire.tsdb.block_meta import BlockMeta, is_ulid
 from signalfire.tsdb.chunks.cache import ChunkCache
@@ -52,11 +50,6 @@ from signalfire.tsdb.wal.segment import WAL
 from signalfire.util.deadline import Deadline
 
 log = logging.getLogger(__name__)
-
-
-def blocks_available() -> bool:
-    """Whether on-disk blocks are supported (always, now; kept for callers that asked)."""
-    return True
 
 
 class DB:

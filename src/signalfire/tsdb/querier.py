@@ -18,8 +18,7 @@ import numpy as np
 from signalfire._types import I64
 from signalfire.errors import CorruptionError
 from signalfire.labels import Matcher
-from signalfire.storage import SelectHints, SeriesSet
-from signalfire.storage.runs import RunSet, concat_runs
+from signalfire.storage import RunSet, SelectHints, SeriesSet, concat_runs
 from signalfire.tsdb.index.postings import select_postings
 from signalfire.util.deadline import NO_DEADLINE, Deadline
 from signalfire.util.ragged import ragged_arange, segment_ids
