@@ -289,14 +289,19 @@ def decode_int_segments(params: dict[str, np.ndarray], counts: I64, z: U64) -> I
     if np.any(mode == MODE_CROSS):
         d = _resolve_cross(d, dcounts, mode == MODE_CROSS)
     # Re-insert the first value of each series, then accumulate deltas into values.
-    out = np.empty(int(counts.sum()), np.int64)
-    starts = seg_starts(counts)
+    return seg_cumsum(_with_firsts(params["first"], d, counts, np.int64), counts)
+
+
+def _with_firsts(first: np.ndarray, rest: np.ndarray, counts: I64, dtype: type[np.integer]) -> np.ndarray:
+    """A column of ``counts`` segments: each non-empty segment starts with its entry of
+    ``first`` (one per segment), and ``rest`` fills the other places in order."""
+    out = np.empty(int(counts.sum()), dtype)
     has = counts > 0
     is_first = np.zeros(len(out), np.bool_)
-    is_first[starts[has]] = True
-    out[is_first] = params["first"][has]
-    out[~is_first] = d
-    return seg_cumsum(out, counts)
+    is_first[seg_starts(counts)[has]] = True
+    out[is_first] = first[has]
+    out[~is_first] = rest
+    return out
 
 
 def _resolve_cross(d: I64, dcounts: I64, cross: np.ndarray) -> I64:
@@ -471,13 +476,7 @@ def decode_float_segments(parts: dict[str, np.ndarray], counts: I64) -> F64:
     out[per_sample_int] = np.where(raw, ints.view(np.uint64), as_float.view(np.uint64))
     # XOR series: put the first bits back, then prefix-XOR within each series.
     fcounts = counts[~is_int]
-    x = np.empty(int(fcounts.sum()), np.uint64)
-    fstarts = seg_starts(fcounts)
-    fhas = fcounts > 0
-    isf = np.zeros(len(x), np.bool_)
-    isf[fstarts[fhas]] = True
-    x[isf] = parts["xfirst"][fhas]
-    x[~isf] = parts["xresid"]
+    x = _with_firsts(parts["xfirst"], parts["xresid"], fcounts, np.uint64)
     out[~per_sample_int] = seg_xor_accumulate(x, fcounts)
     out[parts["exc_pos"]] = parts["exc_bits"]
     res: F64 = out.view(np.float64)
