@@ -28,7 +28,7 @@ from datagen import dataset
 
 from signalfire.labels import Labels, Matcher
 from signalfire.storage import SeriesSet
-from signalfire.tsdb.block import Block, write_block
+from signalfire.tsdb import Block, write_block
 from signalfire.tsdb.chunks.chunk_file import encode_value_chunk
 from signalfire.tsdb.compact import compact_blocks
 

@@ -17,8 +17,7 @@ import numpy as np
 
 from signalfire._types import MAX_TIME, MIN_TIME
 from signalfire.labels import Labels, Matcher
-from signalfire.tsdb import DBOptions, open_db
-from signalfire.tsdb.db import DB
+from signalfire.tsdb import DB, DBOptions, open_db
 from signalfire.tsdb.wal import records
 from signalfire.tsdb.wal.checkpoint import checkpoint_name, list_checkpoints
 from signalfire.tsdb.wal.segment import list_segments, read_records, segment_name

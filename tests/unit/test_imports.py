@@ -107,3 +107,26 @@ def test_public_names_resolve() -> None:
         m = importlib.import_module(f"signalfire.{pkg}")
         for name in getattr(m, "__all__", []):
             assert hasattr(m, name), f"signalfire.{pkg}.{name}"
+
+
+#: Packages whose ``__init__`` is their whole surface: no module of another package
+#: reaches into their modules (their own tests and the benches of their internals may).
+_BEHIND_INIT = ("tsdb",)
+
+
+def test_other_packages_use_the_package_surface_only() -> None:
+    bad = []
+    for p in sorted(SRC.rglob("*.py")):
+        parts = p.relative_to(SRC.parent).parts
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                mods = [node.module or ""]
+            else:
+                continue
+            for pkg in _BEHIND_INIT:
+                if parts[:2] == ("signalfire", pkg):
+                    continue
+                bad += [f"{'/'.join(parts)} imports {m}" for m in mods if m.startswith(f"signalfire.{pkg}.")]
+    assert not bad, "\n".join(bad)

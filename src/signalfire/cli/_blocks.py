@@ -64,7 +64,7 @@ def _refuse_prometheus_block(path: Path) -> None:
 
 def block_info(path: Path) -> BlockInfo:
     """Meta and on-disk size of the block in ``path``; raises StorageError if it is unreadable."""
-    from signalfire.tsdb.block import Block
+    from signalfire.tsdb import Block
 
     _refuse_prometheus_block(path)
     try:
@@ -116,7 +116,7 @@ def find_block(db_path: str | Path, block_id: str = "") -> BlockInfo:
 @contextmanager
 def block_querier(info: BlockInfo) -> Iterator[Any]:
     """A querier over one block's whole range; closed on exit."""
-    from signalfire.tsdb.block import Block
+    from signalfire.tsdb import Block
 
     with Block.open(info.path) as block:
         q = block.querier(info.min_time, info.max_time - 1)  # meta's end is exclusive
@@ -212,7 +212,7 @@ def select_blocks(
     Blocks are opened read-only; the head comes from :func:`select_head`. The parts are
     merged, so samples both in a block and still in the WAL are printed once.
     """
-    from signalfire.tsdb.block import Block
+    from signalfire.tsdb import Block
 
     p = check_dir(db_path)
     parts = []

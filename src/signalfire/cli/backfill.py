@@ -238,7 +238,7 @@ def plan_blocks(samples: Samples, block_ms: int) -> list[SeriesSet]:
 
 def write_blocks(blocks: Sequence[SeriesSet], out_dir: Path, progress: bool = False) -> list[Path]:
     """Write each SeriesSet as one block directory in ``out_dir``; returns their paths."""
-    from signalfire.tsdb.block import write_block
+    from signalfire.tsdb import write_block
 
     paths = []
     for ss in tqdm(blocks, desc="write blocks", unit="block", disable=not progress, leave=False):

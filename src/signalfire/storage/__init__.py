@@ -10,6 +10,8 @@ from signalfire.storage.interface import (
     Queryable,
     SelectHints,
 )
+from signalfire.storage.merge import MergeQuerier
+from signalfire.storage.runs import RunSet, concat_runs
 from signalfire.storage.series_set import SeriesSet, empty_series_set, series_set_from_lists
 
 __all__ = [
@@ -19,10 +21,13 @@ __all__ = [
     "Appender",
     "FanoutQuerier",
     "FanoutStorage",
+    "MergeQuerier",
     "Querier",
     "Queryable",
+    "RunSet",
     "SelectHints",
     "SeriesSet",
+    "concat_runs",
     "empty_series_set",
     "series_set_from_lists",
 ]

@@ -48,6 +48,7 @@ __all__ = [
     "BlockQuerier",
     "BlockWriter",
     "delete_block_dir",
+    "dir_size",
     "is_ulid",
     "new_ulid",
     "ulid_time",
@@ -57,6 +58,17 @@ __all__ = [
 
 #: Budget of the cache of a block opened without its database's (CLI tools, tests).
 _PRIVATE_CACHE_BYTES = 64 << 20
+
+
+def dir_size(path: str | os.PathLike[str]) -> int:
+    """Bytes of every file under ``path``. Walked without the DB's locks, so a file (or
+    the whole folder) removed meanwhile counts as nothing, never an error."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(root, name)).st_size
+    return total
 
 
 class Block:
@@ -164,14 +176,8 @@ class Block:
             return len(refs)
 
     def size_bytes(self) -> int:
-        """Bytes of every file in the block directory. Walked without the DB's locks, so a
-        file (or the whole block) removed meanwhile counts as nothing, never an error."""
-        total = 0
-        for root, _, files in os.walk(self.dir):
-            for name in files:
-                with contextlib.suppress(OSError):
-                    total += os.stat(os.path.join(root, name)).st_size
-        return total
+        """Bytes of every file in the block directory (see :func:`dir_size`)."""
+        return dir_size(self.dir)
 
     def close(self) -> None:
         self._cache.drop_owner(self._token)

@@ -17,7 +17,6 @@ released. Nothing is global: two DBs in one process share no state.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
@@ -31,10 +30,8 @@ from signalfire._types import MAX_TIME, MIN_TIME
 from signalfire.errors import BadDataError, StorageError
 from signalfire.labels import Matcher
 from signalfire.metrics import Registry
-from signalfire.storage import Querier, SelectHints, SeriesSet
-from signalfire.storage.merge import MergeQuerier
-from signalfire.storage.runs import RunSet
-from signalfire.tsdb.block import Block, BlockQuerier, delete_block_dir, write_block
+from signalfire.storage import MergeQuerier, Querier, RunSet, SelectHints, SeriesSet
+from signalfire.tsdb.block import Block, BlockQuerier, delete_block_dir, dir_size, write_block
 from signalfire.tsdb.block_meta import BlockMeta, is_ulid
 from signalfire.tsdb.chunks.cache import ChunkCache
 from signalfire.tsdb.compact import compact_blocks, plan_compaction
@@ -52,11 +49,6 @@ from signalfire.tsdb.wal.segment import WAL
 from signalfire.util.deadline import Deadline
 
 log = logging.getLogger(__name__)
-
-
-def blocks_available() -> bool:
-    """Whether on-disk blocks are supported (always, now; kept for callers that asked)."""
-    return True
 
 
 class DB:
@@ -267,17 +259,24 @@ class DB:
             out["num_blocks"] = len(blocks)
             out["wal_segment"] = self.wal.current_segment if self.wal else -1
             out["out_of_order_time_window"] = self._ooo_window
-            c = self.head.counters
-            out["samples_appended_total"] = c.appended
-            out["out_of_order_samples_total"] = c.out_of_order
-            out["out_of_bounds_samples_total"] = c.out_of_bounds
-            out["too_old_samples_total"] = c.too_old
-            out["duplicate_samples_total"] = c.duplicate_conflict
-            out["exact_duplicate_samples_total"] = c.duplicate
+            out.update(self._counters())
+            out["exact_duplicate_samples_total"] = self.head.counters.duplicate
             out["compactions_failed_total"] = self.compaction_failures
-            out.update(self.replay_stats.counters())  # wal_repairs_total and what replay dropped
         out["blocks_bytes"] = sum(b.size_bytes() for b in blocks)
         return out
+
+    def _counters(self) -> dict[str, int]:
+        """The head's sample counters and what WAL replay repaired or dropped, for
+        :meth:`stats` and :meth:`_figures` (the caller holds the lock)."""
+        c = self.head.counters
+        return {
+            "samples_appended_total": c.appended,
+            "out_of_order_samples_total": c.out_of_order,
+            "out_of_bounds_samples_total": c.out_of_bounds,
+            "too_old_samples_total": c.too_old,
+            "duplicate_samples_total": c.duplicate_conflict,
+            **self.replay_stats.counters(),  # wal_repairs_total and what replay dropped
+        }
 
     def _figures(self) -> dict[str, float]:
         """What the self-metrics collector reads at each scrape (``tsdb/metrics.py``): head
@@ -290,17 +289,11 @@ class DB:
             blocks = list(self.blocks)
             out["wal_segment"] = self.wal.current_segment if self.wal else -1
             out["out_of_order_time_window_seconds"] = self._ooo_window / 1000
-            c = self.head.counters
-            out["samples_appended_total"] = c.appended
-            out["out_of_order_samples_total"] = c.out_of_order
-            out["out_of_bounds_samples_total"] = c.out_of_bounds
-            out["too_old_samples_total"] = c.too_old
-            out["duplicate_samples_total"] = c.duplicate_conflict
-            out.update(self.replay_stats.counters())  # wal_repairs_total and what replay dropped
+            out.update(self._counters())
         out["num_blocks"] = len(blocks)
-        # A block dropped meanwhile counts what is left of its folder (_dir_size skips
+        # A block dropped meanwhile counts what is left of its folder (``dir_size`` skips
         # files removed under it).
-        out["blocks_bytes"] = sum(_dir_size(str(b.dir)) for b in blocks)
+        out["blocks_bytes"] = sum(b.size_bytes() for b in blocks)
         return out
 
     # ---------------------------------------------------------------- compaction
@@ -450,7 +443,7 @@ class DB:
         blocks = list(self.blocks)
         if not blocks or (o.retention_ms <= 0 and o.retention_bytes <= 0):
             return
-        wal_bytes = _dir_size(os.path.join(self.path, "wal")) if o.retention_bytes > 0 else 0
+        wal_bytes = dir_size(os.path.join(self.path, "wal")) if o.retention_bytes > 0 else 0
         doomed = blocks_to_delete(
             [(b.meta, b.size_bytes()) for b in blocks],
             retention_ms=o.retention_ms,
@@ -585,15 +578,6 @@ def _load_blocks(path: str, cache: ChunkCache) -> list[Block]:
     blocks = [b for b in blocks if b.meta.ulid not in parents]
     blocks.sort(key=lambda b: (b.meta.min_time, b.meta.ulid))
     return blocks
-
-
-def _dir_size(path: str) -> int:
-    total = 0
-    for root, _, files in os.walk(path):
-        for f in files:
-            with contextlib.suppress(OSError):  # a file removed while we walk
-                total += os.path.getsize(os.path.join(root, f))
-    return total
 
 
 def open_db(

@@ -32,6 +32,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -40,15 +41,39 @@ from signalfire.errors import BadDataError
 from signalfire.labels import Labels, Matcher
 from signalfire.storage import AppendStats
 from signalfire.tsdb.chunks.cache import ChunkCache
-from signalfire.tsdb.head_chunks import HeadChunks, Piece, decode_plan, merge_pieces
+from signalfire.tsdb.head_chunks import HeadChunks
+from signalfire.tsdb.head_pieces import Piece, Samples, decode_plan, merge_pieces
 from signalfire.tsdb.head_postings import HeadPostings
-from signalfire.tsdb.head_slabs import SlabPool, ragged_index, round_cap
+from signalfire.tsdb.head_slabs import SlabPool, round_cap
 from signalfire.tsdb.wal import records
+from signalfire.util.ragged import ragged_arange
 
-__all__ = ["Head", "HeadPostings", "Samples", "ragged_index"]
+__all__ = ["Head", "HeadPostings", "SampleBatch", "Samples", "join_batches"]
 
-#: Ragged samples of several series: (offsets, ts, values, st or None).
-Samples = tuple[I64, I64, F64, "I64 | None"]
+
+class SampleBatch(NamedTuple):
+    """Samples of any series, one ref each (an append batch, a WAL record's samples)."""
+
+    refs: I64
+    ts: I64
+    values: F64
+    st: I64 | None
+
+
+def join_batches(batches: Sequence[SampleBatch]) -> SampleBatch:
+    """The batches one after another; start timestamps are 0 where a batch had none."""
+    if len(batches) == 1:
+        return batches[0]
+    st = None
+    if any(b.st is not None for b in batches):
+        st = np.concatenate([b.st if b.st is not None else np.zeros(len(b.refs), np.int64) for b in batches])
+    return SampleBatch(
+        np.concatenate([b.refs for b in batches]),
+        np.concatenate([b.ts for b in batches]),
+        np.concatenate([b.values for b in batches]),
+        st,
+    )
+
 
 #: Samples a slab holds before it is cut. Slabs are raw (16 B/sample), so a small slab
 #: keeps an active series' open memory small (512 B); the cut groups are merged later into
@@ -300,28 +325,26 @@ class Head(SlabPool):
         self.min_time = min(self.min_time, tmin)
         self.max_time = max(self.max_time, int(t.max()))
 
-    def _drop_cut_duplicates(
-        self, refs: I64, ts: I64, values: F64, st: I64 | None
-    ) -> tuple[I64, I64, F64, I64 | None]:
+    def _drop_cut_duplicates(self, refs: I64, ts: I64, values: F64, st: I64 | None) -> SampleBatch:
         """Drop samples whose timestamp a cut chunk (or the slab) already holds: the slab
         re-sort keeps the first of equal timestamps only within the slab. Appenders never
         send such samples (they are duplicates or conflicts); a replay might."""
         maybe = (ts <= self.last_t[refs]) & (self.nc[refs] > 0)
         if not maybe.any():
-            return refs, ts, values, st
+            return SampleBatch(refs, ts, values, st)
         idx = np.flatnonzero(maybe)
         found, _ = self.lookup(refs[idx], ts[idx])
         if not found.any():
-            return refs, ts, values, st
+            return SampleBatch(refs, ts, values, st)
         keep = np.ones(len(refs), np.bool_)
         keep[idx[found]] = False
-        return refs[keep], ts[keep], values[keep], None if st is None else st[keep]
+        return SampleBatch(refs[keep], ts[keep], values[keep], None if st is None else st[keep])
 
     def _cut(self, refs: I64) -> None:
         """Compress the slabs of ``refs`` (sorted, unique) into head chunks, many series
         at a time, and empty them; slabs grown beyond the usual size are given up."""
         lens = self.n[refs]
-        idx = ragged_index(self.start[refs], lens)
+        idx = ragged_arange(self.start[refs], lens)
         st = self.pool_st[idx] if self.pool_st is not None else None
         self.chunks.add(refs, lens, self.pool_ts[idx], self.pool_v[idx], st)
         self.nc[refs] += lens
@@ -338,7 +361,7 @@ class Head(SlabPool):
         self.chunk_samples = max(1, int(n))
         self._slab_cap = int(round_cap(np.array([self.chunk_samples], np.int64))[0])
 
-    def samples(self, refs: I64, mint: int, maxt: int) -> tuple[I64, I64, F64, I64 | None]:
+    def samples(self, refs: I64, mint: int, maxt: int) -> Samples:
         """Samples of ``refs`` (any order, unique) in ``[mint, maxt]``, copied, as ragged
         ``(offsets, ts, values, st)`` in the order of ``refs``: the cut chunks that hold
         them (decoded a group at a time) followed by the slabs."""
@@ -363,14 +386,14 @@ class Head(SlabPool):
             some = lens > 0
             if some.any():
                 pos, open_refs, lo, lens = pos[some], open_refs[some], lo[some], lens[some]
-                idx = ragged_index(self.start[open_refs] + lo, lens)
+                idx = ragged_arange(self.start[open_refs] + lo, lens)
                 st = self.pool_st[idx] if self.pool_st is not None else None
-                slab.append((pos, lens, self.pool_ts[idx], self.pool_v[idx], st))
+                slab.append(Piece(pos, lens, self.pool_ts[idx], self.pool_v[idx], st))
         pool_st = self.pool_st is not None
 
         def finish() -> Samples:
             pieces = decode_plan(plan, mint, maxt, self.chunks.decoded) + slab
-            with_st = pool_st or any(p[4] is not None for p in pieces)
+            with_st = pool_st or any(p.st is not None for p in pieces)
             return merge_pieces(sorted_refs, rank, pieces, with_st)
 
         return finish
@@ -435,7 +458,7 @@ class Head(SlabPool):
         """
         refs = np.unique(refs[self.has_samples(refs)])
         lens = self.n[refs]
-        idx = ragged_index(self.start[refs], lens)
+        idx = ragged_arange(self.start[refs], lens)
         t = self.pool_ts[idx]
         keep = (t < mint) | (t > maxt)
         removed = int(len(keep) - keep.sum())
@@ -471,7 +494,7 @@ class Head(SlabPool):
         """
         refs = np.flatnonzero(self.n[: len(self._labels)] > 0).astype(np.int64)
         lens = self.n[refs]
-        idx = ragged_index(self.start[refs], lens)
+        idx = ragged_arange(self.start[refs], lens)
         keep = self.pool_ts[idx] >= mint
         if not keep.all():
             self._rewrite(refs, keep, idx, lens)

@@ -22,6 +22,7 @@ re-judges its samples only against what other commits did to the same series.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from signalfire._types import F64, I64, MIN_TIME
 from signalfire.errors import BadDataError
 from signalfire.labels import Labels
 from signalfire.storage import AppendStats
-from signalfire.tsdb.head import Head
+from signalfire.tsdb.head import Head, SampleBatch, join_batches
 from signalfire.tsdb.wal import records
 from signalfire.tsdb.wal.segment import WAL
 
@@ -155,6 +156,14 @@ def count(codes: np.ndarray) -> AppendStats:
     )
 
 
+class _Staged(NamedTuple):
+    """A batch staged by :meth:`HeadAppender.append_batch`, with its judgement."""
+
+    samples: SampleBatch
+    #: Per sample: APPEND, OOO_OK or the reason it is rejected (see :func:`classify`).
+    codes: np.ndarray
+
+
 class HeadAppender:
     """Stages batches for the head; ``commit`` logs them to the WAL, then applies them.
 
@@ -169,7 +178,7 @@ class HeadAppender:
         self._wal = wal
         with head.lock:
             self._bounds = bounds_of(head, ooo_window())
-        self._batches: list[tuple[I64, I64, F64, I64 | None, np.ndarray]] = []
+        self._batches: list[_Staged] = []
         self._generation = -1
         self._ov_refs = np.empty(0, np.int64)  # newest staged in-order sample per ref
         self._ov_t = np.empty(0, np.int64)
@@ -182,9 +191,7 @@ class HeadAppender:
         with self._head.lock:
             return self._head.get_or_create(series)
 
-    def _check(
-        self, refs: I64, ts: I64 | int, values: F64, st: I64 | None
-    ) -> tuple[I64, I64, F64, I64 | None]:
+    def _check(self, refs: I64, ts: I64 | int, values: F64, st: I64 | None) -> SampleBatch:
         if self._done:
             raise BadDataError("append to an appender that was already committed or rolled back")
         refs = np.asarray(refs, np.int64)
@@ -202,7 +209,7 @@ class HeadAppender:
         if len(refs) and (refs.min() < 0 or refs.max() >= len(self._head._labels)):
             bad = int(np.flatnonzero((refs < 0) | (refs >= len(self._head._labels)))[0])
             raise BadDataError(f"append_batch: sample {bad}: unknown series ref {int(refs[bad])}")
-        return refs, ts_arr, values, st
+        return SampleBatch(refs, ts_arr, values, st)
 
     def append_batch(self, refs: I64, ts: I64 | int, values: F64, st: I64 | None = None) -> AppendStats:
         refs, ts_arr, values, st = self._check(refs, ts, values, st)
@@ -212,8 +219,8 @@ class HeadAppender:
             base_t = head.last_t[refs]
             base_v = head.last_v[refs]
             while self._ov_batches < len(self._batches):  # only when a batch follows another
-                r, t, v, _, c = self._batches[self._ov_batches]
-                self._update_overlay(r, t, v, c)
+                b = self._batches[self._ov_batches]
+                self._update_overlay(b.samples.refs, b.samples.ts, b.samples.values, b.codes)
                 self._ov_batches += 1
             if len(self._ov_refs):
                 i = np.minimum(np.searchsorted(self._ov_refs, refs), len(self._ov_refs) - 1)
@@ -221,7 +228,7 @@ class HeadAppender:
                 base_t = np.where(hit, self._ov_t[i], base_t)
                 base_v = np.where(hit, self._ov_v[i], base_v)
             codes = classify(head, refs, ts_arr, values, base_t, base_v, self._bounds)
-        self._batches.append((refs, ts_arr, values, st, codes))
+        self._batches.append(_Staged(SampleBatch(refs, ts_arr, values, st), codes))
         return count(codes)
 
     def _update_overlay(self, refs: I64, ts: I64, values: F64, codes: np.ndarray) -> None:
@@ -235,17 +242,11 @@ class HeadAppender:
         last[:-1] = r[1:] != r[:-1]
         self._ov_refs, self._ov_t, self._ov_v = r[last], t[last], v[last]
 
-    def _staged(self) -> tuple[I64, I64, F64, I64 | None, np.ndarray]:
+    def _staged(self) -> _Staged:
         b = self._batches
         if len(b) == 1:
             return b[0]
-        refs = np.concatenate([x[0] for x in b])
-        ts = np.concatenate([x[1] for x in b])
-        values = np.concatenate([x[2] for x in b])
-        st = None
-        if any(x[3] is not None for x in b):
-            st = np.concatenate([x[3] if x[3] is not None else np.zeros(len(x[0]), np.int64) for x in b])
-        return refs, ts, values, st, np.concatenate([x[4] for x in b])
+        return _Staged(join_batches([x.samples for x in b]), np.concatenate([x.codes for x in b]))
 
     def commit(self) -> None:
         """Log accepted samples (and series first seen in them) as one WAL record, then
@@ -261,7 +262,8 @@ class HeadAppender:
         self._done = True
         if not self._batches:
             return
-        refs, ts, values, st, codes = self._staged()
+        staged = self._staged()
+        (refs, ts, values, st), codes = staged.samples, staged.codes
         head = self._head
         with head.write_lock:
             with head.lock:
@@ -293,7 +295,7 @@ class HeadAppender:
     def rollback(self) -> None:
         """Drop the staged batches; their rejections still count (as in Prometheus)."""
         if not self._done and self._batches:
-            rejected = count(self._staged()[4])
+            rejected = count(self._staged().codes)
             rejected.appended = rejected.duplicate = 0
             with self._head.lock:
                 self._head.counters.add(rejected)

@@ -16,8 +16,7 @@ import numpy as np
 
 from signalfire._types import I64
 from signalfire.labels import Labels, Matcher
-from signalfire.storage import SelectHints, SeriesSet, empty_series_set
-from signalfire.storage.runs import RunSet
+from signalfire.storage import RunSet, SelectHints, SeriesSet, empty_series_set
 from signalfire.tsdb.head import Head
 from signalfire.util.deadline import NO_DEADLINE, Deadline
 

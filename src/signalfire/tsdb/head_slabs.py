@@ -13,17 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from signalfire._types import I64, Bool
+from signalfire.util.ragged import ragged_arange, segment_ids
 
 _MIN_CAP = 16
-
-
-def ragged_index(starts: I64, lens: I64) -> I64:
-    """Concatenated ``arange(starts[i], starts[i] + lens[i])`` for all i (int64[sum(lens)])."""
-    total = int(lens.sum())
-    if total == 0:
-        return np.empty(0, np.int64)
-    ends = np.cumsum(lens)
-    return np.repeat(starts - (ends - lens), lens) + np.arange(total, dtype=np.int64)
 
 
 def round_cap(need: I64) -> I64:
@@ -80,8 +72,8 @@ class SlabPool:
         caps = np.maximum(round_cap(n + 1), np.minimum(self.cap[refs], self._slab_cap))
         caps[~active] = 0
         new_start = np.cumsum(caps) - caps
-        src = ragged_index(self.start[refs], n)
-        dst = ragged_index(new_start, n)
+        src = ragged_arange(self.start[refs], n)
+        dst = ragged_arange(new_start, n)
         size = max(int(caps.sum()) * 5 // 4, 1 << 16)
         for name in ("pool_ts", "pool_v", "pool_st"):
             arr = getattr(self, name)
@@ -109,8 +101,8 @@ class SlabPool:
         new_start = self.pool_end + np.cumsum(new_cap) - new_cap
         old_n = self.n[g]
         if old_n.any():
-            src = ragged_index(self.start[g], old_n)
-            dst = ragged_index(new_start, old_n)
+            src = ragged_arange(self.start[g], old_n)
+            dst = ragged_arange(new_start, old_n)
             for col in self._columns():
                 col[dst] = col[src]
         self.wasted += int(self.cap[g].sum())
@@ -121,24 +113,24 @@ class SlabPool:
     def _resort(self, refs: I64) -> None:
         """Sort the slabs of ``refs`` by time and drop repeated timestamps (first one wins)."""
         lens = self.n[refs]
-        idx = ragged_index(self.start[refs], lens)
-        owner = np.repeat(np.arange(len(refs)), lens)
+        idx = ragged_arange(self.start[refs], lens)
+        owner = segment_ids(lens)
         t = self.pool_ts[idx]
         order = np.lexsort((t, owner))  # stable: stored samples precede new ones at equal t
         t, owner = t[order], owner[order]
         keep = np.ones(len(t), np.bool_)
         keep[1:] = (t[1:] != t[:-1]) | (owner[1:] != owner[:-1])
         new_lens = np.bincount(owner[keep], minlength=len(refs)).astype(np.int64)
-        dst = ragged_index(self.start[refs], new_lens)
+        dst = ragged_arange(self.start[refs], new_lens)
         for col in self._columns():
             col[dst] = col[idx[order[keep]]]
         self.n[refs] = new_lens
 
     def _rewrite(self, refs: I64, keep: Bool, idx: I64, lens: I64) -> None:
         """Keep only the samples ``keep`` of ``refs`` (gathered at ``idx``), compacting slabs."""
-        owner = np.repeat(np.arange(len(refs)), lens)
+        owner = segment_ids(lens)
         new_lens = np.bincount(owner[keep], minlength=len(refs)).astype(np.int64)
-        dst = ragged_index(self.start[refs], new_lens)
+        dst = ragged_arange(self.start[refs], new_lens)
         for col in self._columns():
             col[dst] = col[idx[keep]]
         self.n[refs] = new_lens

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from signalfire._types import F64, I64, MAX_TIME, MIN_TIME
+from signalfire._types import I64, MAX_TIME, MIN_TIME
 from signalfire.errors import CorruptionError
 from signalfire.labels import Labels
-from signalfire.tsdb.head import Head
+from signalfire.tsdb.head import Head, SampleBatch, join_batches
 from signalfire.tsdb.wal import records
 from signalfire.tsdb.wal.checkpoint import (
     checkpoint_index,
@@ -104,7 +104,7 @@ class _Replayer:
     def __init__(self, head: Head, stats: ReplayStats) -> None:
         self.head = head
         self.stats = stats
-        self.pending: list[tuple[I64, I64, F64, I64 | None]] = []
+        self.pending: list[SampleBatch] = []
         self.pending_n = 0
         self.alias: dict[int, int] = {}
         self.end: int | None = None  # number in the end record, if it was the last one read
@@ -186,7 +186,7 @@ class _Replayer:
             self.stats.lose(self.unknown_mint, self.unknown_maxt)
             refs, ts, values = refs[ok], ts[ok], values[ok]
             st = st[ok] if st is not None else None
-        self.pending.append((refs, ts, values, st))
+        self.pending.append(SampleBatch(refs, ts, values, st))
         self.pending_n += len(refs)
         if self.pending_n >= _FLUSH_SAMPLES:
             self.flush()
@@ -194,13 +194,7 @@ class _Replayer:
     def flush(self) -> None:
         if not self.pending:
             return
-        p = self.pending
-        refs = np.concatenate([x[0] for x in p])
-        ts = np.concatenate([x[1] for x in p])
-        values = np.concatenate([x[2] for x in p])
-        st = None
-        if any(x[3] is not None for x in p):
-            st = np.concatenate([x[3] if x[3] is not None else np.zeros(len(x[0]), np.int64) for x in p])
+        refs, ts, values, st = join_batches(self.pending)
         self.head.apply(refs, ts, values, st)
         self.head.logged[refs] = True
         self.stats.samples += len(refs)

@@ -18,11 +18,10 @@ import numpy as np
 from signalfire._types import I64
 from signalfire.errors import CorruptionError
 from signalfire.labels import Matcher
-from signalfire.storage import SelectHints, SeriesSet
-from signalfire.storage.runs import RunSet, concat_runs
+from signalfire.storage import RunSet, SelectHints, SeriesSet, concat_runs
 from signalfire.tsdb.index.postings import select_postings
 from signalfire.util.deadline import NO_DEADLINE, Deadline
-from signalfire.util.ragged import ragged_arange
+from signalfire.util.ragged import ragged_arange, segment_ids
 
 if TYPE_CHECKING:
     from signalfire.tsdb.block import Block
@@ -184,7 +183,7 @@ class BlockQuerier:
         p_first = t["piece_off"][ids]
         p_count = t["piece_off"][ids + 1] - p_first
         pieces = ragged_arange(p_first, p_count)
-        owner = np.repeat(np.arange(len(ids), dtype=np.int64), p_count)
+        owner = segment_ids(p_count)
         live = (t["piece_mint"][pieces] <= maxt) & (t["piece_maxt"][pieces] >= mint)
         return pieces[live], owner[live]
 
@@ -283,7 +282,7 @@ def _cut_columns(
     inv = inv.reshape(-1)
     ulens = lens[first]
     ts = concat_runs(cols, slot[first], start[first], ulens, np.int64)
-    seg = np.repeat(np.arange(len(uniq), dtype=np.int64), ulens)
+    seg = segment_ids(ulens)
     lo = np.bincount(seg, weights=ts < mint, minlength=len(uniq)).astype(np.int64)
     hi = np.bincount(seg, weights=ts <= maxt, minlength=len(uniq)).astype(np.int64)
     return lo[inv], hi[inv]

@@ -18,6 +18,7 @@ import numpy as np
 from signalfire._types import I64, Bool
 from signalfire.errors import CorruptionError
 from signalfire.util.files import fsync_dir
+from signalfire.util.ragged import series_index
 
 FILE_NAME = "tombstones"
 MAGIC = b"SFTB"
@@ -92,7 +93,7 @@ class Tombstones:
         refs = np.asarray(refs, np.int64)
         first = np.searchsorted(iv_ref, refs, "left")
         count = np.searchsorted(iv_ref, refs, "right") - first
-        owner = np.repeat(np.arange(len(refs), dtype=np.int64), np.diff(offsets))
+        owner = series_index(offsets)
         for k in range(int(count.max()) if len(count) else 0):
             has = count > k
             j = np.where(has, first + k, 0)

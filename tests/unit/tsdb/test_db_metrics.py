@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import signalfire.tsdb.block as block_module
 import signalfire.tsdb.db as db_module
 from signalfire.errors import BadDataError
 from signalfire.exposition import lint, parse_text
@@ -128,7 +129,7 @@ def test_a_scrape_walks_block_folders_without_the_db_lock(tmp_path, monkeypatch)
         db.compact()
         assert len(db.blocks) == 2
         free: list[bool] = []
-        real = db_module._dir_size
+        real = block_module.dir_size
 
         def spy(path: str) -> int:
             got: list[bool] = []
@@ -146,7 +147,7 @@ def test_a_scrape_walks_block_folders_without_the_db_lock(tmp_path, monkeypatch)
             free.append(got[0])
             return real(path)
 
-        monkeypatch.setattr(db_module, "_dir_size", spy)
+        monkeypatch.setattr(block_module, "dir_size", spy)
         body = db.metrics.render()
         assert free == [True, True]
         assert b"signalfire_tsdb_storage_blocks_bytes " in body

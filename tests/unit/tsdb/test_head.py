@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from signalfire.labels import Labels, Matcher
-from signalfire.tsdb.head import Head, ragged_index
+from signalfire.tsdb.head import Head
 from signalfire.tsdb.head_append import HeadAppender
 from signalfire.tsdb.head_read import HeadQuerier
 
@@ -32,11 +32,6 @@ def _labels(n, **extra):
     return [
         Labels.from_dict({"__name__": "m", "i": str(i), "even": str(i % 2 == 0), **extra}) for i in range(n)
     ]
-
-
-def test_ragged_index():
-    assert ragged_index(np.array([10, 0, 5]), np.array([2, 0, 3])).tolist() == [10, 11, 5, 6, 7]
-    assert ragged_index(np.array([], np.int64), np.array([], np.int64)).tolist() == []
 
 
 def test_refs_are_stable_and_interned():

@@ -17,17 +17,12 @@ from hypothesis import strategies as st
 
 from signalfire._types import MAX_TIME, MIN_TIME
 from signalfire.labels import Labels, Matcher
-from signalfire.tsdb import DBOptions, head_chunks, open_db
+from signalfire.tsdb import DBOptions, head_chunks, head_pieces, open_db
 from signalfire.tsdb.chunks.cache import ChunkCache
 from signalfire.tsdb.head import Head
 from signalfire.tsdb.head_append import CONFLICT, DUPLICATE, OOO_OK, classify
-from signalfire.tsdb.head_chunks import (
-    GROUP_SERIES,
-    decode_ts,
-    decode_values,
-    encode_ts,
-    encode_values,
-)
+from signalfire.tsdb.head_chunks import GROUP_SERIES
+from signalfire.tsdb.head_group import decode_ts, decode_values, encode_ts, encode_values
 from signalfire.tsdb.head_read import read_series
 from signalfire.tsdb.wal.checkpoint import capture
 
@@ -241,8 +236,8 @@ def test_reads_cut_wide_and_narrow_groups_alike():
         head.apply(r, ts, v)
         _model_apply(model, r, ts, v)
     plan = head.chunks.plan(np.sort(refs), 100, 250)
-    cut = [len(p[1]) for p in plan if not p[4]]
-    assert max(cut) > head_chunks._FEW_RUNS and min(cut) <= head_chunks._FEW_RUNS
+    cut = [len(e.pos) for e in plan if not e.whole]
+    assert max(cut) > head_pieces._FEW_RUNS and min(cut) <= head_pieces._FEW_RUNS
     for mint, maxt in [(100, 250), (105, 245), (0, 0), (150, 150), (395, 400), (MIN_TIME, MAX_TIME)]:
         _check(head, model, mint, maxt)
 

@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from signalfire._types import F64, I64, U64
+from signalfire.util.ragged import ragged_arange, segment_ids
 
 MODE_DELTA = 0
 MODE_DOD = 1
@@ -53,20 +54,17 @@ _I64_LIMIT = float(2**62)
 # ---------------------------------------------------------------- segment helpers
 
 
-def _starts(counts: I64) -> I64:
+def seg_starts(counts: I64) -> I64:
+    """Where each segment of ``counts[k]`` elements starts (exclusive cumulative sum)."""
     starts = np.zeros(len(counts), np.int64)
     np.cumsum(counts[:-1], out=starts[1:])
     return starts
 
 
-def _seg_ids(counts: I64) -> I64:
-    return np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-
-
-def _seg_cumsum(x: I64, counts: I64) -> I64:
+def seg_cumsum(x: I64, counts: I64) -> I64:
     """Cumulative sum restarting at every segment (int64, wrapping modulo 2**64)."""
     cs = np.cumsum(x.view(np.uint64), dtype=np.uint64)
-    starts = _starts(counts)
+    starts = seg_starts(counts)
     base = np.zeros(len(counts), np.uint64)
     nz = starts > 0
     base[nz] = cs[starts[nz] - 1]
@@ -74,10 +72,10 @@ def _seg_cumsum(x: I64, counts: I64) -> I64:
     return out.view(np.int64)
 
 
-def _seg_xor_accumulate(x: U64, counts: I64) -> U64:
+def seg_xor_accumulate(x: U64, counts: I64) -> U64:
     """Prefix XOR restarting at every segment."""
     acc = np.bitwise_xor.accumulate(x) if len(x) else x.copy()
-    starts = _starts(counts)
+    starts = seg_starts(counts)
     base = np.zeros(len(counts), np.uint64)
     nz = starts > 0
     base[nz] = acc[starts[nz] - 1]
@@ -93,7 +91,7 @@ def _seg_gcd(x: I64, counts: I64) -> I64:
         return out
     a = np.abs(x)
     a[a < 0] = 1  # abs(INT64_MIN) stays negative: forces gcd 1
-    g = np.gcd.reduceat(a, _starts(counts)[keep])
+    g = np.gcd.reduceat(a, seg_starts(counts)[keep])
     g[g == 0] = 1
     out[keep] = g
     return out
@@ -139,13 +137,7 @@ def _padded_positions(runs: I64) -> tuple[I64, int]:
     padded = (runs + 7) // 8 * 8
     starts = np.zeros(len(runs), np.int64)
     np.cumsum(padded[:-1], out=starts[1:])
-    total = int(padded.sum())
-    lens = np.asarray(runs, np.int64)
-    if int(lens.sum()) == 0:
-        return np.empty(0, np.int64), total
-    shift = starts - (np.cumsum(lens) - lens)
-    pos: I64 = np.repeat(shift, lens) + np.arange(int(lens.sum()), dtype=np.int64)
-    return pos, total
+    return ragged_arange(starts, runs), int(padded.sum())
 
 
 def to_bitplanes(z: U64, runs: I64) -> tuple[int, bytes]:
@@ -218,13 +210,13 @@ def _fit(d: I64, dcounts: I64) -> tuple[I64, tuple[I64, I64], tuple[I64, I64]]:
     gcd = _seg_gcd(d, dcounts)
     d = d // np.repeat(gcd, dcounts)
     # Delta mode: subtract the rounded mean delta of the series.
-    seg = _seg_ids(dcounts)
+    seg = segment_ids(dcounts)
     sums = np.bincount(seg, weights=d.astype(np.float64), minlength=m)
     mean = np.clip(np.rint(sums / np.maximum(dcounts, 1)), -_I64_LIMIT, _I64_LIMIT)
     bias_delta = mean.astype(np.int64)
     r_delta = d - np.repeat(bias_delta, dcounts)
     # Dod mode: the first delta is the bias; then differences of deltas.
-    dstarts = _starts(dcounts)
+    dstarts = seg_starts(dcounts)
     dhas = dcounts > 0
     bias_dod = np.zeros(m, np.int64)
     bias_dod[dhas] = d[dstarts[dhas]]
@@ -249,7 +241,7 @@ def encode_int_segments(x: I64, counts: I64) -> tuple[dict[str, np.ndarray], U64
     m = len(counts)
     x = np.ascontiguousarray(x, np.int64)
     n = len(x)
-    starts = _starts(counts)
+    starts = seg_starts(counts)
     has = counts > 0
     first = np.zeros(m, np.int64)
     first[has] = x[starts[has]]
@@ -271,7 +263,7 @@ def encode_int_segments(x: I64, counts: I64) -> tuple[dict[str, np.ndarray], U64
     g_own, (b_delta, r_delta), (b_dod, r_dod) = _fit(d, dcounts)
     g_x, (b_x, r_x), _ = _fit(c, dcounts)
     # Pick per series by the total bit length of its residuals.
-    seg = _seg_ids(dcounts)
+    seg = segment_ids(dcounts)
     costs = np.stack(
         [np.bincount(seg, weights=_bitlen(zigzag(r)), minlength=m) for r in (r_delta, r_dod, r_x)]
     ).astype(np.float64)
@@ -291,20 +283,25 @@ def decode_int_segments(params: dict[str, np.ndarray], counts: I64, z: U64) -> I
     mode = params["mode"]
     use_dod = np.repeat(mode == MODE_DOD, dcounts)
     # Dod residuals accumulate into deltas; delta residuals are deltas already.
-    acc = _seg_cumsum(r, dcounts)
+    acc = seg_cumsum(r, dcounts)
     d = np.where(use_dod, acc, r) + np.repeat(params["bias"].astype(np.int64), dcounts)
     d = d * np.repeat(params["gcd"].astype(np.int64), dcounts)
     if np.any(mode == MODE_CROSS):
         d = _resolve_cross(d, dcounts, mode == MODE_CROSS)
     # Re-insert the first value of each series, then accumulate deltas into values.
-    out = np.empty(int(counts.sum()), np.int64)
-    starts = _starts(counts)
+    return seg_cumsum(_with_firsts(params["first"], d, counts, np.int64), counts)
+
+
+def _with_firsts(first: np.ndarray, rest: np.ndarray, counts: I64, dtype: type[np.integer]) -> np.ndarray:
+    """A column of ``counts`` segments: each non-empty segment starts with its entry of
+    ``first`` (one per segment), and ``rest`` fills the other places in order."""
+    out = np.empty(int(counts.sum()), dtype)
     has = counts > 0
     is_first = np.zeros(len(out), np.bool_)
-    is_first[starts[has]] = True
-    out[is_first] = params["first"][has]
-    out[~is_first] = d
-    return _seg_cumsum(out, counts)
+    is_first[seg_starts(counts)[has]] = True
+    out[is_first] = first[has]
+    out[~is_first] = rest
+    return out
 
 
 def _resolve_cross(d: I64, dcounts: I64, cross: np.ndarray) -> I64:
@@ -323,7 +320,7 @@ def _resolve_cross(d: I64, dcounts: I64, cross: np.ndarray) -> I64:
     in_chain[head[cross]] = True
     if np.any(dcounts[cross] != dcounts[head[cross]]):
         raise ValueError("cross-predicted series differs in length from its chain")
-    dstarts = _starts(dcounts)
+    dstarts = seg_starts(dcounts)
     out = d.copy()
     for L in np.unique(dcounts[in_chain]).tolist():  # loop over row lengths, each array work
         rows = np.flatnonzero(in_chain & (dcounts == L))
@@ -358,7 +355,7 @@ def decimal_scale(values: F64, counts: I64) -> tuple[I64, I64, np.ndarray]:
     m = len(counts)
     v = np.ascontiguousarray(values, np.float64)
     vbits = v.view(np.uint64)
-    seg = _seg_ids(counts)
+    seg = segment_ids(counts)
     n = len(v)
     # Smallest exponent at which each sample round-trips (MAX_SCALE + 1 = never).
     # Most samples settle at e=0 (counters, bytes), so each pass only retries the rest.
@@ -395,7 +392,7 @@ def _roundtrips(v: F64, vbits: U64, p: F64 | float) -> np.ndarray:
 
 def _xor_residuals(bits: U64, counts: I64) -> tuple[U64, U64]:
     """(first bits per series, XOR of every later sample with its predecessor)."""
-    starts = _starts(counts)
+    starts = seg_starts(counts)
     has = counts > 0
     first = np.zeros(len(counts), np.uint64)
     first[has] = bits[starts[has]]
@@ -420,7 +417,7 @@ def encode_float_segments(values: F64, counts: I64) -> dict[str, np.ndarray]:
     v = np.ascontiguousarray(values, np.float64)
     bits = v.view(np.uint64)
     k, scale, exc = decimal_scale(v, counts)
-    seg = _seg_ids(counts)
+    seg = segment_ids(counts)
     n_exc = np.bincount(seg[exc], minlength=m)
     is_dec = n_exc <= MAX_EXCEPTION_SHARE * counts
     # The other series: raw bits as integers, or XOR, whichever leaves fewer bits.
@@ -431,7 +428,7 @@ def encode_float_segments(values: F64, counts: I64) -> dict[str, np.ndarray]:
         rbits = bits[~np.repeat(is_dec, counts)]
         _, zi = encode_int_segments(rbits.view(np.int64), rcounts)
         _, xr = _xor_residuals(rbits, rcounts)
-        rseg = _seg_ids(np.maximum(rcounts - 1, 0))
+        rseg = segment_ids(np.maximum(rcounts - 1, 0))
         cost_raw = np.bincount(rseg, weights=_bitlen(zi), minlength=len(rest))
         cost_xor = np.bincount(rseg, weights=_bitlen(xr), minlength=len(rest))
         use_raw[rest] = cost_raw < cost_xor
@@ -479,14 +476,8 @@ def decode_float_segments(parts: dict[str, np.ndarray], counts: I64) -> F64:
     out[per_sample_int] = np.where(raw, ints.view(np.uint64), as_float.view(np.uint64))
     # XOR series: put the first bits back, then prefix-XOR within each series.
     fcounts = counts[~is_int]
-    x = np.empty(int(fcounts.sum()), np.uint64)
-    fstarts = _starts(fcounts)
-    fhas = fcounts > 0
-    isf = np.zeros(len(x), np.bool_)
-    isf[fstarts[fhas]] = True
-    x[isf] = parts["xfirst"][fhas]
-    x[~isf] = parts["xresid"]
-    out[~per_sample_int] = _seg_xor_accumulate(x, fcounts)
+    x = _with_firsts(parts["xfirst"], parts["xresid"], fcounts, np.uint64)
+    out[~per_sample_int] = seg_xor_accumulate(x, fcounts)
     out[parts["exc_pos"]] = parts["exc_bits"]
     res: F64 = out.view(np.float64)
     return res

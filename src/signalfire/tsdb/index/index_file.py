@@ -23,6 +23,7 @@ from signalfire.errors import CorruptionError
 from signalfire.labels import Labels
 from signalfire.tsdb.chunks import codec
 from signalfire.tsdb.chunks.chunk_file import _zstd
+from signalfire.util.ragged import ragged_arange, series_index
 
 MAGIC = b"SFIX"
 VERSION = 1
@@ -122,7 +123,7 @@ def write_index(path: Path, labels: Sequence[Labels], tables: dict[str, I64]) ->
     lbl_name = np.fromiter((sym_id[n] for ls in labels for n, _ in ls), np.int64, count=int(lbl_off[-1]))
     lbl_value = np.fromiter((sym_id[v] for ls in labels for _, v in ls), np.int64, count=int(lbl_off[-1]))
     # Postings: sort pairs by (name, value, series) in one lexsort.
-    series_of_pair = np.repeat(np.arange(len(labels), dtype=np.int64), np.diff(lbl_off))
+    series_of_pair = series_index(lbl_off)
     order = np.lexsort((series_of_pair, lbl_value, lbl_name))
     kn, kv, ids = lbl_name[order], lbl_value[order], series_of_pair[order]
     new_key = np.ones(len(kn), np.bool_)
@@ -304,8 +305,7 @@ class IndexReader:
         """Label sets of series ``ids``: one gather for all pairs, then a loop over series only."""
         off = self.t["lbl_off"]
         starts, lens = off[ids], off[ids + 1] - off[ids]
-        total = int(lens.sum())
-        pos = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total, dtype=np.int64)
+        pos = ragged_arange(starts, lens)
         name_ids = self.t["lbl_name"][pos]
         value_ids = self.t["lbl_value"][pos]
         syms = self._decoded(np.unique(np.concatenate([name_ids, value_ids])))
@@ -350,8 +350,7 @@ class IndexReader:
         keys = a + np.asarray(value_idx, np.int64)
         off = self.t["post_off"]
         starts, lens = off[keys], off[keys + 1] - off[keys]
-        total = int(lens.sum())
-        pos = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total, dtype=np.int64)
+        pos = ragged_arange(starts, lens)
         # A series has one value per name, so the lists are disjoint: a sort is the union.
         out: I64 = np.sort(self.t["post_ids"][pos]).astype(np.int64, copy=False)
         return out
@@ -361,7 +360,7 @@ class IndexReader:
         a, b = self._name_range.get(name, (0, 0))
         off = self.t["post_off"]
         ids = self.t["post_ids"][off[a] : off[b]] if b > a else np.empty(0, np.int64)
-        vidx = np.repeat(np.arange(b - a, dtype=np.int64), np.diff(off[a : b + 1])) if b > a else ids
+        vidx = series_index(off[a : b + 1]) if b > a else ids
         return ids, vidx
 
     def pair_names(self, ids: I64) -> I64:

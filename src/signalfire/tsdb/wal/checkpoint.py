@@ -24,7 +24,7 @@ import numpy as np
 from signalfire._types import I64, MAX_TIME, MIN_TIME
 from signalfire.tsdb.head import Head, Samples
 from signalfire.tsdb.wal import records
-from signalfire.tsdb.wal.segment import frame, segment_name
+from signalfire.tsdb.wal.segment import frame, list_numbered, segment_name
 from signalfire.util.files import fsync_dir
 
 _CHECKPOINT_RE = re.compile(r"^checkpoint\.(\d{8})$")
@@ -43,11 +43,8 @@ def checkpoint_index(name: str) -> int | None:
 
 
 def list_checkpoints(wal_dir: str) -> list[int]:
-    try:
-        names = os.listdir(wal_dir)
-    except FileNotFoundError:
-        return []
-    return sorted(int(m.group(1)) for n in names if (m := _CHECKPOINT_RE.match(n)))
+    """Indexes of the checkpoint directories in ``wal_dir``, ascending."""
+    return list_numbered(wal_dir, checkpoint_index)
 
 
 def is_temporary(name: str) -> bool:

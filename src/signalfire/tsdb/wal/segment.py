@@ -25,7 +25,7 @@ import os
 import re
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from signalfire.errors import CorruptionError, StorageError
@@ -50,11 +50,17 @@ def segment_index(name: str) -> int | None:
 
 def list_segments(wal_dir: str) -> list[int]:
     """Indexes of the segment files in ``wal_dir``, ascending."""
+    return list_numbered(wal_dir, segment_index)
+
+
+def list_numbered(wal_dir: str, index_of: Callable[[str], int | None]) -> list[int]:
+    """The numbers ``index_of`` reads from the names in ``wal_dir`` (skipping names it
+    gives None for), ascending; none when the folder does not exist."""
     try:
         names = os.listdir(wal_dir)
     except FileNotFoundError:
         return []
-    return sorted(int(n) for n in names if _SEGMENT_RE.match(n))
+    return sorted(i for n in names if (i := index_of(n)) is not None)
 
 
 def frame(rec_type: int, payload: bytes) -> bytes:
