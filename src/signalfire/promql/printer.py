@@ -17,8 +17,8 @@ from signalfire.labels import METRIC_NAME, MatchType, is_legacy_label_name, is_l
 from signalfire.promql import ast
 from signalfire.promql.check import iter_children
 from signalfire.promql.durations import format_duration
-from signalfire.promql.lexer import go_quote
 from signalfire.promql.numbers import format_float
+from signalfire.promql.parser.lexer import go_quote
 
 __all__ = ["add_at_modifiers", "duration_to_string", "prettify", "to_string"]
 

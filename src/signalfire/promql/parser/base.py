@@ -1,9 +1,9 @@
 """Token access, error recording and shared tables for the PromQL parser.
 
-The parser proper is split by what it reads: :mod:`parser_durations` (duration
-arithmetic in ``[...]`` and after ``offset``), :mod:`parser_selectors` (selectors and
-their postfix modifiers) and :mod:`parser` (operators, calls, aggregations and the entry
-points). They share the :class:`TokenStream` base defined here.
+The parser proper is split by what it reads: :mod:`.durations` (duration arithmetic in
+``[...]`` and after ``offset``), :mod:`.selectors` (selectors and their postfix modifiers)
+and :mod:`.parse` (operators, calls, aggregations and the entry points). They share the
+:class:`TokenStream` base defined here.
 
 Errors follow Prometheus: a *semantic* problem (unknown function, modifier in the wrong
 place) is recorded and parsing goes on; a *syntax* problem is recorded and unwinds with
@@ -24,7 +24,8 @@ from signalfire.promql.function_signatures import (
     FEATURE_EXPERIMENTAL_FUNCTIONS,
     FEATURE_EXTENDED_RANGE_SELECTORS,
 )
-from signalfire.promql.lexer import (
+from signalfire.promql.numbers import parse_number
+from signalfire.promql.parser.lexer import (
     DURATION,
     EOF,
     ERROR,
@@ -36,7 +37,6 @@ from signalfire.promql.lexer import (
     go_quote,
     lex,
 )
-from signalfire.promql.numbers import parse_number
 
 #: Parse-time recursion limit (parentheses, calls, signs); deeper input is a parse error,
 #: never a RecursionError.

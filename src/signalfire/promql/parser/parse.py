@@ -26,8 +26,7 @@ from signalfire.promql.function_signatures import (
     FEATURE_EXPERIMENTAL_FUNCTIONS,
     FUNCTIONS,
 )
-from signalfire.promql.lexer import DURATION, EOF, IDENT, METRIC_IDENT, NUMBER, STRING, go_quote
-from signalfire.promql.parser_base import (
+from signalfire.promql.parser.base import (
     KEYWORDS,
     PRECEDENCE,
     SYMBOL_OPS,
@@ -38,7 +37,8 @@ from signalfire.promql.parser_base import (
     raise_first,
     valid_utf8,
 )
-from signalfire.promql.parser_selectors import SelectorParser
+from signalfire.promql.parser.lexer import DURATION, EOF, IDENT, METRIC_IDENT, NUMBER, STRING, go_quote
+from signalfire.promql.parser.selectors import SelectorParser
 
 __all__ = ["ParserOptions", "parse_expr", "parse_metric_selector", "position_of"]
 

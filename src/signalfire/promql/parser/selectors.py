@@ -14,10 +14,10 @@ import re2
 from signalfire.errors import BadDataError
 from signalfire.labels import METRIC_NAME, Matcher, MatchType
 from signalfire.promql import ast
-from signalfire.promql.lexer import DURATION, IDENT, NUMBER, STRING, Token, go_quote
 from signalfire.promql.numbers import round_half_away
-from signalfire.promql.parser_base import go_f
-from signalfire.promql.parser_durations import DURATION_EXPECTED, RANGE_CONTEXT, DurationParser
+from signalfire.promql.parser.base import go_f
+from signalfire.promql.parser.durations import DURATION_EXPECTED, RANGE_CONTEXT, DurationParser
+from signalfire.promql.parser.lexer import DURATION, IDENT, NUMBER, STRING, Token, go_quote
 
 _MATCH_OPS = frozenset({"=", "!=", "=~", "!~"})
 
