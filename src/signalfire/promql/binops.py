@@ -178,10 +178,8 @@ def vector_vector(
     order = np.argsort(gr, kind="stable")
     starts = np.searchsorted(gr[order], np.arange(G + 1))
     n_per_left = starts[gl + 1] - starts[gl]
-    pl = np.repeat(np.arange(len(gl), dtype=np.int64), n_per_left)
-    first = np.repeat(starts[gl], n_per_left)
-    rank = np.arange(len(pl), dtype=np.int64) - np.repeat(np.cumsum(n_per_left) - n_per_left, n_per_left)
-    pr = order[first + rank] if len(pl) else np.empty(0, np.int64)
+    pl = ragged.segment_ids(n_per_left)
+    pr = order[ragged.ragged_arange(starts[gl], n_per_left)]
 
     lv_parts = [lhs.values[pl]]
     rv_parts = [rhs.values[pr]]

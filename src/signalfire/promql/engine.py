@@ -33,6 +33,7 @@ from signalfire.storage import Annotations, SeriesSet
 from signalfire.storage.interface import Querier, Queryable, SelectHints
 from signalfire.util import deadline as _deadline
 from signalfire.util.deadline import Deadline
+from signalfire.util.ragged import ragged_arange
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,8 +327,7 @@ def _matrix_of_windows(rw: RangeWindows, ts: np.ndarray, delayed: bool) -> Query
     counts = n[keep]
     offsets = np.zeros(len(keep) + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
-    within = np.arange(int(offsets[-1]), dtype=np.int64) - np.repeat(offsets[:-1], counts)
-    idx = np.repeat(lo[keep], counts) + within
+    idx = ragged_arange(lo[keep], counts)
     order = sorted(range(len(labels)), key=labels.__getitem__)
     if order != list(range(len(labels))):
         return _matrix_of_windows_sorted(labels, offsets, rw.ts[idx], rw.values[idx], order, ts)
