@@ -103,7 +103,7 @@ def test_lower_layers_never_import_higher_ones() -> None:
 def test_public_names_resolve() -> None:
     for name in signalfire.__all__:
         assert hasattr(signalfire, name), name
-    for pkg in ("labels", "storage", "tsdb", "exposition", "metrics"):
+    for pkg in ("labels", "storage", "tsdb", "exposition", "metrics", "promql", "promql.parser"):
         m = importlib.import_module(f"signalfire.{pkg}")
         for name in getattr(m, "__all__", []):
             assert hasattr(m, name), f"signalfire.{pkg}.{name}"

@@ -20,33 +20,13 @@ from signalfire.promql.ast import ValueType
 __all__ = [
     "AGGREGATORS",
     "AGGREGATORS_WITH_PARAM",
-    "ALL_FEATURES",
     "ANCHORED_FUNCTIONS",
     "DURATION_FUNCTIONS",
     "EXPERIMENTAL_AGGREGATORS",
-    "FEATURE_BINOP_FILL",
-    "FEATURE_DURATION_EXPR",
-    "FEATURE_EXPERIMENTAL_FUNCTIONS",
-    "FEATURE_EXTENDED_RANGE_SELECTORS",
     "FUNCTIONS",
     "SMOOTHED_FUNCTIONS",
     "FunctionSignature",
 ]
-
-# Feature names exactly as ``--enable-feature=...`` spells them.
-FEATURE_EXPERIMENTAL_FUNCTIONS = "promql-experimental-functions"
-FEATURE_DURATION_EXPR = "promql-duration-expr"
-FEATURE_EXTENDED_RANGE_SELECTORS = "promql-extended-range-selectors"
-FEATURE_BINOP_FILL = "promql-binop-fill-modifiers"
-#: Every language feature the parser knows; what the conformance runner enables.
-ALL_FEATURES = frozenset(
-    {
-        FEATURE_EXPERIMENTAL_FUNCTIONS,
-        FEATURE_DURATION_EXPR,
-        FEATURE_EXTENDED_RANGE_SELECTORS,
-        FEATURE_BINOP_FILL,
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)

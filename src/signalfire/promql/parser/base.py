@@ -16,14 +16,9 @@ import math
 from dataclasses import dataclass
 
 from signalfire.errors import ParseError, PromQLParseError
+from signalfire.promql import features
 from signalfire.promql.durations import parse_duration
-from signalfire.promql.function_signatures import (
-    AGGREGATORS,
-    FEATURE_BINOP_FILL,
-    FEATURE_DURATION_EXPR,
-    FEATURE_EXPERIMENTAL_FUNCTIONS,
-    FEATURE_EXTENDED_RANGE_SELECTORS,
-)
+from signalfire.promql.function_signatures import AGGREGATORS
 from signalfire.promql.numbers import parse_number
 from signalfire.promql.parser.lexer import (
     DURATION,
@@ -79,19 +74,19 @@ class ParserOptions:
 
     @property
     def experimental_functions(self) -> bool:
-        return FEATURE_EXPERIMENTAL_FUNCTIONS in self.features
+        return features.EXPERIMENTAL_FUNCTIONS in self.features
 
     @property
     def duration_functions(self) -> bool:
-        return FEATURE_DURATION_EXPR in self.features or self.experimental_functions
+        return features.DURATION_EXPR in self.features or self.experimental_functions
 
     @property
     def extended_range_selectors(self) -> bool:
-        return FEATURE_EXTENDED_RANGE_SELECTORS in self.features
+        return features.EXTENDED_RANGE_SELECTORS in self.features
 
     @property
     def binop_fill(self) -> bool:
-        return FEATURE_BINOP_FILL in self.features
+        return features.BINOP_FILL_MODIFIERS in self.features
 
 
 class Abort(Exception):
