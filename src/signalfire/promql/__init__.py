@@ -13,7 +13,7 @@ from signalfire.promql.check import documented_type, iter_children, value_type
 from signalfire.promql.durations import format_duration, parse_duration
 from signalfire.promql.engine import Engine, EngineOptions
 from signalfire.promql.features import KNOWN as ALL_FEATURES
-from signalfire.promql.function_signatures import FUNCTIONS, FunctionSignature
+from signalfire.promql.function_table import FUNCTIONS, FunctionSpec
 from signalfire.promql.limits import check_resolution
 from signalfire.promql.parser import ParserOptions, parse_expr, parse_metric_selector, position_of
 from signalfire.promql.printer import add_at_modifiers, prettify, to_string
@@ -25,7 +25,7 @@ __all__ = [
     "FUNCTIONS",
     "Engine",
     "EngineOptions",
-    "FunctionSignature",
+    "FunctionSpec",
     "ParserOptions",
     "QueryResult",
     "QueryStats",

@@ -1,7 +1,9 @@
-"""The PromQL function registry: name -> kernel and flags, and :func:`call_function`.
+"""The PromQL function kernels, attached by name to :mod:`function_table`, and :func:`call_function`.
 
-Argument types and arity live in :mod:`function_signatures` (the parser checks them);
-this table says how to *evaluate* a call. The engine evaluates the arguments first:
+Everything else about a function (argument types, arity, flags) is its entry in
+:data:`signalfire.promql.function_table.FUNCTIONS`, the one list of functions;
+:data:`KERNELS` only says how to *evaluate* each of those names, and a test keeps the
+two on exactly the same names. The engine evaluates the arguments first:
 range arguments arrive as :class:`RangeWindows`, instant vectors as
 :class:`StepMatrix`, scalars as :class:`ScalarSeries` (one value per step) and string
 literals as :class:`StringValue`. Results mark rows ``drop_name`` where Prometheus
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,28 +33,13 @@ from signalfire.util.gofmt import format_om_float as format_openmetrics_float
 Impl = Callable[[ast.Call, list[Value], EvalContext], Value]
 
 
-@dataclass(frozen=True, slots=True)
-class FunctionImpl:
-    """How to evaluate one PromQL function.
-
-    ``drops_metric_name`` documents whether results lose ``__name__`` (the kernel sets
-    ``drop_name`` accordingly); ``uses_eval_time`` marks functions whose result depends
-    on the evaluation time itself (unsafe to hoist out of a range query with ``@``).
-    """
-
-    name: str
-    impl: Impl
-    drops_metric_name: bool = True
-    uses_eval_time: bool = False
-
-
 def call_function(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
     """Evaluate ``node`` (a call) with its already evaluated ``args``."""
-    fn = FUNCTIONS.get(node.func)
-    if fn is None:
+    kernel = KERNELS.get(node.func)
+    if kernel is None:
         raise QueryError(f"unknown function: {node.func}")
     with np.errstate(all="ignore"):
-        return fn.impl(node, args, ctx)
+        return kernel(node, args, ctx)
 
 
 # ------------------------------------------------------------ helpers
@@ -412,11 +398,11 @@ def _histogram_fraction(node: ast.Call, args: list[Value], ctx: EvalContext) -> 
 # ------------------------------------------------------------ the table
 
 
-def _table() -> dict[str, FunctionImpl]:
-    t: dict[str, FunctionImpl] = {}
+def _kernels() -> dict[str, Impl]:
+    t: dict[str, Impl] = {}
 
-    def add(name: str, impl: Impl, drops: bool = True, eval_time: bool = False) -> None:
-        t[name] = FunctionImpl(name, impl, drops, eval_time)
+    def add(name: str, impl: Impl) -> None:
+        t[name] = impl
 
     simple_range: dict[str, RangeKernel] = {
         "avg_over_time": rf.avg_over_time,
@@ -439,14 +425,14 @@ def _table() -> dict[str, FunctionImpl]:
     }
     for name, kernel in simple_range.items():
         add(name, _range(kernel))
-    add("first_over_time", _range(rf.first_over_time, keep_name=True), drops=False)
-    add("last_over_time", _range(rf.last_over_time, keep_name=True), drops=False)
+    add("first_over_time", _range(rf.first_over_time, keep_name=True))
+    add("last_over_time", _range(rf.last_over_time, keep_name=True))
     add("rate", _counter_rate(True))
     add("increase", _counter_rate(False))
     add("delta", _delta)
     add("irate", _irate)
     add("quantile_over_time", _quantile_over_time)
-    add("predict_linear", _predict_linear, eval_time=True)
+    add("predict_linear", _predict_linear)
     add("double_exponential_smoothing", _double_exp)
     add("absent_over_time", _absent_over_time)
     for name in inst.MATH:
@@ -456,26 +442,24 @@ def _table() -> dict[str, FunctionImpl]:
     add("clamp_min", _clamp_min)
     add("clamp_max", _clamp_max)
     for name in inst.DATE_FUNCTIONS:
-        add(name, _date(name), eval_time=True)
-    add("timestamp", _timestamp, eval_time=True)
+        add(name, _date(name))
+    add("timestamp", _timestamp)
     add("vector", _vector)
     add("scalar", _scalar_fn)
-    add("time", _time, eval_time=True)
+    add("time", _time)
     add("pi", _const(lambda ctx: math.pi))
     add("start", _const(lambda ctx: ctx.start / 1000.0))
     add("end", _const(lambda ctx: ctx.end / 1000.0))
-    add("range", _const(lambda ctx: (ctx.end - ctx.start) / 1000.0))
-    add("step", _const(lambda ctx: ctx.step / 1000.0))
     add("min_of", _min_max_of(True))
     add("max_of", _min_max_of(False))
-    add("sort", _sort(False), drops=False)
-    add("sort_desc", _sort(True), drops=False)
-    add("sort_by_label", _sort_by_label(False), drops=False)
-    add("sort_by_label_desc", _sort_by_label(True), drops=False)
-    add("label_replace", _label_replace, drops=False)
-    add("label_join", _label_join, drops=False)
+    add("sort", _sort(False))
+    add("sort_desc", _sort(True))
+    add("sort_by_label", _sort_by_label(False))
+    add("sort_by_label_desc", _sort_by_label(True))
+    add("label_replace", _label_replace)
+    add("label_join", _label_join)
     add("absent", _absent)
-    add("info", _info, drops=False)
+    add("info", _info)
     add("start_timestamp", _start_timestamp)
     for name in ("histogram_count", "histogram_sum", "histogram_avg", "histogram_stddev", "histogram_stdvar"):
         add(name, _native_only)
@@ -485,9 +469,5 @@ def _table() -> dict[str, FunctionImpl]:
     return t
 
 
-#: Every function signalfire can evaluate, by name.
-FUNCTIONS: dict[str, FunctionImpl] = _table()
-
-#: Functions whose result depends on the evaluation time itself (Prometheus's
-#: ``AtModifierUnsafeFunctions``): a call to one is never step invariant.
-AT_MODIFIER_UNSAFE_FUNCTIONS = frozenset(name for name, f in FUNCTIONS.items() if f.uses_eval_time)
+#: The kernel of every function of :data:`~signalfire.promql.function_table.FUNCTIONS`, by name.
+KERNELS: dict[str, Impl] = _kernels()

@@ -10,7 +10,8 @@ import pytest
 from signalfire.errors import QueryError
 from signalfire.labels import Labels, Matcher
 from signalfire.promql import ast
-from signalfire.promql.functions import FUNCTIONS, call_function, format_go_g, format_openmetrics_float
+from signalfire.promql.function_table import FUNCTIONS
+from signalfire.promql.functions import KERNELS, call_function, format_go_g, format_openmetrics_float
 from signalfire.promql.instant_functions import expand_template, natsort_less
 from signalfire.promql.values import EvalContext, RangeWindows, ScalarSeries, StepMatrix, StringValue
 
@@ -141,11 +142,23 @@ def test_query_parameter_functions() -> None:
     c = ctx(T=4, start=100_000, step=10_000)
     assert call("start", c=c).values.tolist() == [100.0] * 4  # type: ignore[attr-defined]
     assert call("end", c=c).values.tolist() == [130.0] * 4  # type: ignore[attr-defined]
-    assert call("range", c=c).values.tolist() == [30.0] * 4  # type: ignore[attr-defined]
-    assert call("step", c=c).values.tolist() == [10.0] * 4  # type: ignore[attr-defined]
     m = call("min_of", ScalarSeries(np.array([3.0])), ScalarSeries(np.array([math.nan])))
     assert math.isnan(m.values[0])  # type: ignore[attr-defined]
     assert call("max_of", ScalarSeries(np.array([-2.0])), ScalarSeries(np.array([-5.0]))).values[0] == -2  # type: ignore[attr-defined]
+
+
+def test_step_and_range_are_duration_expressions_not_kernels() -> None:
+    """``step()`` and ``range()`` parse to duration expressions everywhere, so they have no
+    kernel (and no table entry); as values they are seconds of the query's step and span."""
+    import tempfile
+
+    import signalfire
+    from signalfire.promql import features
+
+    assert "step" not in KERNELS and "range" not in KERNELS
+    with signalfire.open(tempfile.mkdtemp(), features=features.CONFORMANCE) as db:
+        got = db.query_range("step() * 1000 + range()", 100, 130, 10).values.tolist()
+    assert got == [[10_030.0] * 4]
 
 
 def test_timestamp_uses_sample_time_when_known() -> None:
@@ -380,10 +393,10 @@ def test_format_openmetrics_float() -> None:
     ]
 
 
-def test_every_parsed_function_has_a_kernel() -> None:
-    from signalfire.promql.function_signatures import FUNCTIONS as SIGNATURES
-
-    assert sorted(set(SIGNATURES) - set(FUNCTIONS)) == []
+def test_the_kernels_cover_exactly_the_function_table() -> None:
+    """One list of functions: every entry has a kernel, and no kernel lacks an entry."""
+    assert sorted(set(FUNCTIONS) - set(KERNELS)) == []
+    assert sorted(set(KERNELS) - set(FUNCTIONS)) == []
 
 
 def test_every_function_is_documented() -> None:

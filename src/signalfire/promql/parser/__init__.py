@@ -6,7 +6,7 @@ arithmetic), :mod:`.selectors` (selectors and their modifiers) and :mod:`.parse`
 (operators, calls, aggregations, the entry points). The AST, the type checker
 (:mod:`signalfire.promql.check`) and the printer stay beside it in :mod:`signalfire.promql`,
 since the engine and the printer share them; the function table the parser checks calls
-against is :mod:`signalfire.promql.function_signatures`.
+against is :mod:`signalfire.promql.function_table`.
 """
 
 from signalfire.promql.parser.parse import ParserOptions, parse_expr, parse_metric_selector, position_of

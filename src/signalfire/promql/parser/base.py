@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from signalfire.errors import ParseError, PromQLParseError
 from signalfire.promql import features
 from signalfire.promql.durations import parse_duration
-from signalfire.promql.function_signatures import AGGREGATORS
+from signalfire.promql.function_table import AGGREGATORS
 from signalfire.promql.numbers import parse_number
 from signalfire.promql.parser.lexer import (
     DURATION,

@@ -19,7 +19,7 @@ import contextlib
 
 from signalfire.labels import Matcher
 from signalfire.promql import ast, features
-from signalfire.promql.function_signatures import (
+from signalfire.promql.function_table import (
     AGGREGATORS,
     AGGREGATORS_WITH_PARAM,
     EXPERIMENTAL_AGGREGATORS,
