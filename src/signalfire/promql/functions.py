@@ -369,7 +369,7 @@ def _quantiles_out(
     for q in qs:
         res, present, forced = hist.bucket_quantile(q, block, fb)
         for g in np.flatnonzero((forced & present).any(axis=1)).tolist():
-            name = f'"{block.names[g]}"' if ctx.delayed_name_removal else '""'
+            name = f'"{block.names[g]}"' if ctx.settings.delayed_name_removal else '""'
             ctx.info(hist.MONOTONICITY_INFO.format(name=name), arg)
         if label is None:
             labels.extend(block.labels)

@@ -13,12 +13,21 @@ from signalfire.promql import ast
 from signalfire.promql.function_table import FUNCTIONS
 from signalfire.promql.functions import KERNELS, call_function, format_go_g, format_openmetrics_float
 from signalfire.promql.instant_functions import expand_template, natsort_less
-from signalfire.promql.values import EvalContext, RangeWindows, ScalarSeries, StepMatrix, StringValue
+from signalfire.promql.values import (
+    EvalContext,
+    EvalSettings,
+    RangeWindows,
+    ScalarSeries,
+    StepMatrix,
+    StringValue,
+)
 
 
 def ctx(T: int = 1, start: int = 0, step: int = 60000, query: str = "") -> EvalContext:
     ts = start + np.arange(T, dtype=np.int64) * step
-    return EvalContext(ts=ts, start=start, end=int(ts[-1]), step=step if T > 1 else 0, query=query)
+    return EvalContext(
+        ts=ts, start=start, end=int(ts[-1]), step=step if T > 1 else 0, settings=EvalSettings(query=query)
+    )
 
 
 def vec(rows: dict[str, float], name: str = "m") -> StepMatrix:
