@@ -23,9 +23,11 @@ from signalfire.errors import QueryError
 from signalfire.labels import Labels
 from signalfire.labels.labels import METRIC_NAME
 from signalfire.promql import ast
+from signalfire.promql import counter_functions as counters
 from signalfire.promql import histograms as hist
 from signalfire.promql import instant_functions as inst
 from signalfire.promql import range_functions as rf
+from signalfire.promql import trend_functions as trend
 from signalfire.promql.values import EvalContext, RangeWindows, ScalarSeries, StepMatrix, StringValue, Value
 from signalfire.util.gofmt import format_go_g
 from signalfire.util.gofmt import format_om_float as format_openmetrics_float
@@ -98,7 +100,7 @@ def _range(kernel: RangeKernel, keep_name: bool = False) -> Impl:
 def _counter_rate(is_rate: bool) -> Impl:
     def impl(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
         w = _windows(args[0])
-        vals, present = rf.extrapolated_rate(w, True, is_rate)
+        vals, present = counters.extrapolated_rate(w, True, is_rate)
         out = _from_windows(w, vals, present, False)
         _warn_not_counter(w, present, ctx, node.args[0])
         _warn_st_overlap(w, present, ctx, node.args[0])
@@ -131,7 +133,7 @@ def _warn_st_overlap(w: RangeWindows, present: Bool, ctx: EvalContext, arg: ast.
     """Warn once per metric name whose windows hold a start time overlapping the sample before."""
     if w.st is None:
         return
-    flags = rf.st_overlaps(w)
+    flags = counters.st_overlaps(w)
     if not flags.any():
         return
     p = np.zeros(len(flags) + 1, np.int64)
@@ -148,14 +150,14 @@ def _warn_st_overlap(w: RangeWindows, present: Bool, ctx: EvalContext, arg: ast.
 
 def _irate(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
     w = _windows(args[0])
-    vals, present = rf.instant_value(w, True)
+    vals, present = counters.instant_value(w, True)
     _warn_st_overlap(w, present, ctx, node.args[0])
     return _from_windows(w, vals, present, False)
 
 
 def _delta(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
     w = _windows(args[0])
-    vals, present = rf.extrapolated_rate(w, False, False)
+    vals, present = counters.extrapolated_rate(w, False, False)
     return _from_windows(w, vals, present, False)
 
 
@@ -175,7 +177,7 @@ def _warn_quantile(q: F64, used: Bool, ctx: EvalContext, arg: ast.Node) -> None:
 
 def _predict_linear(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
     w = _windows(args[0])
-    vals, present = rf.predict_linear(w, ctx.ts, _scalar(args[1], ctx.T))
+    vals, present = trend.predict_linear(w, ctx.ts, _scalar(args[1], ctx.T))
     return _from_windows(w, vals, present, False)
 
 
@@ -190,7 +192,7 @@ def _double_exp(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
         bad_tf = (tf <= 0) | (tf >= 1)
         if bad_tf.any():
             raise QueryError(f"invalid trend factor. Expected: 0 < tf < 1, got: {tf[bad_tf][0]:f}")
-    vals, present = rf.double_exponential_smoothing(w, sf, tf)
+    vals, present = trend.double_exponential_smoothing(w, sf, tf)
     return _from_windows(w, vals, present, False)
 
 
@@ -406,15 +408,15 @@ def _kernels() -> dict[str, Impl]:
 
     simple_range: dict[str, RangeKernel] = {
         "avg_over_time": rf.avg_over_time,
-        "changes": rf.changes,
+        "changes": counters.changes,
         "count_over_time": rf.count_over_time,
-        "deriv": rf.deriv,
-        "idelta": lambda w: rf.instant_value(w, False),
+        "deriv": trend.deriv,
+        "idelta": lambda w: counters.instant_value(w, False),
         "mad_over_time": rf.mad_over_time,
         "max_over_time": rf.max_over_time,
         "min_over_time": rf.min_over_time,
         "present_over_time": rf.present_over_time,
-        "resets": rf.resets,
+        "resets": counters.resets,
         "stddev_over_time": rf.stddev_over_time,
         "stdvar_over_time": rf.stdvar_over_time,
         "sum_over_time": rf.sum_over_time,

@@ -2,8 +2,9 @@
 
 A :class:`~signalfire.promql.values.RangeWindows` gives, for every (series, step)
 cell, the half-open sample span ``[lo, hi)`` into flat ``ts``/``values`` arrays.
-The kernels in :mod:`range_functions` reduce each span to one number, for all cells
-at once, with three tools:
+The range kernels (:mod:`range_functions`, :mod:`counter_functions`,
+:mod:`trend_functions`) reduce each span to one number, for all cells at once, with
+three tools:
 
 - **prefix sums** (:func:`segment_prefix`): a sum over ``[lo, hi)`` is the difference
   of two inclusive prefix sums that restart at every series start, so errors
