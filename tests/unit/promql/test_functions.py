@@ -368,10 +368,30 @@ def test_rate_warns_for_non_counter_names() -> None:
     ]
 
 
-def test_last_over_time_keeps_the_name_others_drop_it() -> None:
-    assert FUNCTIONS["last_over_time"].drops_metric_name is False
-    assert FUNCTIONS["first_over_time"].drops_metric_name is False
-    assert FUNCTIONS["max_over_time"].drops_metric_name is True
+def _one_series_windows() -> RangeWindows:
+    return RangeWindows([Labels.from_dict({"__name__": "m_total", "l": "a"})], np.array([0, 3]),
+                        np.array([0, 20_000, 40_000]), np.array([1.0, 2.0, 4.0]),
+                        np.array([[0]]), np.array([[3]]), np.array([60_000]), 120_000)  # fmt: skip
+
+
+#: Kernels whose output rows are not their input's (new label sets, or none at all for
+#: float samples without start timestamps).
+_NO_INPUT_ROWS = {"absent", "absent_over_time", "histogram_avg", "histogram_count", "histogram_stddev",
+                  "histogram_stdvar", "histogram_sum", "scalar", "start_timestamp"}  # fmt: skip
+_ONE_ARG = ((ast.ValueType.VECTOR,), (ast.ValueType.MATRIX,))
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(n for n, f in FUNCTIONS.items() if f.arg_types in _ONE_ARG and n not in _NO_INPUT_ROWS),
+)
+def test_the_table_says_which_kernels_drop_the_metric_name(name: str) -> None:
+    """``drops_metric_name`` in the table is what the kernel does, for every function of
+    one vector or range argument (the flag and the kernel live in different modules)."""
+    arg = _one_series_windows() if FUNCTIONS[name].arg_types[0] is ast.ValueType.MATRIX else vec({"a": 2.0})
+    out = call(name, arg, c=ctx(start=60_000))
+    assert isinstance(out, StepMatrix) and out.num_series == 1
+    assert bool(out.name_dropped()[0]) is FUNCTIONS[name].drops_metric_name
 
 
 def test_double_exponential_smoothing_rejects_bad_factors() -> None:
