@@ -43,12 +43,6 @@ def grid_shape(w: RangeWindows) -> tuple[int, int]:
     return (w.num_series, len(w.eval_ts))
 
 
-def step_of_cell(w: RangeWindows) -> I64:
-    """The step index of every flattened cell."""
-    S, T = grid_shape(w)
-    return np.tile(np.arange(T, dtype=np.int64), S)
-
-
 def pack(w: RangeWindows, cells: I64, vals: F64, cells_sorted: bool = True) -> Result:
     """Scatter per-cell results for ``cells`` (unique flat positions) into ``[S, T]`` arrays."""
     S, T = grid_shape(w)
