@@ -3,7 +3,8 @@
     python bench/range_kernels.py                 # 2,000 series x 24 h at 60 s, 1 h windows, 5 m step
     python bench/range_kernels.py --series 200    # smaller
 
-Calls the kernels of ``signalfire.promql.range_functions`` directly on a RangeWindows
+Calls the range kernels (``signalfire.promql.range_functions``, ``counter_functions``,
+``trend_functions``) directly on a RangeWindows
 (no storage, no parser), so the figures are the vectorised kernels alone: milliseconds
 per call (median of 3) and window samples processed per second. Data: counters with
 jittered increments and an occasional reset, timestamps off whole seconds. Printed only,
@@ -20,7 +21,9 @@ from collections.abc import Callable
 import numpy as np
 
 from signalfire.labels import Labels
+from signalfire.promql import counter_functions as cf
 from signalfire.promql import range_functions as rf
+from signalfire.promql import trend_functions as tf
 from signalfire.promql.values import RangeWindows
 from signalfire.util.ragged import window_bounds
 
@@ -44,12 +47,12 @@ def make_windows(S: int, hours: int, scrape_s: int, range_s: int, step_s: int) -
 def kernels(w: RangeWindows) -> dict[str, Callable[[], object]]:
     T = len(w.eval_ts)
     return {
-        "rate": lambda: rf.extrapolated_rate(w, True, True),
-        "increase": lambda: rf.extrapolated_rate(w, True, False),
-        "delta": lambda: rf.extrapolated_rate(w, False, False),
-        "irate": lambda: rf.instant_value(w, True),
-        "changes": lambda: rf.changes(w),
-        "resets": lambda: rf.resets(w),
+        "rate": lambda: cf.extrapolated_rate(w, True, True),
+        "increase": lambda: cf.extrapolated_rate(w, True, False),
+        "delta": lambda: cf.extrapolated_rate(w, False, False),
+        "irate": lambda: cf.instant_value(w, True),
+        "changes": lambda: cf.changes(w),
+        "resets": lambda: cf.resets(w),
         "count_over_time": lambda: rf.count_over_time(w),
         "sum_over_time": lambda: rf.sum_over_time(w),
         "avg_over_time": lambda: rf.avg_over_time(w),
@@ -60,9 +63,9 @@ def kernels(w: RangeWindows) -> dict[str, Callable[[], object]]:
         "stddev_over_time": lambda: rf.stddev_over_time(w),
         "quantile_over_time": lambda: rf.quantile_over_time(w, np.full(T, 0.9)),
         "mad_over_time": lambda: rf.mad_over_time(w),
-        "deriv": lambda: rf.deriv(w),
-        "predict_linear": lambda: rf.predict_linear(w, w.eval_ts, np.full(T, 3600.0)),
-        "double_exponential_smoothing": lambda: rf.double_exponential_smoothing(
+        "deriv": lambda: tf.deriv(w),
+        "predict_linear": lambda: tf.predict_linear(w, w.eval_ts, np.full(T, 3600.0)),
+        "double_exponential_smoothing": lambda: tf.double_exponential_smoothing(
             w, np.full(T, 0.3), np.full(T, 0.3)
         ),
     }

@@ -31,10 +31,14 @@ import numpy as np
 from signalfire._types import F64, I64, MAX_TIME, MIN_TIME
 from signalfire.labels import Labels, Matcher
 from signalfire.metrics import Registry
-from signalfire.promql.engine import Engine, EngineOptions
-from signalfire.promql.limits import check_resolution
-from signalfire.promql.parser import parse_metric_selector
-from signalfire.promql.result import QueryResult
+from signalfire.promql import (
+    Engine,
+    EngineOptions,
+    QueryResult,
+    check_resolution,
+    features,
+    parse_metric_selector,
+)
 from signalfire.storage import (
     Annotations,
     Appender,
@@ -51,17 +55,8 @@ from signalfire.util.timeutil import DurationLike, TimeLike, duration_to_ms, to_
 if TYPE_CHECKING:
     import pandas as pd
 
-#: Every feature flag the conformance suite turns on (Prometheus's ``--enable-feature`` names).
-ALL_PROMQL_FEATURES = frozenset(
-    {
-        "promql-experimental-functions",
-        "promql-delayed-name-removal",
-        "promql-duration-expr",
-        "promql-extended-range-selectors",
-        "promql-binop-fill-modifiers",
-        "st-storage",
-    }
-)
+#: Every feature flag the conformance suite turns on (defined in :mod:`signalfire.promql.features`).
+ALL_PROMQL_FEATURES = features.CONFORMANCE
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +228,7 @@ class Database:
         """Evaluate ``expr`` at ``start, start+step, ... <= end``.
 
         Refused as Prometheus's HTTP API refuses it (BadDataError) when that would be more
-        than 11,000 points per series; see :func:`signalfire.promql.limits.check_resolution`.
+        than 11,000 points per series; see :func:`signalfire.promql.check_resolution`.
         """
         start_ms, end_ms, step_ms = to_ms(start), to_ms(end), duration_to_ms(step)
         check_resolution(start_ms, end_ms, step_ms)

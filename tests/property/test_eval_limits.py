@@ -23,7 +23,7 @@ from memstore import MemStore
 
 from signalfire.errors import TooManySamplesError, TooManyStepsError
 from signalfire.labels import Labels
-from signalfire.promql.engine import Engine, EngineOptions
+from signalfire.promql import Engine, EngineOptions
 
 H = 3_600_000
 MAX_SAMPLES = 10_000

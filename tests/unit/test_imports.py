@@ -100,10 +100,29 @@ def test_lower_layers_never_import_higher_ones() -> None:
     assert not bad, "\n".join(bad)
 
 
+#: What the parser side of promql (the parser subpackage and the function table it checks
+#: calls against) may import from promql: data and text helpers, never an engine kernel.
+_PARSER_SIDE_MAY_IMPORT = {"ast", "check", "durations", "features", "function_table", "numbers", "parser"}
+
+
+def test_the_parser_never_imports_the_engine() -> None:
+    bad = []
+    parser_side = [*sorted((SRC / "promql" / "parser").glob("*.py")), SRC / "promql" / "function_table.py"]
+    assert len(parser_side) > 5
+    for p in parser_side:
+        for node in ast.walk(ast.parse(p.read_text())):
+            module = node.module if isinstance(node, ast.ImportFrom) else None
+            if module is not None and module.startswith("signalfire.promql"):
+                parts = module.split(".")
+                names = [parts[2]] if len(parts) > 2 else [a.name for a in node.names]  # type: ignore[attr-defined]
+                bad += [f"{p.name} imports promql.{n}" for n in names if n not in _PARSER_SIDE_MAY_IMPORT]
+    assert not bad, "\n".join(bad)
+
+
 def test_public_names_resolve() -> None:
     for name in signalfire.__all__:
         assert hasattr(signalfire, name), name
-    for pkg in ("labels", "storage", "tsdb", "exposition", "metrics"):
+    for pkg in ("labels", "storage", "tsdb", "exposition", "metrics", "promql", "promql.parser"):
         m = importlib.import_module(f"signalfire.{pkg}")
         for name in getattr(m, "__all__", []):
             assert hasattr(m, name), f"signalfire.{pkg}.{name}"

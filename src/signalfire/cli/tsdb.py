@@ -232,7 +232,7 @@ _ALL = Matcher(MatchType.REGEX, METRIC_NAME, "(?s:.*)")
 
 
 def _parse_selector(text: str) -> list[Matcher]:
-    from signalfire.promql.parser import parse_metric_selector
+    from signalfire.promql import parse_metric_selector
 
     return list(parse_metric_selector(text))
 

@@ -18,6 +18,7 @@ from signalfire.labels import METRIC_NAME, TYPE_LABEL, UNIT_LABEL, Labels, quote
 from signalfire.promql import ast
 from signalfire.promql.result import format_value
 from signalfire.promql.values import EvalContext, ScalarSeries, StepMatrix, StringValue
+from signalfire.promql.windows import kahan_inc
 from signalfire.util import ragged
 from signalfire.util.deadline import checkpoint
 
@@ -112,12 +113,7 @@ def kahan_group_sum(ids: I64, G: int, values: F64, present: Bool) -> F64:
                 checkpoint()
             has = starts + r < ends
             gi = np.flatnonzero(has)
-            inc = masked[rows[starts[gi] + r]]
-            cur = s[gi]
-            t = cur + inc
-            comp = np.where(np.abs(cur) >= np.abs(inc), (cur - t) + inc, (inc - t) + cur)
-            c[gi] = np.where(np.isinf(t), 0.0, c[gi] + comp)
-            s[gi] = t
+            s[gi], c[gi] = kahan_inc(masked[rows[starts[gi] + r]], s[gi], c[gi])
         fixed = np.where(np.isinf(s), s, s + c)
     plain[groups] = np.where(risky[groups], fixed, plain[groups])
     return plain

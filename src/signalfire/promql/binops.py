@@ -10,7 +10,6 @@ are boolean [pairs, T] arrays.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 
 import numpy as np
 
@@ -28,34 +27,31 @@ COMPARISON = frozenset({"==", "!=", ">", "<", ">=", "<="})
 SET_OPS = frozenset({"and", "or", "unless"})
 
 
-def _arith(op: str) -> Callable[[F64, F64], F64]:
-    return {
-        "+": np.add,
-        "-": np.subtract,
-        "*": np.multiply,
-        "/": np.true_divide,
-        "%": np.fmod,  # Go's math.Mod: the sign follows the dividend
-        "^": np.power,
-        "atan2": np.arctan2,
-    }[op]
-
-
-def _compare(op: str) -> Callable[[F64, F64], Bool]:
-    return {
-        "==": np.equal,
-        "!=": np.not_equal,
-        ">": np.greater,
-        "<": np.less,
-        ">=": np.greater_equal,
-        "<=": np.less_equal,
-    }[op]
+#: The elementwise kernel of every arithmetic and comparison operator.
+_UFUNCS: dict[str, np.ufunc] = {
+    "+": np.add,
+    "-": np.subtract,
+    "*": np.multiply,
+    "/": np.true_divide,
+    "%": np.fmod,  # Go's math.Mod: the sign follows the dividend
+    "^": np.power,
+    "atan2": np.arctan2,
+    "==": np.equal,
+    "!=": np.not_equal,
+    ">": np.greater,
+    "<": np.less,
+    ">=": np.greater_equal,
+    "<=": np.less_equal,
+}
 
 
 def apply_op(op: str, a: F64, b: F64) -> tuple[F64, Bool | None]:
     """``a op b`` elementwise; for comparisons also the keep mask (values are ``a``)."""
     if op in COMPARISON:
-        return a, _compare(op)(a, b)
-    return _arith(op)(a, b), None
+        keep: Bool = _UFUNCS[op](a, b)
+        return a, keep
+    out: F64 = _UFUNCS[op](a, b)
+    return out, None
 
 
 def scalar_scalar(op: str, lhs: ScalarSeries, rhs: ScalarSeries) -> ScalarSeries:
@@ -178,10 +174,8 @@ def vector_vector(
     order = np.argsort(gr, kind="stable")
     starts = np.searchsorted(gr[order], np.arange(G + 1))
     n_per_left = starts[gl + 1] - starts[gl]
-    pl = np.repeat(np.arange(len(gl), dtype=np.int64), n_per_left)
-    first = np.repeat(starts[gl], n_per_left)
-    rank = np.arange(len(pl), dtype=np.int64) - np.repeat(np.cumsum(n_per_left) - n_per_left, n_per_left)
-    pr = order[first + rank] if len(pl) else np.empty(0, np.int64)
+    pl = ragged.segment_ids(n_per_left)
+    pr = order[ragged.ragged_arange(starts[gl], n_per_left)]
 
     lv_parts = [lhs.values[pl]]
     rv_parts = [rhs.values[pr]]

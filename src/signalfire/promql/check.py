@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 from signalfire.labels import METRIC_NAME
 from signalfire.promql import ast
-from signalfire.promql.function_signatures import FUNCTIONS
-from signalfire.promql.lexer import go_quote
+from signalfire.promql.function_table import FUNCTIONS
+from signalfire.promql.parser.lexer import go_quote
 
 __all__ = ["CheckError", "check_expr", "documented_type", "iter_children", "tree_depth", "value_type"]
 

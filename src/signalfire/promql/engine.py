@@ -22,17 +22,26 @@ from signalfire._types import MAX_TIME, MIN_TIME
 from signalfire.errors import QueryError
 from signalfire.labels import EMPTY_LABELS, Labels, Matcher
 from signalfire.promql import ast
-from signalfire.promql.evaluator import EvalSettings, Evaluator
+from signalfire.promql.evaluator import Evaluator
 from signalfire.promql.features import DELAYED_NAME_REMOVAL
 from signalfire.promql.limits import QueryLimits
 from signalfire.promql.names import check_unique, merge_same_labels, strip_name
 from signalfire.promql.result import QueryResult
 from signalfire.promql.stats import QueryStats
-from signalfire.promql.values import EvalContext, RangeWindows, ScalarSeries, StepMatrix, StringValue, Value
+from signalfire.promql.values import (
+    EvalContext,
+    EvalSettings,
+    RangeWindows,
+    ScalarSeries,
+    StepMatrix,
+    StringValue,
+    Value,
+)
 from signalfire.storage import Annotations, SeriesSet
 from signalfire.storage.interface import Querier, Queryable, SelectHints
 from signalfire.util import deadline as _deadline
 from signalfire.util.deadline import Deadline
+from signalfire.util.ragged import ragged_arange
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,26 +215,19 @@ class Engine:
             start=start,
             end=end,
             step=step,
-            lookback_ms=lookback,
-            default_step_ms=opts.default_eval_interval_ms,
-            delayed_name_removal=delayed,
-            enable_at_modifier=opts.enable_at_modifier,
-            enable_negative_offset=opts.enable_negative_offset,
-        )
-        ctx = EvalContext(
-            ts=ts,
-            start=start,
-            end=end,
-            step=step,
             query=text,
             lookback_ms=lookback,
             features=opts.features,
             delayed_name_removal=delayed,
+            default_step_ms=opts.default_eval_interval_ms,
+            enable_at_modifier=opts.enable_at_modifier,
+            enable_negative_offset=opts.enable_negative_offset,
         )
+        ctx = EvalContext(ts=ts, start=start, end=end, step=step, settings=settings)
         stats = QueryStats(timestamps=ts, samples_per_step=np.zeros(len(ts), np.int64))
         stats.parse_s = parse_s
         selector = _Selector(queryable, limits.deadline)
-        ev = Evaluator(selector, settings, limits, stats)
+        ev = Evaluator(selector, limits, stats)
         try:
             t_eval = time.perf_counter()
             with _deadline.active(limits.deadline):
@@ -326,8 +328,7 @@ def _matrix_of_windows(rw: RangeWindows, ts: np.ndarray, delayed: bool) -> Query
     counts = n[keep]
     offsets = np.zeros(len(keep) + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
-    within = np.arange(int(offsets[-1]), dtype=np.int64) - np.repeat(offsets[:-1], counts)
-    idx = np.repeat(lo[keep], counts) + within
+    idx = ragged_arange(lo[keep], counts)
     order = sorted(range(len(labels)), key=labels.__getitem__)
     if order != list(range(len(labels))):
         return _matrix_of_windows_sorted(labels, offsets, rw.ts[idx], rw.values[idx], order, ts)

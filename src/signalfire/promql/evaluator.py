@@ -10,7 +10,6 @@ context of their own times (see subquery.py); everything else shares ``ctx``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,15 @@ from signalfire.promql.limits import QueryLimits
 from signalfire.promql.names import settle_names
 from signalfire.promql.stats import QueryStats
 from signalfire.promql.step_invariant import invariant_nodes, repeat_steps, worth_wrapping
-from signalfire.promql.values import EvalContext, RangeWindows, ScalarSeries, StepMatrix, StringValue, Value
+from signalfire.promql.values import (
+    EvalContext,
+    EvalSettings,
+    RangeWindows,
+    ScalarSeries,
+    StepMatrix,
+    StringValue,
+    Value,
+)
 from signalfire.storage import SeriesSet
 from signalfire.storage.interface import SelectHints
 
@@ -31,26 +38,12 @@ from signalfire.storage.interface import SelectHints
 SelectFn = Callable[[Sequence[Matcher], SelectHints], SeriesSet]
 
 
-@dataclass(slots=True)
-class EvalSettings:
-    """Query-wide facts every node may need (fixed for the whole query, subqueries included)."""
-
-    start: int
-    end: int
-    step: int
-    lookback_ms: int
-    default_step_ms: int = 60_000
-    delayed_name_removal: bool = False
-    enable_at_modifier: bool = True
-    enable_negative_offset: bool = True
-
-
 class Evaluator:
     """Evaluates one query. Not thread-safe; one per query."""
 
-    def __init__(self, select: SelectFn, settings: EvalSettings, limits: QueryLimits, stats: QueryStats):
+    def __init__(self, select: SelectFn, limits: QueryLimits, stats: QueryStats):
         self.select_fn = select
-        self.settings = settings
+        self.settings = EvalSettings()
         self.limits = limits
         self.stats = stats
         self._top_ts: np.ndarray | None = None
@@ -64,6 +57,7 @@ class Evaluator:
     def evaluate(self, node: ast.Expr, ctx: EvalContext) -> Value:
         """Evaluate the root node; numpy floating warnings are expected (1/0, NaN) and silenced."""
         self._top_ts = ctx.ts
+        self.settings = ctx.settings
         self._invariant = invariant_nodes(node)
         ctx.select = self._select_range
         with np.errstate(all="ignore"):
@@ -83,19 +77,7 @@ class Evaluator:
 
         The context keeps the query's start/end/step, which ``start()``/``end()`` read.
         """
-        one = EvalContext(
-            ts=ctx.ts[:1],
-            start=ctx.start,
-            end=ctx.end,
-            step=ctx.step,
-            query=ctx.query,
-            lookback_ms=ctx.lookback_ms,
-            annotations=ctx.annotations,
-            features=ctx.features,
-            delayed_name_removal=ctx.delayed_name_removal,
-            select=ctx.select,
-            extra=ctx.extra,
-        )
+        one = ctx.with_steps(ctx.ts[:1], ctx.start, ctx.end, ctx.step)
         method = _DISPATCH[type(node)]
         return repeat_steps(method(self, node, one), ctx.T, ctx.ts)
 
@@ -141,9 +123,9 @@ class Evaluator:
         S, T = len(ss.labels), len(t)
         self.limits.check_cells(S, T)
         if self.limits.max_samples > 0 and self.limits.current + S * T > self.limits.max_samples:
-            self.limits.reserve(selectors.count_present(ss, t, ctx.lookback_ms))
+            self.limits.reserve(selectors.count_present(ss, t, self.settings.lookback_ms))
         self.limits.check_deadline()
-        return selectors.instant_vector(ss, t, ctx.lookback_ms, node.start_timestamp, node.smoothed)
+        return selectors.instant_vector(ss, t, self.settings.lookback_ms, node.start_timestamp, node.smoothed)
 
     def _account(self, per_step: np.ndarray, ctx: EvalContext) -> None:
         """Count loaded samples against the limit and, at the top level, per step."""
@@ -173,8 +155,8 @@ class Evaluator:
         t = self._times(ctx, self._offset(node.offset, node), node.at, node.at_ms)
         if ctx.T == 0:
             return StepMatrix.empty(0)
-        maxt = int(t.max()) + (ctx.lookback_ms if node.smoothed else 0)
-        ss = self._select(node.matchers, int(t.min()) - ctx.lookback_ms + 1, maxt)
+        maxt = int(t.max()) + (self.settings.lookback_ms if node.smoothed else 0)
+        ss = self._select(node.matchers, int(t.min()) - self.settings.lookback_ms + 1, maxt)
         ctx.annotations.merge(ss.warnings)
         sm = self._instant_vector(ss, t, ctx, node)
         self._account(sm.present.sum(axis=0), ctx)
@@ -190,8 +172,8 @@ class Evaluator:
         extend = vs.anchored or vs.smoothed
         if ctx.T == 0:
             t = np.zeros(1, np.int64)  # no steps: select nothing useful, keep shapes valid
-        mint = int(t.min()) - range_ms + 1 - (ctx.lookback_ms if extend else 0)
-        maxt = int(t.max()) + (ctx.lookback_ms if vs.smoothed else 0)
+        mint = int(t.min()) - range_ms + 1 - (self.settings.lookback_ms if extend else 0)
+        maxt = int(t.max()) + (self.settings.lookback_ms if vs.smoothed else 0)
         ss = self._select(vs.matchers, mint, maxt, range_ms)
         self.limits.check_cells(len(ss.labels), ctx.T)
         extra = 2 * len(ss.labels) * ctx.T if extend else 0  # one sample past each edge
@@ -202,7 +184,9 @@ class Evaluator:
             self.limits.reserve(selectors.count_in_windows(ss, t[: ctx.T], range_ms) + extra)
         self.limits.check_deadline()
         ctx.annotations.merge(ss.warnings)
-        rw = selectors.range_windows(ss, t[: ctx.T], range_ms, ctx.lookback_ms, vs.anchored, vs.smoothed)
+        rw = selectors.range_windows(
+            ss, t[: ctx.T], range_ms, self.settings.lookback_ms, vs.anchored, vs.smoothed
+        )
         self._account((rw.hi - rw.lo).sum(axis=0), ctx)
         return rw
 
@@ -214,19 +198,8 @@ class Evaluator:
             step_ms = self.settings.default_step_ms
         ends = self._times(ctx, self._offset(node.offset, node), node.at, node.at_ms)
         inner_ts = subq.inner_times(ends, range_ms, step_ms, self.limits)
-        inner_ctx = EvalContext(
-            ts=inner_ts,
-            start=int(inner_ts[0]) if len(inner_ts) else 0,
-            end=int(inner_ts[-1]) if len(inner_ts) else 0,
-            step=step_ms,
-            query=ctx.query,
-            lookback_ms=ctx.lookback_ms,
-            annotations=ctx.annotations,
-            features=ctx.features,
-            delayed_name_removal=ctx.delayed_name_removal,
-            select=ctx.select,
-            extra=ctx.extra,
-        )
+        first, last = (int(inner_ts[0]), int(inner_ts[-1])) if len(inner_ts) else (0, 0)
+        inner_ctx = ctx.with_steps(inner_ts, first, last, step_ms)
         inner = self.eval(node.expr, inner_ctx)
         if isinstance(inner, ScalarSeries):
             inner = StepMatrix([EMPTY_LABELS], inner.values[None, :], np.ones((1, len(inner_ts)), np.bool_))
@@ -345,4 +318,4 @@ _DISPATCH: dict[type, Callable[[Evaluator, Any, EvalContext], Value]] = {
 }
 
 
-__all__ = ["EvalSettings", "Evaluator", "RangeWindows", "SelectFn"]
+__all__ = ["Evaluator", "RangeWindows", "SelectFn"]

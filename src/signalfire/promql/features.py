@@ -1,8 +1,10 @@
-"""``--enable-feature`` names that change PromQL, spelled as Prometheus spells them.
+"""Every ``--enable-feature`` name signalfire knows, spelled as Prometheus spells them.
 
-The parser gates syntax on these; the engine reads the few that change evaluation
-(delayed name removal). Unknown names are accepted and ignored, as Prometheus logs
-and ignores them.
+This is the one place these names are written: the parser gates syntax on
+:data:`SYNTAX`, the engine reads the few that change evaluation (delayed name removal),
+the function table marks experimental functions, and :mod:`signalfire.database` and the
+conformance runner enable :data:`CONFORMANCE`. Unknown names are accepted and ignored,
+as Prometheus logs and ignores them.
 """
 
 from __future__ import annotations
@@ -18,18 +20,14 @@ PER_STEP_STATS = "promql-per-step-stats"
 TYPE_AND_UNIT_LABELS = "type-and-unit-labels"
 USE_START_TIMESTAMPS = "st-storage"
 
-KNOWN = frozenset(
-    {
-        EXPERIMENTAL_FUNCTIONS,
-        DURATION_EXPR,
-        DELAYED_NAME_REMOVAL,
-        EXTENDED_RANGE_SELECTORS,
-        BINOP_FILL_MODIFIERS,
-        PER_STEP_STATS,
-        TYPE_AND_UNIT_LABELS,
-        USE_START_TIMESTAMPS,
-    }
-)
+#: Every language feature the parser knows (what it accepts depends only on these).
+SYNTAX = frozenset({EXPERIMENTAL_FUNCTIONS, DURATION_EXPR, EXTENDED_RANGE_SELECTORS, BINOP_FILL_MODIFIERS})
+
+#: What the conformance suite turns on: the syntax and the features that change answers.
+CONFORMANCE = SYNTAX | {DELAYED_NAME_REMOVAL, USE_START_TIMESTAMPS}
+
+#: Every name signalfire knows.
+KNOWN = CONFORMANCE | {PER_STEP_STATS, TYPE_AND_UNIT_LABELS}
 
 
 def parse_features(values: Iterable[str]) -> frozenset[str]:

@@ -1,7 +1,9 @@
-"""The PromQL function registry: name -> kernel and flags, and :func:`call_function`.
+"""The PromQL function kernels, attached by name to :mod:`function_table`, and :func:`call_function`.
 
-Argument types and arity live in :mod:`function_signatures` (the parser checks them);
-this table says how to *evaluate* a call. The engine evaluates the arguments first:
+Everything else about a function (argument types, arity, flags) is its entry in
+:data:`signalfire.promql.function_table.FUNCTIONS`, the one list of functions;
+:data:`KERNELS` only says how to *evaluate* each of those names, and a test keeps the
+two on exactly the same names. The engine evaluates the arguments first:
 range arguments arrive as :class:`RangeWindows`, instant vectors as
 :class:`StepMatrix`, scalars as :class:`ScalarSeries` (one value per step) and string
 literals as :class:`StringValue`. Results mark rows ``drop_name`` where Prometheus
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,9 +23,11 @@ from signalfire.errors import QueryError
 from signalfire.labels import Labels
 from signalfire.labels.labels import METRIC_NAME
 from signalfire.promql import ast
+from signalfire.promql import counter_functions as counters
 from signalfire.promql import histograms as hist
 from signalfire.promql import instant_functions as inst
 from signalfire.promql import range_functions as rf
+from signalfire.promql import trend_functions as trend
 from signalfire.promql.values import EvalContext, RangeWindows, ScalarSeries, StepMatrix, StringValue, Value
 from signalfire.util.gofmt import format_go_g
 from signalfire.util.gofmt import format_om_float as format_openmetrics_float
@@ -32,28 +35,13 @@ from signalfire.util.gofmt import format_om_float as format_openmetrics_float
 Impl = Callable[[ast.Call, list[Value], EvalContext], Value]
 
 
-@dataclass(frozen=True, slots=True)
-class FunctionImpl:
-    """How to evaluate one PromQL function.
-
-    ``drops_metric_name`` documents whether results lose ``__name__`` (the kernel sets
-    ``drop_name`` accordingly); ``uses_eval_time`` marks functions whose result depends
-    on the evaluation time itself (unsafe to hoist out of a range query with ``@``).
-    """
-
-    name: str
-    impl: Impl
-    drops_metric_name: bool = True
-    uses_eval_time: bool = False
-
-
 def call_function(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
     """Evaluate ``node`` (a call) with its already evaluated ``args``."""
-    fn = FUNCTIONS.get(node.func)
-    if fn is None:
+    kernel = KERNELS.get(node.func)
+    if kernel is None:
         raise QueryError(f"unknown function: {node.func}")
     with np.errstate(all="ignore"):
-        return fn.impl(node, args, ctx)
+        return kernel(node, args, ctx)
 
 
 # ------------------------------------------------------------ helpers
@@ -112,7 +100,7 @@ def _range(kernel: RangeKernel, keep_name: bool = False) -> Impl:
 def _counter_rate(is_rate: bool) -> Impl:
     def impl(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
         w = _windows(args[0])
-        vals, present = rf.extrapolated_rate(w, True, is_rate)
+        vals, present = counters.extrapolated_rate(w, True, is_rate)
         out = _from_windows(w, vals, present, False)
         _warn_not_counter(w, present, ctx, node.args[0])
         _warn_st_overlap(w, present, ctx, node.args[0])
@@ -145,7 +133,7 @@ def _warn_st_overlap(w: RangeWindows, present: Bool, ctx: EvalContext, arg: ast.
     """Warn once per metric name whose windows hold a start time overlapping the sample before."""
     if w.st is None:
         return
-    flags = rf.st_overlaps(w)
+    flags = counters.st_overlaps(w)
     if not flags.any():
         return
     p = np.zeros(len(flags) + 1, np.int64)
@@ -162,14 +150,14 @@ def _warn_st_overlap(w: RangeWindows, present: Bool, ctx: EvalContext, arg: ast.
 
 def _irate(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
     w = _windows(args[0])
-    vals, present = rf.instant_value(w, True)
+    vals, present = counters.instant_value(w, True)
     _warn_st_overlap(w, present, ctx, node.args[0])
     return _from_windows(w, vals, present, False)
 
 
 def _delta(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
     w = _windows(args[0])
-    vals, present = rf.extrapolated_rate(w, False, False)
+    vals, present = counters.extrapolated_rate(w, False, False)
     return _from_windows(w, vals, present, False)
 
 
@@ -189,7 +177,7 @@ def _warn_quantile(q: F64, used: Bool, ctx: EvalContext, arg: ast.Node) -> None:
 
 def _predict_linear(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
     w = _windows(args[0])
-    vals, present = rf.predict_linear(w, ctx.ts, _scalar(args[1], ctx.T))
+    vals, present = trend.predict_linear(w, ctx.ts, _scalar(args[1], ctx.T))
     return _from_windows(w, vals, present, False)
 
 
@@ -204,7 +192,7 @@ def _double_exp(node: ast.Call, args: list[Value], ctx: EvalContext) -> Value:
         bad_tf = (tf <= 0) | (tf >= 1)
         if bad_tf.any():
             raise QueryError(f"invalid trend factor. Expected: 0 < tf < 1, got: {tf[bad_tf][0]:f}")
-    vals, present = rf.double_exponential_smoothing(w, sf, tf)
+    vals, present = trend.double_exponential_smoothing(w, sf, tf)
     return _from_windows(w, vals, present, False)
 
 
@@ -383,7 +371,7 @@ def _quantiles_out(
     for q in qs:
         res, present, forced = hist.bucket_quantile(q, block, fb)
         for g in np.flatnonzero((forced & present).any(axis=1)).tolist():
-            name = f'"{block.names[g]}"' if ctx.delayed_name_removal else '""'
+            name = f'"{block.names[g]}"' if ctx.settings.delayed_name_removal else '""'
             ctx.info(hist.MONOTONICITY_INFO.format(name=name), arg)
         if label is None:
             labels.extend(block.labels)
@@ -412,23 +400,23 @@ def _histogram_fraction(node: ast.Call, args: list[Value], ctx: EvalContext) -> 
 # ------------------------------------------------------------ the table
 
 
-def _table() -> dict[str, FunctionImpl]:
-    t: dict[str, FunctionImpl] = {}
+def _kernels() -> dict[str, Impl]:
+    t: dict[str, Impl] = {}
 
-    def add(name: str, impl: Impl, drops: bool = True, eval_time: bool = False) -> None:
-        t[name] = FunctionImpl(name, impl, drops, eval_time)
+    def add(name: str, impl: Impl) -> None:
+        t[name] = impl
 
     simple_range: dict[str, RangeKernel] = {
         "avg_over_time": rf.avg_over_time,
-        "changes": rf.changes,
+        "changes": counters.changes,
         "count_over_time": rf.count_over_time,
-        "deriv": rf.deriv,
-        "idelta": lambda w: rf.instant_value(w, False),
+        "deriv": trend.deriv,
+        "idelta": lambda w: counters.instant_value(w, False),
         "mad_over_time": rf.mad_over_time,
         "max_over_time": rf.max_over_time,
         "min_over_time": rf.min_over_time,
         "present_over_time": rf.present_over_time,
-        "resets": rf.resets,
+        "resets": counters.resets,
         "stddev_over_time": rf.stddev_over_time,
         "stdvar_over_time": rf.stdvar_over_time,
         "sum_over_time": rf.sum_over_time,
@@ -439,14 +427,14 @@ def _table() -> dict[str, FunctionImpl]:
     }
     for name, kernel in simple_range.items():
         add(name, _range(kernel))
-    add("first_over_time", _range(rf.first_over_time, keep_name=True), drops=False)
-    add("last_over_time", _range(rf.last_over_time, keep_name=True), drops=False)
+    add("first_over_time", _range(rf.first_over_time, keep_name=True))
+    add("last_over_time", _range(rf.last_over_time, keep_name=True))
     add("rate", _counter_rate(True))
     add("increase", _counter_rate(False))
     add("delta", _delta)
     add("irate", _irate)
     add("quantile_over_time", _quantile_over_time)
-    add("predict_linear", _predict_linear, eval_time=True)
+    add("predict_linear", _predict_linear)
     add("double_exponential_smoothing", _double_exp)
     add("absent_over_time", _absent_over_time)
     for name in inst.MATH:
@@ -456,26 +444,24 @@ def _table() -> dict[str, FunctionImpl]:
     add("clamp_min", _clamp_min)
     add("clamp_max", _clamp_max)
     for name in inst.DATE_FUNCTIONS:
-        add(name, _date(name), eval_time=True)
-    add("timestamp", _timestamp, eval_time=True)
+        add(name, _date(name))
+    add("timestamp", _timestamp)
     add("vector", _vector)
     add("scalar", _scalar_fn)
-    add("time", _time, eval_time=True)
+    add("time", _time)
     add("pi", _const(lambda ctx: math.pi))
     add("start", _const(lambda ctx: ctx.start / 1000.0))
     add("end", _const(lambda ctx: ctx.end / 1000.0))
-    add("range", _const(lambda ctx: (ctx.end - ctx.start) / 1000.0))
-    add("step", _const(lambda ctx: ctx.step / 1000.0))
     add("min_of", _min_max_of(True))
     add("max_of", _min_max_of(False))
-    add("sort", _sort(False), drops=False)
-    add("sort_desc", _sort(True), drops=False)
-    add("sort_by_label", _sort_by_label(False), drops=False)
-    add("sort_by_label_desc", _sort_by_label(True), drops=False)
-    add("label_replace", _label_replace, drops=False)
-    add("label_join", _label_join, drops=False)
+    add("sort", _sort(False))
+    add("sort_desc", _sort(True))
+    add("sort_by_label", _sort_by_label(False))
+    add("sort_by_label_desc", _sort_by_label(True))
+    add("label_replace", _label_replace)
+    add("label_join", _label_join)
     add("absent", _absent)
-    add("info", _info, drops=False)
+    add("info", _info)
     add("start_timestamp", _start_timestamp)
     for name in ("histogram_count", "histogram_sum", "histogram_avg", "histogram_stddev", "histogram_stdvar"):
         add(name, _native_only)
@@ -485,9 +471,5 @@ def _table() -> dict[str, FunctionImpl]:
     return t
 
 
-#: Every function signalfire can evaluate, by name.
-FUNCTIONS: dict[str, FunctionImpl] = _table()
-
-#: Functions whose result depends on the evaluation time itself (Prometheus's
-#: ``AtModifierUnsafeFunctions``): a call to one is never step invariant.
-AT_MODIFIER_UNSAFE_FUNCTIONS = frozenset(name for name, f in FUNCTIONS.items() if f.uses_eval_time)
+#: The kernel of every function of :data:`~signalfire.promql.function_table.FUNCTIONS`, by name.
+KERNELS: dict[str, Impl] = _kernels()

@@ -70,7 +70,7 @@ def bucket_block(sm: StepMatrix, ctx: EvalContext, node: ast.Node) -> BucketBloc
                 )
             continue
         key = ls.without(BUCKET_LABEL)
-        if not ctx.delayed_name_removal:
+        if not ctx.settings.delayed_name_removal:
             key = key.without_metric_name()
         keys.append(key)
         les.append(le)
@@ -108,7 +108,7 @@ def bucket_block(sm: StepMatrix, ctx: EvalContext, node: ast.Node) -> BucketBloc
         np.logical_or.at(active, (gid, slot), present)
     first_row = row_arr[group_start]
     labels = [sm.labels[r].without(BUCKET_LABEL) for r in first_row.tolist()]
-    if not ctx.delayed_name_removal:
+    if not ctx.settings.delayed_name_removal:
         labels = [ls.without_metric_name() for ls in labels]
     names = [sm.labels[r].get(METRIC_NAME) for r in first_row.tolist()]
     return BucketBlock(labels, names, upper, counts, active)

@@ -127,9 +127,9 @@ def info(node: ast.Call, base: StepMatrix, ctx: EvalContext) -> StepMatrix:
         if not has_name_matcher:
             ms.insert(0, Matcher.equal(METRIC_NAME, TARGET_INFO))
         ref = reference_times(node.args[0], ctx)
-        ss = ctx.select(ms, int(ref.min()) - ctx.lookback_ms + 1, int(ref.max()))
+        ss = ctx.select(ms, int(ref.min()) - ctx.settings.lookback_ms + 1, int(ref.max()))
         info_labels = list(ss.labels)
-        info_pick = _instant_timestamps(ss.offsets, ss.ts, ss.values, ref, ctx.lookback_ms)
+        info_pick = _instant_timestamps(ss.offsets, ss.ts, ss.values, ref, ctx.settings.lookback_ms)
     return _combine(base, ignored, info_labels, info_pick, data_matchers)
 
 
@@ -269,8 +269,8 @@ def start_timestamp(node: ast.Call, ctx: EvalContext) -> StepMatrix:
     if not isinstance(arg, ast.VectorSelector) or ctx.select is None:
         return StepMatrix.empty(ctx.T)
     ref = reference_times(arg, ctx)
-    ss = ctx.select(arg.matchers, int(ref.min()) - ctx.lookback_ms + 1, int(ref.max()))
-    idx = instant_indices(ss.offsets, ss.ts, ss.values, ref, ctx.lookback_ms)
+    ss = ctx.select(arg.matchers, int(ref.min()) - ctx.settings.lookback_ms + 1, int(ref.max()))
+    idx = instant_indices(ss.offsets, ss.ts, ss.values, ref, ctx.settings.lookback_ms)
     present = idx >= 0
     st = ss.st if ss.st is not None else np.zeros(len(ss.ts), np.int64)
     vals = np.where(present, st[np.maximum(idx, 0)] / 1000.0, 0.0) if len(st) else np.zeros(idx.shape)

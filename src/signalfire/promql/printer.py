@@ -17,8 +17,8 @@ from signalfire.labels import METRIC_NAME, MatchType, is_legacy_label_name, is_l
 from signalfire.promql import ast
 from signalfire.promql.check import iter_children
 from signalfire.promql.durations import format_duration
-from signalfire.promql.lexer import go_quote
 from signalfire.promql.numbers import format_float
+from signalfire.promql.parser.lexer import go_quote
 
 __all__ = ["add_at_modifiers", "duration_to_string", "prettify", "to_string"]
 
@@ -168,9 +168,7 @@ def to_string(node: ast.Expr) -> str:
         rng = duration_to_string(node.range)
         return f"{body}[{rng}]{_extended(vs)}{_at(vs.at, vs.at_ms)}{_offset(vs.offset)}"
     if isinstance(node, ast.SubqueryExpr):
-        step = duration_to_string(node.step) if node.step is not None else ""
-        rng = duration_to_string(node.range)
-        return f"{to_string(node.expr)}[{rng}:{step}]{_at(node.at, node.at_ms)}{_offset(node.offset)}"
+        return to_string(node.expr) + _subquery_suffix(node)
     if isinstance(node, ast.ParenExpr):
         return f"({to_string(node.expr)})"
     if isinstance(node, ast.UnaryExpr):
@@ -188,6 +186,12 @@ def to_string(node: ast.Expr) -> str:
     if isinstance(node, ast.DurationExpr):
         return duration_to_string(node.duration)
     raise AssertionError(f"BUG: cannot print {type(node).__name__}")
+
+
+def _subquery_suffix(node: ast.SubqueryExpr) -> str:
+    """``[range:step]`` and the modifiers, as written after a subquery's inner expression."""
+    step = duration_to_string(node.step) if node.step is not None else ""
+    return f"[{duration_to_string(node.range)}:{step}]{_at(node.at, node.at_ms)}{_offset(node.offset)}"
 
 
 def prettify(node: ast.Expr, *, max_line: int = MAX_LINE) -> str:
@@ -223,9 +227,7 @@ def _pretty(node: ast.Expr, level: int, max_line: int) -> str:
     if isinstance(node, ast.UnaryExpr):
         return f"{indent}{node.op}{_pretty(node.expr, level, max_line).strip()}"
     if isinstance(node, ast.SubqueryExpr):
-        step = duration_to_string(node.step) if node.step is not None else ""
-        suffix = f"[{duration_to_string(node.range)}:{step}]{_at(node.at, node.at_ms)}{_offset(node.offset)}"
-        return _pretty(node.expr, level, max_line) + suffix
+        return _pretty(node.expr, level, max_line) + _subquery_suffix(node)
     return indent + flat
 
 

@@ -12,25 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from signalfire.promql import ast
+from signalfire.promql.function_table import AT_MODIFIER_UNSAFE
 from signalfire.promql.values import RangeWindows, ScalarSeries, StepMatrix, StringValue, Value
-
-#: Functions whose result depends on the evaluation time or on sample timestamps even
-#: when their arguments do not (Prometheus's ``AtModifierUnsafeFunctions``).
-AT_MODIFIER_UNSAFE = frozenset(
-    {
-        "days_in_month",
-        "day_of_month",
-        "day_of_week",
-        "day_of_year",
-        "hour",
-        "minute",
-        "month",
-        "year",
-        "predict_linear",
-        "time",
-        "timestamp",
-    }
-)
 
 
 def invariant_nodes(root: ast.Expr) -> set[int]:

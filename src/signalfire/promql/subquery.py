@@ -40,10 +40,8 @@ def inner_times(window_end: I64, range_ms: int, step_ms: int, limits: QueryLimit
         lo, hi = int(first.min()), int(last.max())
         limits.check_steps((hi - lo) // step_ms + 1, "subquery")
         return np.arange(lo, hi + 1, step_ms, dtype=np.int64)
-    total = int(n.sum())
-    starts = np.repeat(first, n)
-    within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
-    return np.unique(starts + within * step_ms)
+    within = ragged.ragged_arange(np.zeros(len(n), np.int64), n)
+    return np.unique(np.repeat(first, n) + within * step_ms)
 
 
 def ragged_batch_rows(n_cols: int) -> int:

@@ -115,24 +115,49 @@ class RangeWindows:
 Value = StepMatrix | ScalarSeries | StringValue | RangeWindows
 
 
+@dataclass(frozen=True, slots=True)
+class EvalSettings:
+    """Query-wide facts, the same for every node of one query, subqueries included.
+
+    The one definition of these fields: each :class:`EvalContext` holds the query's
+    settings, and the evaluator reads them from there. ``start``/``end``/``step`` are the
+    query's own range, which ``step()``, ``range()`` and ``@ start()``/``@ end()`` refer to
+    even inside a subquery (a context's fields of the same names are the range *it*
+    evaluates). ``features`` holds the enabled ``--enable-feature`` names;
+    ``default_step_ms`` is a subquery's step when it gives none.
+    """
+
+    start: int = 0
+    end: int = 0
+    step: int = 0
+    query: str = ""
+    lookback_ms: int = 5 * 60 * 1000
+    features: frozenset[str] = frozenset()
+    delayed_name_removal: bool = False
+    default_step_ms: int = 60_000
+    enable_at_modifier: bool = True
+    enable_negative_offset: bool = True
+
+
+_DEFAULT_SETTINGS = EvalSettings()
+
+
 @dataclass(slots=True)
 class EvalContext:
-    """What a node evaluation may know about the query it belongs to.
+    """What a node evaluation may know: the steps it evaluates at, and the query's settings.
 
-    ``ts`` are the T evaluation timestamps (ms). ``annotations`` collects warnings and
-    infos; use :meth:`warn`/:meth:`info` with the node that caused them so the
-    ``(line:col)`` position is right. ``features`` holds enabled ``--enable-feature`` names.
+    ``ts`` are the T evaluation timestamps (ms) and ``start``/``end``/``step`` the range
+    they came from: the query's, or a subquery's inner range (:meth:`with_steps`).
+    ``annotations`` collects warnings and infos; use :meth:`warn`/:meth:`info` with the
+    node that caused them so the ``(line:col)`` position is right.
     """
 
     ts: I64  # int64[T]
     start: int
     end: int
     step: int
-    query: str = ""
-    lookback_ms: int = 5 * 60 * 1000
+    settings: EvalSettings = _DEFAULT_SETTINGS
     annotations: Annotations = field(default_factory=Annotations)
-    features: frozenset[str] = frozenset()
-    delayed_name_removal: bool = False
     #: Reads raw series from storage for functions that need it (``info()``):
     #: ``select(matchers, mint, maxt) -> SeriesSet``. Set by the engine.
     select: Callable[[Sequence[Matcher], int, int], SeriesSet] | None = None
@@ -142,11 +167,15 @@ class EvalContext:
     def T(self) -> int:
         return len(self.ts)
 
+    def with_steps(self, ts: I64, start: int, end: int, step: int) -> EvalContext:
+        """The same query (settings, annotations, storage) evaluated at other steps."""
+        return EvalContext(ts, start, end, step, self.settings, self.annotations, self.select, self.extra)
+
     def position(self, node: ast.Node | None) -> str:
         """``line:col`` (1-based, bytes) of ``node``'s start in the query text."""
         if node is None:
             return ""
-        raw = self.query.encode("utf-8", "surrogateescape")[: node.pos]
+        raw = self.settings.query.encode("utf-8", "surrogateescape")[: node.pos]
         line = raw.count(b"\n") + 1
         col = node.pos - (raw.rfind(b"\n") + 1) + 1
         return f"{line}:{col}"

@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from signalfire._types import F64, I64, Bool
-from signalfire.promql.windows import TRUST, ColumnWalk, exact_time_sums, fast_sums, series_index
-from signalfire.util.ragged import ragged_arange
+from signalfire.promql.windows import TRUST, ColumnWalk, exact_time_sums, fast_sums
+from signalfire.util.ragged import ragged_arange, segment_ids, series_index
 
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -138,7 +138,7 @@ def _blocked_cross_sums(values: F64, ts: I64, offsets: I64, lo: I64, hi: I64) ->
     within = ragged_arange(np.zeros(len(lens), np.int64), per_series)
     starts = np.repeat(offsets[:-1], per_series) + within * B
     rows = len(starts)
-    block = np.repeat(np.arange(rows, dtype=np.int64), np.diff(np.append(starts, offsets[-1])))
+    block = segment_ids(np.diff(np.append(starts, offsets[-1])))
     origin = starts[block]
     # Position of every sample in a padded [blocks, B] matrix, where cumsum restarts per row.
     cell = block * B + (np.arange(len(ts), dtype=np.int64) - origin)

@@ -2,8 +2,9 @@
 
 A :class:`~signalfire.promql.values.RangeWindows` gives, for every (series, step)
 cell, the half-open sample span ``[lo, hi)`` into flat ``ts``/``values`` arrays.
-The kernels in :mod:`range_functions` reduce each span to one number, for all cells
-at once, with three tools:
+The range kernels (:mod:`range_functions`, :mod:`counter_functions`,
+:mod:`trend_functions`) reduce each span to one number, for all cells at once, with
+three tools:
 
 - **prefix sums** (:func:`segment_prefix`): a sum over ``[lo, hi)`` is the difference
   of two inclusive prefix sums that restart at every series start, so errors
@@ -29,15 +30,10 @@ import numpy as np
 
 from signalfire._types import F64, I64, Bool
 from signalfire.util.deadline import checkpoint
+from signalfire.util.ragged import series_index
 
 #: Largest float64 below which every integer is exact.
 _EXACT_INT = float(2**53)
-
-
-def series_index(offsets: I64) -> I64:
-    """``int64[N]``: for every sample, the index of the series that owns it."""
-    counts = np.diff(offsets)
-    return np.repeat(np.arange(len(counts), dtype=np.int64), counts)
 
 
 def segment_prefix(values: F64, offsets: I64) -> tuple[F64, F64]:
@@ -178,6 +174,8 @@ def int_prefix(flags: np.ndarray) -> I64:
 
 def kahan_inc(inc: F64, s: F64, c: F64) -> tuple[F64, F64]:
     """One step of Neumaier-compensated summation, elementwise, as Prometheus's ``kahansum.Inc``.
+
+    The one home of this step: the range kernels and the sum/avg aggregations both call it.
 
     Once the running sum is infinite the compensation is reset to 0, so an overflow
     or an Inf input stays Inf (or NaN) instead of being "compensated" away.

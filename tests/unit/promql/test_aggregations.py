@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from memstore import MemStore
 
 from signalfire.errors import QueryError
-from signalfire.promql.engine import Engine, EngineOptions
+from signalfire.promql import Engine, EngineOptions
 
 M = 60_000
 DELAYED = frozenset({"promql-delayed-name-removal"})

@@ -11,8 +11,7 @@ from memstore import MemStore
 
 from signalfire.errors import PromQLParseError, QueryError, QueryTimeoutError, TooManySamplesError
 from signalfire.labels import Labels
-from signalfire.promql import ast
-from signalfire.promql.engine import Engine, EngineOptions
+from signalfire.promql import Engine, EngineOptions, ast
 from signalfire.promql.result import format_value
 
 M = 60_000

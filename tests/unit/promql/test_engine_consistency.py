@@ -13,7 +13,7 @@ from memstore import MemStore
 
 from signalfire._types import STALE_NAN, is_stale_value
 from signalfire.errors import QueryError
-from signalfire.promql.engine import Engine, EngineOptions
+from signalfire.promql import Engine, EngineOptions
 
 S_STEP = 15_000
 LOOKBACK = 60_000

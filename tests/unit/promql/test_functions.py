@@ -10,14 +10,24 @@ import pytest
 from signalfire.errors import QueryError
 from signalfire.labels import Labels, Matcher
 from signalfire.promql import ast
-from signalfire.promql.functions import FUNCTIONS, call_function, format_go_g, format_openmetrics_float
+from signalfire.promql.function_table import FUNCTIONS
+from signalfire.promql.functions import KERNELS, call_function, format_go_g, format_openmetrics_float
 from signalfire.promql.instant_functions import expand_template, natsort_less
-from signalfire.promql.values import EvalContext, RangeWindows, ScalarSeries, StepMatrix, StringValue
+from signalfire.promql.values import (
+    EvalContext,
+    EvalSettings,
+    RangeWindows,
+    ScalarSeries,
+    StepMatrix,
+    StringValue,
+)
 
 
 def ctx(T: int = 1, start: int = 0, step: int = 60000, query: str = "") -> EvalContext:
     ts = start + np.arange(T, dtype=np.int64) * step
-    return EvalContext(ts=ts, start=start, end=int(ts[-1]), step=step if T > 1 else 0, query=query)
+    return EvalContext(
+        ts=ts, start=start, end=int(ts[-1]), step=step if T > 1 else 0, settings=EvalSettings(query=query)
+    )
 
 
 def vec(rows: dict[str, float], name: str = "m") -> StepMatrix:
@@ -141,11 +151,23 @@ def test_query_parameter_functions() -> None:
     c = ctx(T=4, start=100_000, step=10_000)
     assert call("start", c=c).values.tolist() == [100.0] * 4  # type: ignore[attr-defined]
     assert call("end", c=c).values.tolist() == [130.0] * 4  # type: ignore[attr-defined]
-    assert call("range", c=c).values.tolist() == [30.0] * 4  # type: ignore[attr-defined]
-    assert call("step", c=c).values.tolist() == [10.0] * 4  # type: ignore[attr-defined]
     m = call("min_of", ScalarSeries(np.array([3.0])), ScalarSeries(np.array([math.nan])))
     assert math.isnan(m.values[0])  # type: ignore[attr-defined]
     assert call("max_of", ScalarSeries(np.array([-2.0])), ScalarSeries(np.array([-5.0]))).values[0] == -2  # type: ignore[attr-defined]
+
+
+def test_step_and_range_are_duration_expressions_not_kernels() -> None:
+    """``step()`` and ``range()`` parse to duration expressions everywhere, so they have no
+    kernel (and no table entry); as values they are seconds of the query's step and span."""
+    import tempfile
+
+    import signalfire
+    from signalfire.promql import features
+
+    assert "step" not in KERNELS and "range" not in KERNELS
+    with signalfire.open(tempfile.mkdtemp(), features=features.CONFORMANCE) as db:
+        got = db.query_range("step() * 1000 + range()", 100, 130, 10).values.tolist()
+    assert got == [[10_030.0] * 4]
 
 
 def test_timestamp_uses_sample_time_when_known() -> None:
@@ -346,10 +368,30 @@ def test_rate_warns_for_non_counter_names() -> None:
     ]
 
 
-def test_last_over_time_keeps_the_name_others_drop_it() -> None:
-    assert FUNCTIONS["last_over_time"].drops_metric_name is False
-    assert FUNCTIONS["first_over_time"].drops_metric_name is False
-    assert FUNCTIONS["max_over_time"].drops_metric_name is True
+def _one_series_windows() -> RangeWindows:
+    return RangeWindows([Labels.from_dict({"__name__": "m_total", "l": "a"})], np.array([0, 3]),
+                        np.array([0, 20_000, 40_000]), np.array([1.0, 2.0, 4.0]),
+                        np.array([[0]]), np.array([[3]]), np.array([60_000]), 120_000)  # fmt: skip
+
+
+#: Kernels whose output rows are not their input's (new label sets, or none at all for
+#: float samples without start timestamps).
+_NO_INPUT_ROWS = {"absent", "absent_over_time", "histogram_avg", "histogram_count", "histogram_stddev",
+                  "histogram_stdvar", "histogram_sum", "scalar", "start_timestamp"}  # fmt: skip
+_ONE_ARG = ((ast.ValueType.VECTOR,), (ast.ValueType.MATRIX,))
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(n for n, f in FUNCTIONS.items() if f.arg_types in _ONE_ARG and n not in _NO_INPUT_ROWS),
+)
+def test_the_table_says_which_kernels_drop_the_metric_name(name: str) -> None:
+    """``drops_metric_name`` in the table is what the kernel does, for every function of
+    one vector or range argument (the flag and the kernel live in different modules)."""
+    arg = _one_series_windows() if FUNCTIONS[name].arg_types[0] is ast.ValueType.MATRIX else vec({"a": 2.0})
+    out = call(name, arg, c=ctx(start=60_000))
+    assert isinstance(out, StepMatrix) and out.num_series == 1
+    assert bool(out.name_dropped()[0]) is FUNCTIONS[name].drops_metric_name
 
 
 def test_double_exponential_smoothing_rejects_bad_factors() -> None:
@@ -380,10 +422,10 @@ def test_format_openmetrics_float() -> None:
     ]
 
 
-def test_every_parsed_function_has_a_kernel() -> None:
-    from signalfire.promql.function_signatures import FUNCTIONS as SIGNATURES
-
-    assert sorted(set(SIGNATURES) - set(FUNCTIONS)) == []
+def test_the_kernels_cover_exactly_the_function_table() -> None:
+    """One list of functions: every entry has a kernel, and no kernel lacks an entry."""
+    assert sorted(set(FUNCTIONS) - set(KERNELS)) == []
+    assert sorted(set(KERNELS) - set(FUNCTIONS)) == []
 
 
 def test_every_function_is_documented() -> None:

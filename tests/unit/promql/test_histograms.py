@@ -13,12 +13,16 @@ from signalfire.errors import QueryError
 from signalfire.labels import Labels
 from signalfire.promql import ast
 from signalfire.promql.functions import call_function
-from signalfire.promql.values import EvalContext, ScalarSeries, StepMatrix, StringValue
+from signalfire.promql.values import EvalContext, EvalSettings, ScalarSeries, StepMatrix, StringValue
 
 
 def ctx(T: int = 1, query: str = "") -> EvalContext:
     return EvalContext(
-        ts=np.arange(T, dtype=np.int64) * 60000, start=0, end=(T - 1) * 60000, step=60000, query=query
+        ts=np.arange(T, dtype=np.int64) * 60000,
+        start=0,
+        end=(T - 1) * 60000,
+        step=60000,
+        settings=EvalSettings(query=query),
     )
 
 
@@ -90,7 +94,7 @@ def test_nonmonotonic_buckets_are_fixed_with_info() -> None:
     sm = buckets("nonmonotonic_bucket", ["0.1", "1", "10", "100", "1000", "+Inf"], [20, 10, 50, 40, 90, 80])
     for q, want in [(0.01, 0.0045), (0.5, 8.5), (0.99, 979.75)]:
         c = ctx()
-        c.delayed_name_removal = True
+        c.settings = EvalSettings(delayed_name_removal=True)
         assert quantile(q, sm, c) == {"{}": pytest.approx(want)}
         (info,) = c.annotations.info_list()
         assert info.startswith(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from signalfire.promql.lexer import go_quote, go_quote_rune, lex
+from signalfire.promql.parser.lexer import go_quote, go_quote_rune, lex
 
 
 def kinds(text: str) -> list[tuple[str, str]]:

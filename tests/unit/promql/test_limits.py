@@ -29,8 +29,7 @@ from signalfire.errors import (
     TooManyStepsError,
 )
 from signalfire.labels import Labels, Matcher
-from signalfire.promql import selectors
-from signalfire.promql.engine import Engine, EngineOptions
+from signalfire.promql import Engine, EngineOptions, selectors
 from signalfire.promql.limits import MAX_POINTS_PER_SERIES, check_resolution
 from signalfire.storage import SeriesSet
 from signalfire.util.deadline import Deadline

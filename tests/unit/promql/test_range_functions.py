@@ -26,7 +26,9 @@ from rangeref import (
     ref_variance,
 )
 
+from signalfire.promql import counter_functions as cf
 from signalfire.promql import range_functions as rf
+from signalfire.promql import trend_functions as tf
 from signalfire.promql.values import RangeWindows
 
 VALUES = st.one_of(
@@ -104,11 +106,11 @@ SIMPLE: dict[str, tuple[Callable, Callable]] = {
     "stdvar_over_time": (rf.stdvar_over_time, lambda s, i, j: ref_variance(s)),
     "stddev_over_time": (rf.stddev_over_time, lambda s, i, j: math.sqrt(ref_variance(s))),
     "mad_over_time": (rf.mad_over_time, lambda s, i, j: ref_mad(s)),
-    "changes": (rf.changes, lambda s, i, j: ref_changes(s)),
-    "resets": (rf.resets, lambda s, i, j: ref_resets(s)),
-    "irate": (lambda w: rf.instant_value(w, True), lambda s, i, j: ref_instant(s, True)),
-    "idelta": (lambda w: rf.instant_value(w, False), lambda s, i, j: ref_instant(s, False)),
-    "deriv": (rf.deriv, lambda s, i, j: ref_regression(s, s[0][0])[0] if len(s) > 1 else None),
+    "changes": (cf.changes, lambda s, i, j: ref_changes(s)),
+    "resets": (cf.resets, lambda s, i, j: ref_resets(s)),
+    "irate": (lambda w: cf.instant_value(w, True), lambda s, i, j: ref_instant(s, True)),
+    "idelta": (lambda w: cf.instant_value(w, False), lambda s, i, j: ref_instant(s, False)),
+    "deriv": (tf.deriv, lambda s, i, j: ref_regression(s, s[0][0])[0] if len(s) > 1 else None),
 }
 
 
@@ -129,7 +131,7 @@ def test_extrapolated_rate_matches_reference(is_counter: bool, is_rate: bool, da
     w = build_windows(*data)
     ref = lambda s, i, j: ref_extrapolated_rate(s, int(w.eval_ts[j]), w.range_ms, is_counter, is_rate)  # noqa: E731
     with np.errstate(all="ignore"):
-        check(w, rf.extrapolated_rate(w, is_counter, is_rate), ref)
+        check(w, cf.extrapolated_rate(w, is_counter, is_rate), ref)
 
 
 @SETTINGS
@@ -154,7 +156,7 @@ def test_predict_linear_matches_reference(data: tuple, dur: float) -> None:
         return slope * dur + icpt
 
     with np.errstate(all="ignore"):
-        check(w, rf.predict_linear(w, step_ts, np.full(len(w.eval_ts), dur)), ref)
+        check(w, tf.predict_linear(w, step_ts, np.full(len(w.eval_ts), dur)), ref)
 
 
 @SETTINGS
@@ -162,7 +164,7 @@ def test_predict_linear_matches_reference(data: tuple, dur: float) -> None:
 def test_double_exponential_smoothing_matches_reference(data: tuple) -> None:
     w = build_windows(*data)
     T = len(w.eval_ts)
-    got = rf.double_exponential_smoothing(w, np.full(T, 0.3), np.full(T, 0.6))
+    got = tf.double_exponential_smoothing(w, np.full(T, 0.3), np.full(T, 0.6))
     check(w, got, lambda s, i, j: ref_holt(s, 0.3, 0.6))
 
 
@@ -179,7 +181,7 @@ def test_increase_extrapolation_and_zero_cutoff() -> None:
         _series([10.0 * i + 10 for i in range(11)], 300),
         _series([10.0 * i + 1 for i in range(11)], 300),
     ]
-    vals, _ = rf.extrapolated_rate(build_windows(s, [3_000_000], 6_000_000), True, False)
+    vals, _ = cf.extrapolated_rate(build_windows(s, [3_000_000], 6_000_000), True, False)
     assert vals[:, 0].tolist() == pytest.approx([100, 105, 101])
 
 
@@ -195,7 +197,7 @@ def test_extended_range_selectors(modifier: str, want: list[float]) -> None:
     s = [_series([1, 2, 3, 4, 5, 9, 10, 11, 12, 13], 15)]
     ev = [5000 + 15000 * k for k in range(9)]
     w = build_windows(s, ev, 60000, anchored=modifier == "anchored", smoothed=modifier == "smoothed")
-    vals, present = rf.extrapolated_rate(w, True, False)
+    vals, present = cf.extrapolated_rate(w, True, False)
     got = [float(v) if p else None for v, p in zip(vals[0], present[0])]
     if modifier == "plain":
         assert got[0] is None
@@ -229,15 +231,15 @@ def test_predict_linear_matches_deriv_identity() -> None:
     s = [_series([80.0 * i for i in range(11)], 300)]
     w = build_windows(s, [3_000_000], 3_000_000)
     ts = np.array([3_000_000])
-    pl = rf.predict_linear(w, ts, np.array([3600.0]))[0][0, 0]
-    d = rf.deriv(w)[0][0, 0]
+    pl = tf.predict_linear(w, ts, np.array([3600.0]))[0][0, 0]
+    d = tf.deriv(w)[0][0, 0]
     assert pl - (800 + d * 3600) == 0.0
 
 
 def test_irate_nan_and_reset() -> None:
     s = [_series([1, math.nan, math.nan, 5, 11], 300)]
     w = build_windows(s, [0, 300000, 600000, 900000, 1200000], 901000)
-    vals, present = rf.instant_value(w, True)
+    vals, present = cf.instant_value(w, True)
     assert present[0].tolist() == [False, True, True, True, True]
     assert np.isnan(vals[0, 1:4]).all()
     assert vals[0, 4] == pytest.approx(0.02)
@@ -245,7 +247,7 @@ def test_irate_nan_and_reset() -> None:
 
 def test_changes_counts_nan_to_value_transitions() -> None:
     w = build_windows([_series([0, math.nan, 0], 300)], [900000], 1200000)
-    assert rf.changes(w)[0][0, 0] == 2.0
+    assert cf.changes(w)[0][0, 0] == 2.0
 
 
 # ------------------------------------------------------------ start timestamps
@@ -275,7 +277,7 @@ def test_increase_with_start_timestamps(values: list, st_offsets_s: list | None,
     if st_offsets_s is not None:
         offs = [o for o, v in zip(st_offsets_s, values) if v is not None]
         _with_st(w, [t + round(o * 1000) for (t, _), o in zip(samples, offs)])
-    vals, present = rf.extrapolated_rate(w, True, False)
+    vals, present = cf.extrapolated_rate(w, True, False)
     assert present[0, 0]
     assert vals[0, 0] == pytest.approx(want)
 
@@ -284,13 +286,13 @@ def test_start_timestamp_resets_for_delta_series() -> None:
     # Each sample's ST is the previous sample's time (OTel deltas): every pair is a reset.
     samples = [(60_000 * i, 60.0) for i in range(2, 17)]
     w = _with_st(build_windows([samples], [600_000], 300_000), [t - 60_000 for t, _ in samples])
-    assert rf.extrapolated_rate(w, True, False)[0][0, 0] == pytest.approx(300)
-    assert rf.resets(w)[0][0, 0] == 4
-    assert rf.instant_value(w, True)[0][0, 0] == pytest.approx(1)
+    assert cf.extrapolated_rate(w, True, False)[0][0, 0] == pytest.approx(300)
+    assert cf.resets(w)[0][0, 0] == 4
+    assert cf.instant_value(w, True)[0][0, 0] == pytest.approx(1)
     # ST == T describes an empty interval: no reset, no increase.
     w = _with_st(build_windows([samples], [600_000], 300_000), [t for t, _ in samples])
-    assert rf.extrapolated_rate(w, True, False)[0][0, 0] == 0
-    assert rf.instant_value(w, True)[0][0, 0] == 0
+    assert cf.extrapolated_rate(w, True, False)[0][0, 0] == 0
+    assert cf.instant_value(w, True)[0][0, 0] == 0
 
 
 @pytest.mark.parametrize(
@@ -298,7 +300,7 @@ def test_start_timestamp_resets_for_delta_series() -> None:
     [(0, 120, False), (120, 120, False), (60, 120, True), (180, 120, False), (0, 121, True), (0, 119, False)],
 )
 def test_st_reset_rules(prev_st: int, cur_st: int, reset: bool) -> None:
-    got = rf.st_reset(np.array([prev_st]), np.array([120]), np.array([cur_st]), np.array([180]))
+    got = cf.st_reset(np.array([prev_st]), np.array([120]), np.array([cur_st]), np.array([180]))
     assert bool(got[0]) is reset
 
 
@@ -353,7 +355,7 @@ def test_extended_rate_matches_reference(
     def ref(s: list, i: int, j: int) -> float | None:
         return ref_extended_rate(s, int(w.eval_ts[j]), w.range_ms, smoothed, is_counter, is_rate)
 
-    check(w, rf.extrapolated_rate(w, is_counter, is_rate), ref)
+    check(w, cf.extrapolated_rate(w, is_counter, is_rate), ref)
 
 
 def test_rate_after_a_reset_from_inf_is_not_nan() -> None:
@@ -363,7 +365,7 @@ def test_rate_after_a_reset_from_inf_is_not_nan() -> None:
         [195_000, 210_000],
         30_000,
     )
-    vals, present = rf.extrapolated_rate(w, True, True)
+    vals, present = cf.extrapolated_rate(w, True, True)
     assert present[0].tolist() == [True, True]
     assert vals[0, 1] == 0.0
     assert math.isnan(vals[0, 0])  # (0 - Inf) + Inf, as Prometheus

@@ -7,7 +7,7 @@ import pytest
 from memstore import MemStore
 
 from signalfire.errors import PromQLParseError
-from signalfire.promql.engine import Engine, EngineOptions
+from signalfire.promql import Engine, EngineOptions
 
 M = 60_000
 

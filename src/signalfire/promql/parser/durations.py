@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 
 from signalfire.promql import ast
-from signalfire.promql.lexer import DURATION, IDENT, NUMBER, go_quote
-from signalfire.promql.parser_base import TokenStream
+from signalfire.promql.parser.base import TokenStream
+from signalfire.promql.parser.lexer import DURATION, IDENT, NUMBER, go_quote
 
 _DUR_OPS = {"+": 4, "-": 4, "*": 5, "/": 5, "%": 5, "^": 6}
 RANGE_CONTEXT = "subquery or range selector"

@@ -1,9 +1,9 @@
 """Token access, error recording and shared tables for the PromQL parser.
 
-The parser proper is split by what it reads: :mod:`parser_durations` (duration
-arithmetic in ``[...]`` and after ``offset``), :mod:`parser_selectors` (selectors and
-their postfix modifiers) and :mod:`parser` (operators, calls, aggregations and the entry
-points). They share the :class:`TokenStream` base defined here.
+The parser proper is split by what it reads: :mod:`.durations` (duration arithmetic in
+``[...]`` and after ``offset``), :mod:`.selectors` (selectors and their postfix modifiers)
+and :mod:`.parse` (operators, calls, aggregations and the entry points). They share the
+:class:`TokenStream` base defined here.
 
 Errors follow Prometheus: a *semantic* problem (unknown function, modifier in the wrong
 place) is recorded and parsing goes on; a *syntax* problem is recorded and unwinds with
@@ -16,15 +16,11 @@ import math
 from dataclasses import dataclass
 
 from signalfire.errors import ParseError, PromQLParseError
+from signalfire.promql import features
 from signalfire.promql.durations import parse_duration
-from signalfire.promql.function_signatures import (
-    AGGREGATORS,
-    FEATURE_BINOP_FILL,
-    FEATURE_DURATION_EXPR,
-    FEATURE_EXPERIMENTAL_FUNCTIONS,
-    FEATURE_EXTENDED_RANGE_SELECTORS,
-)
-from signalfire.promql.lexer import (
+from signalfire.promql.function_table import AGGREGATORS
+from signalfire.promql.numbers import parse_number
+from signalfire.promql.parser.lexer import (
     DURATION,
     EOF,
     ERROR,
@@ -36,7 +32,6 @@ from signalfire.promql.lexer import (
     go_quote,
     lex,
 )
-from signalfire.promql.numbers import parse_number
 
 #: Parse-time recursion limit (parentheses, calls, signs); deeper input is a parse error,
 #: never a RecursionError.
@@ -79,19 +74,19 @@ class ParserOptions:
 
     @property
     def experimental_functions(self) -> bool:
-        return FEATURE_EXPERIMENTAL_FUNCTIONS in self.features
+        return features.EXPERIMENTAL_FUNCTIONS in self.features
 
     @property
     def duration_functions(self) -> bool:
-        return FEATURE_DURATION_EXPR in self.features or self.experimental_functions
+        return features.DURATION_EXPR in self.features or self.experimental_functions
 
     @property
     def extended_range_selectors(self) -> bool:
-        return FEATURE_EXTENDED_RANGE_SELECTORS in self.features
+        return features.EXTENDED_RANGE_SELECTORS in self.features
 
     @property
     def binop_fill(self) -> bool:
-        return FEATURE_BINOP_FILL in self.features
+        return features.BINOP_FILL_MODIFIERS in self.features
 
 
 class Abort(Exception):

@@ -14,10 +14,10 @@ import re2
 from signalfire.errors import BadDataError
 from signalfire.labels import METRIC_NAME, Matcher, MatchType
 from signalfire.promql import ast
-from signalfire.promql.lexer import DURATION, IDENT, NUMBER, STRING, Token, go_quote
 from signalfire.promql.numbers import round_half_away
-from signalfire.promql.parser_base import go_f
-from signalfire.promql.parser_durations import DURATION_EXPECTED, RANGE_CONTEXT, DurationParser
+from signalfire.promql.parser.base import go_f
+from signalfire.promql.parser.durations import DURATION_EXPECTED, RANGE_CONTEXT, DurationParser
+from signalfire.promql.parser.lexer import DURATION, IDENT, NUMBER, STRING, Token, go_quote
 
 _MATCH_OPS = frozenset({"=", "!=", "=~", "!~"})
 
@@ -180,18 +180,23 @@ class SelectorParser(DurationParser):
     def parse_offset(self, expr: ast.Expr) -> None:
         self.next()
         dur = self.parse_offset_duration()
-        target: ast.VectorSelector | ast.SubqueryExpr
-        if isinstance(expr, ast.VectorSelector | ast.SubqueryExpr):
-            target = expr
-        elif isinstance(expr, ast.MatrixSelector):
-            target = expr.vector
-        else:
-            self.semantic(expr.pos, "offset modifier must be preceded by " + _SELECTOR_OR_SUBQUERY)
+        target = self.modifier_target(expr, "offset")
+        if target is None:
             return
         if target.offset != ast.DurLit(0):
             self.semantic(expr.pos, "offset may not be set multiple times")
             return
         target.offset = dur
+
+    def modifier_target(self, expr: ast.Expr, modifier: str) -> ast.VectorSelector | ast.SubqueryExpr | None:
+        """The node an ``offset`` or ``@`` written after ``expr`` sets (a range selector's
+        inner selector); None, with the error recorded, when ``expr`` takes no modifier."""
+        if isinstance(expr, ast.VectorSelector | ast.SubqueryExpr):
+            return expr
+        if isinstance(expr, ast.MatrixSelector):
+            return expr.vector
+        self.semantic(expr.pos, f"{modifier} modifier must be preceded by {_SELECTOR_OR_SUBQUERY}")
+        return None
 
     def parse_at(self, expr: ast.Expr) -> None:
         self.next()
@@ -224,13 +229,8 @@ class SelectorParser(DurationParser):
                 self.semantic(expr.pos, f"timestamp out of bounds for @ modifier: {go_f(ts)}")
                 return
             at_ms = round_half_away(ts * 1000.0)
-        target: ast.VectorSelector | ast.SubqueryExpr
-        if isinstance(expr, ast.VectorSelector | ast.SubqueryExpr):
-            target = expr
-        elif isinstance(expr, ast.MatrixSelector):
-            target = expr.vector
-        else:
-            self.semantic(expr.pos, "@ modifier must be preceded by " + _SELECTOR_OR_SUBQUERY)
+        target = self.modifier_target(expr, "@")
+        if target is None:
             return
         if target.at is not ast.AtKind.NONE:
             self.semantic(expr.pos, "@ <timestamp> may not be set multiple times")

@@ -18,16 +18,14 @@ from __future__ import annotations
 import contextlib
 
 from signalfire.labels import Matcher
-from signalfire.promql import ast
-from signalfire.promql.function_signatures import (
+from signalfire.promql import ast, features
+from signalfire.promql.function_table import (
     AGGREGATORS,
     AGGREGATORS_WITH_PARAM,
     EXPERIMENTAL_AGGREGATORS,
-    FEATURE_EXPERIMENTAL_FUNCTIONS,
     FUNCTIONS,
 )
-from signalfire.promql.lexer import DURATION, EOF, IDENT, METRIC_IDENT, NUMBER, STRING, go_quote
-from signalfire.promql.parser_base import (
+from signalfire.promql.parser.base import (
     KEYWORDS,
     PRECEDENCE,
     SYMBOL_OPS,
@@ -38,7 +36,8 @@ from signalfire.promql.parser_base import (
     raise_first,
     valid_utf8,
 )
-from signalfire.promql.parser_selectors import SelectorParser
+from signalfire.promql.parser.lexer import DURATION, EOF, IDENT, METRIC_IDENT, NUMBER, STRING, go_quote
+from signalfire.promql.parser.selectors import SelectorParser
 
 __all__ = ["ParserOptions", "parse_expr", "parse_metric_selector", "position_of"]
 
@@ -241,7 +240,7 @@ class _Parser(SelectorParser):
         desired = 1
         if op in AGGREGATORS_WITH_PARAM:
             if op in EXPERIMENTAL_AGGREGATORS and not self.opts.experimental_functions:
-                flag = f"--enable-feature={FEATURE_EXPERIMENTAL_FUNCTIONS}"
+                flag = f"--enable-feature={features.EXPERIMENTAL_FUNCTIONS}"
                 self.semantic(node.pos, f"{op}() is experimental and must be enabled with {flag}")
                 return node
             desired = 2
@@ -285,7 +284,7 @@ def parse_expr(text: str, *, features: frozenset[str] = frozenset()) -> ast.Expr
     """Parse and type-check a PromQL expression.
 
     ``features`` holds ``--enable-feature`` names (see
-    :data:`~signalfire.promql.function_signatures.ALL_FEATURES`); experimental syntax is
+    :data:`~signalfire.promql.features.SYNTAX`); experimental syntax is
     rejected without them, with Prometheus's message. Every node carries ``pos``/``end``
     byte offsets. Raises :class:`~signalfire.errors.PromQLParseError` whose text is
     Prometheus's (``1:5: parse error: ...``) and whose ``offset``/``line``/``column``
