@@ -22,7 +22,7 @@ import pytest
 
 from signalfire.exposition import parse_openmetrics, parse_text
 from signalfire.promql import ALL_FEATURES, parse_expr
-from signalfire.promql.lexer import lex
+from signalfire.promql.parser.lexer import lex
 from time_budget import cpu_seconds
 
 MIB = 1 << 20

@@ -19,7 +19,6 @@ from signalfire.util.gofmt import format_go_g
 __all__ = ["format_float", "format_go_g", "parse_number", "round_half_away"]
 
 _OCTAL = re.compile(r"0(?:_?+[0-7])++")
-_UNDERSCORES = re.compile(r"^[+-]?+(?:0[xXoObB]_?+)?[0-9a-fA-F]++(?:_[0-9a-fA-F]++)*+$")
 
 
 def parse_number(text: str) -> float:
