@@ -180,3 +180,19 @@ def check_int64(v: int, line_no: int, line: str, idx: int, tok: str) -> int:
             found=tok,
         )
     return v
+
+
+def value_at(tok: str, line: str, line_no: int, idx: int) -> float:
+    """``tok`` (at column ``idx`` of ``line``) as a sample value by Go's ``ParseFloat``, or
+    the error Prometheus's parsers give for it, naming the line read so far."""
+    try:
+        return go_float(tok)
+    except FloatSyntaxError as err:
+        raise error_at(
+            line_no,
+            line,
+            idx,
+            f"{err} while parsing: {go_quote(line[: idx + len(tok)])}",
+            expected="value",
+            found=tok,
+        ) from None

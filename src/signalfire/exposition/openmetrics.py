@@ -23,10 +23,10 @@ from signalfire.exposition._lex import (
     QSTRING,
     FloatSyntaxError,
     error_at,
-    go_float,
     has_surrogates,
     seconds_to_ms,
     unescape,
+    value_at,
 )
 from signalfire.exposition.labelset import OM_ITEMS, BucketMemo, check_utf8, fast_labels, split_items
 from signalfire.exposition.om_errors import locate_error
@@ -335,17 +335,7 @@ def _float(tok: str, line: str, line_no: int, idx: int) -> float:
                 return v
         except ValueError:
             pass
-    try:
-        return go_float(tok)
-    except FloatSyntaxError as err:
-        raise error_at(
-            line_no,
-            line,
-            idx,
-            f"{err} while parsing: {go_quote(line[: idx + len(tok)])}",
-            expected="value",
-            found=tok,
-        ) from None
+    return value_at(tok, line, line_no, idx)
 
 
 def _ms(tok: str, line: str, line_no: int, idx: int) -> int:

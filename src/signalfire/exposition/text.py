@@ -19,14 +19,13 @@ from signalfire.exposition._lex import (
     NAME,
     NAME_RE,
     QSTRING_RE,
-    FloatSyntaxError,
     check_int64,
     error_at,
-    go_float,
     has_surrogates,
     token_error,
     unescape,
     unescape_help_text,
+    value_at,
 )
 from signalfire.exposition.labelset import TEXT_ITEMS, BucketMemo, check_utf8, fast_labels, make_labels
 from signalfire.exposition.result import LabelCache, ParsedScrape, ScrapeBuilder
@@ -195,7 +194,7 @@ def _parse_lines(lines: list[str], dirty: bool, default_ts: int | None) -> Parse
                     line_no, line, 0, f"metric name not set while parsing: {go_quote(line.rstrip(_WS))}"
                 )
             lset = fast_labels(name, items or "", normalize, line_no, line, memo)
-            v = _value(val, line, line_no, m.start(3))
+            v = value_at(val, line, line_no, m.start(3))
             t = check_int64(int(ts), line_no, line, m.start(4), ts) if ts is not None else None
         else:
             if not line.strip(_WS):
@@ -212,20 +211,6 @@ def _parse_lines(lines: list[str], dirty: bool, default_ts: int | None) -> Parse
 
 _INF = float("inf")
 _NINF = float("-inf")
-
-
-def _value(tok: str, line: str, line_no: int, idx: int) -> float:
-    try:
-        return go_float(tok)
-    except FloatSyntaxError as err:
-        raise error_at(
-            line_no,
-            line,
-            idx,
-            f"{err} while parsing: {go_quote(line[: idx + len(tok)])}",
-            expected="value",
-            found=tok,
-        ) from None
 
 
 def _skip_ws(line: str, i: int) -> int:
@@ -308,7 +293,7 @@ def _slow_sample(line: str, ln: int) -> tuple[str, list[tuple[str, str]], float,
     k = j
     while k < n and line[k] not in "{ \t":
         k += 1
-    v = _value(line[j:k], line, ln, j)
+    v = value_at(line[j:k], line, ln, j)
     i = _skip_ws(line, k)
     ts: int | None = None
     if i < n:

@@ -8,6 +8,7 @@ from signalfire.storage.interface import (
     AppendStats,
     Querier,
     Queryable,
+    RunsFromSelect,
     SelectHints,
 )
 from signalfire.storage.merge import MergeQuerier
@@ -25,6 +26,7 @@ __all__ = [
     "Querier",
     "Queryable",
     "RunSet",
+    "RunsFromSelect",
     "SelectHints",
     "SeriesSet",
     "concat_runs",

@@ -27,7 +27,7 @@ from typing import TypeVar
 from signalfire.errors import QueryCanceledError, QueryTimeoutError
 from signalfire.labels import Matcher
 from signalfire.storage.annotations import Annotations
-from signalfire.storage.interface import Querier, Queryable, SelectHints
+from signalfire.storage.interface import Querier, Queryable, RunsFromSelect, SelectHints
 from signalfire.storage.merge import merge_run_sets
 from signalfire.storage.runs import RunSet
 from signalfire.storage.series_set import SeriesSet, empty_series_set
@@ -81,7 +81,7 @@ class FanoutStorage:
         return FanoutQuerier(primary, opened, warnings)
 
 
-class FanoutQuerier:
+class FanoutQuerier(RunsFromSelect):
     """One Querier over a primary querier and best-effort secondary queriers.
 
     Selects merge the primary (listed first, so it wins a timestamp both hold with
@@ -120,12 +120,6 @@ class FanoutQuerier:
             carrier.warnings.merge(self.warnings)
             sets.append(RunSet.of(carrier))
         return merge_run_sets(sets)
-
-    def select_runs(
-        self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
-    ) -> RunSet:
-        """:meth:`select` as runs over the merged arrays (for a merge above this one)."""
-        return RunSet.of(self.select(matchers, hints, deadline))
 
     def label_names(self, matchers: Sequence[Matcher] = ()) -> list[str]:
         names = set(self.primary.label_names(matchers))

@@ -111,5 +111,21 @@ class Querier(Protocol):
     def close(self) -> None: ...
 
 
+class RunsFromSelect:
+    """Base of a querier with nothing cheaper to lend a merge than its own ``select``:
+    ``select_runs`` hands over that copy as one run per series."""
+
+    def select(
+        self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
+    ) -> SeriesSet:
+        raise NotImplementedError
+
+    def select_runs(
+        self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
+    ) -> RunSet:
+        """:meth:`select` as runs over its arrays (for a merge above this querier)."""
+        return RunSet.of(self.select(matchers, hints, deadline))
+
+
 class Queryable(Protocol):
     def querier(self, mint: int, maxt: int) -> Querier: ...

@@ -30,7 +30,7 @@ import numpy as np
 from signalfire._types import I64
 from signalfire.labels import Labels, Matcher
 from signalfire.storage.annotations import Annotations
-from signalfire.storage.interface import Querier, SelectHints
+from signalfire.storage.interface import Querier, RunsFromSelect, SelectHints
 from signalfire.storage.runs import RunSet, concat_runs
 from signalfire.storage.series_set import SeriesSet, empty_series_set
 from signalfire.util.deadline import NO_DEADLINE, Deadline
@@ -220,7 +220,7 @@ def _merge_overlapping(
     )
 
 
-class MergeQuerier:
+class MergeQuerier(RunsFromSelect):
     """A Querier over several queriers (oldest data first); closes them all."""
 
     def __init__(self, queriers: Sequence[Querier]) -> None:
@@ -238,12 +238,6 @@ class MergeQuerier:
             sets.append(q.select_runs(matchers, hints, dl))
         dl.check()
         return merge_run_sets(sets)
-
-    def select_runs(
-        self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
-    ) -> RunSet:
-        """:meth:`select` as runs over the merged arrays (for a merge above this one)."""
-        return RunSet.of(self.select(matchers, hints, deadline))
 
     def label_names(self, matchers: Sequence[Matcher] = ()) -> list[str]:
         names: set[str] = set()

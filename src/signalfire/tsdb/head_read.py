@@ -16,7 +16,7 @@ import numpy as np
 
 from signalfire._types import I64
 from signalfire.labels import Labels, Matcher
-from signalfire.storage import RunSet, SelectHints, SeriesSet, empty_series_set
+from signalfire.storage import RunsFromSelect, SelectHints, SeriesSet, empty_series_set
 from signalfire.tsdb.head import Head
 from signalfire.util.deadline import NO_DEADLINE, Deadline
 
@@ -60,7 +60,7 @@ def _labels_in_range_later(head: Head, refs: I64, mint: int, maxt: int) -> Calla
     return lambda: [ls for ls, k in zip(labels, inside().tolist()) if k]
 
 
-class HeadQuerier:
+class HeadQuerier(RunsFromSelect):
     """Querier over the head's samples in ``[mint, maxt]`` (both inclusive)."""
 
     def __init__(self, head: Head, mint: int, maxt: int) -> None:
@@ -89,12 +89,6 @@ class HeadQuerier:
         out = finish()  # decoding, outside the lock
         dl.check()
         return out
-
-    def select_runs(
-        self, matchers: Sequence[Matcher], hints: SelectHints | None = None, deadline: Deadline | None = None
-    ) -> RunSet:
-        """:meth:`select`'s copy as runs: the head has no columns to lend a merge."""
-        return RunSet.of(self.select(matchers, hints, deadline))
 
     def _labels_in_range(self, matchers: Sequence[Matcher]) -> Callable[[], list[Labels]]:
         """Under ``head.lock``: the series matching ``matchers`` with samples in range,
