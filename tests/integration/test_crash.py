@@ -112,13 +112,13 @@ def test_kill9_loses_nothing_acknowledged(tmp_path):
                 except subprocess.TimeoutExpired:
                     proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
-        finally:
+        finally:  # the pipes are closed whatever failed, so no unclosed file outlives the test
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        err = proc.stderr.read().decode() if proc.stderr else ""
-        proc.stdout.close()
-        proc.stderr.close()
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            proc.stdout.close()
+            proc.stderr.close()
         assert proc.returncode == -signal.SIGKILL, f"cycle {cycle} ({mode}): writer failed\n{err}"
         if "inject" in err:
             fired.append(mode)
