@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -143,6 +144,38 @@ class Prometheus:
     ) -> tuple[Any, float]:
         params = {"query": expr, "start": f"{start_s:.3f}", "end": f"{end_s:.3f}", "step": f"{step_s:g}"}
         return self._get("/api/v1/query_range", {**params, "stats": "all"} if stats else params)
+
+    def use_rules(self, rule_files: list[Path], interval_s: int, timeout: float = 60.0) -> None:
+        """Load ``rule_files`` (evaluated every ``interval_s``) into the running process: the
+        config is rewritten and reloaded by SIGHUP, as an operator would, so the data already
+        in the head stays where it is."""
+        files = "".join(f"  - {Path(f).resolve()}\n" for f in rule_files)
+        self.config.write_text(
+            f"global:\n  scrape_interval: 15s\n  evaluation_interval: {interval_s}s\n"
+            f"rule_files:\n{files}scrape_configs: []\n"
+        )
+        time.sleep(1.1)  # the reload timestamp has whole seconds: make the new one differ
+        before = self.metric_sum("prometheus_config_last_reload_success_timestamp_seconds")
+        assert self.proc is not None, "BUG: prometheus not started"
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while self.metric_sum("prometheus_config_last_reload_success_timestamp_seconds") <= before:
+            if time.monotonic() > deadline or not self.metric_sum("prometheus_config_last_reload_successful"):
+                raise RuntimeError(f"prometheus did not load the rules: {self.log.read_text()[-2000:]}")
+            time.sleep(0.2)
+
+    def metric_samples(self, name: str) -> list[float]:
+        """The values of every series of one of Prometheus's own metrics (labelled or not)."""
+        with urllib.request.urlopen(self.url + "/metrics", timeout=30) as r:
+            text = r.read().decode()
+        return [
+            float(line.rpartition(" ")[2])
+            for line in text.splitlines()
+            if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " ")
+        ]
+
+    def metric_sum(self, name: str) -> float:
+        return sum(self.metric_samples(name))
 
     def self_metrics(self, *names: str) -> dict[str, float]:
         """Values of Prometheus's own metrics (unlabelled ones) from its ``/metrics`` page."""

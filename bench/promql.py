@@ -29,37 +29,29 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import shutil
 import statistics
 import sys
 import tempfile
-import time
-import tomllib
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import datagen
+from _common import (
+    load_queries,
+    load_signalfire,
+    median_time,
+    median_timed,
+    open_signalfire,
+    prom_engine_ms,
+    verdict,
+)
 from _prom import Prometheus, promtool_backfill
 
-QUERIES = Path(datagen._SHARED) / "queries.toml"
 RANGES = (("1h", 3600, 15), ("6h", 6 * 3600, 20), ("24h", 24 * 3600, 60))  # span s, Grafana step s
 WINDOW_MS = 2 * 3_600_000
-REPEAT = 3
-DOC_CHANGES = {
-    "subquery": "3.0: range and subquery windows are left-open; 2.x includes the sample at t-range",
-}
-
-
-_SUBQUERY = re.compile(r"\[[^\]]*:[^\]]*\]")
-
-
-def load_queries() -> list[dict[str, str]]:
-    return tomllib.loads(QUERIES.read_text())["query"]
 
 
 def load_prometheus(ds: datagen.Dataset, out: Path) -> float:
@@ -76,112 +68,6 @@ def load_prometheus(ds: datagen.Dataset, out: Path) -> float:
     return total
 
 
-def open_signalfire(out: Path) -> Any:
-    import signalfire
-
-    # The same sample limit as Prometheus gets (--query.max-samples in _prom.py); the
-    # allocator tuned as a server would tune it (util/malloc.py), as the process is ours.
-    return signalfire.open(  # type: ignore[attr-defined]
-        out / "sf", retention_ms=0, max_samples=500_000_000, keep_freed_memory=True
-    )
-
-
-def load_signalfire(ds: datagen.Dataset, out: Path) -> tuple[Any, float]:
-    from signalfire.labels import Labels
-
-    db = open_signalfire(out)
-    t0 = time.perf_counter()
-    with db.appender() as app:
-        refs = np.asarray(app.refs([Labels.from_pairs(ls) for ls in ds.labels]), np.int64)
-    ts_all = ds.ts(0, ds.n_series, 0, ds.n_steps)
-    step_block = 40  # 10 minutes of scrapes per batch, series-major
-    for t0_ in range(0, ds.n_steps, step_block):
-        t1_ = min(ds.n_steps, t0_ + step_block)
-        with db.appender() as app:
-            app.append_batch(
-                np.repeat(refs, t1_ - t0_),
-                np.ascontiguousarray(ts_all[:, t0_:t1_]).ravel(),
-                np.ascontiguousarray(ds.values[:, t0_:t1_]).ravel(),
-            )
-    db.compact()
-    return db, time.perf_counter() - t0
-
-
-def _key(metric: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted(metric.items()))
-
-
-def _points(data: dict[str, Any]) -> dict[tuple[tuple[str, str], ...], dict[float, float]]:
-    """Prometheus-shaped JSON data -> {labels: {t: value}}."""
-    rt, result = data["resultType"], data["result"]
-    if rt == "scalar":
-        return {(): {float(result[0]): float(result[1])}}
-    out: dict[tuple[tuple[str, str], ...], dict[float, float]] = {}
-    for r in result:
-        pts = r.get("values") or [r["value"]]
-        out[_key(r["metric"])] = {float(t): float(v) for t, v in pts}
-    return out
-
-
-def compare(a: dict[str, Any], b: dict[str, Any], rel: float = 1e-6) -> str:
-    """'' when both answers agree within ``rel``, else a short reason."""
-    pa, pb = _points(a), _points(b)
-    if pa.keys() != pb.keys():
-        only_a, only_b = len(pa.keys() - pb.keys()), len(pb.keys() - pa.keys())
-        return f"series differ ({only_a} only in Prometheus, {only_b} only in signalfire)"
-    for k, sa in pa.items():
-        sb = pb[k]
-        if sa.keys() != sb.keys():
-            return f"timestamps differ for {dict(k)}"
-        for t, va in sa.items():
-            vb = sb[t]
-            if math.isnan(va) and math.isnan(vb):
-                continue
-            if not math.isclose(va, vb, rel_tol=rel, abs_tol=1e-9):
-                return f"value differs for {dict(k)} at {t}: {va} vs {vb}"
-    return ""
-
-
-def median_time(fn: Any) -> tuple[Any, float]:
-    """Median wall time of up to REPEAT runs of ``fn``; one run when it takes more than 2 s."""
-    return median_timed(lambda: _timed(fn))
-
-
-def _timed(fn: Any) -> tuple[Any, float]:
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
-
-
-def median_timed(fn: Any) -> tuple[Any, float]:
-    """Like :func:`median_time` for an ``fn`` that returns ``(result, seconds)`` itself.
-
-    One untimed run first, so both systems are measured warm (blocks read and decoded once,
-    as a dashboard's refresh finds them): otherwise a query over data no earlier query
-    touched would time its first read, and its only run when that takes over 2 s."""
-    fn()
-    times, out = [], None
-    for _ in range(REPEAT):
-        out, took = fn()
-        times.append(took)
-        if took > 2.0:
-            break
-    return out, statistics.median(times)
-
-
-def _prom_engine_ms(prom: Prometheus, expr: str, mode: str, start: int, end: int, step: int) -> float:
-    """Prometheus's own engine time (``stats=all``: execTotalTime, queue plus evaluation,
-    without JSON encoding and HTTP), the like of signalfire's in-process time."""
-    times = []
-    for _ in range(REPEAT):
-        if mode == "instant":
-            data = prom.query(expr, end, stats=True)[0]
-        else:
-            data = prom.query_range(expr, start, end, step, stats=True)[0]
-        times.append(float(data["stats"]["timings"]["execTotalTime"]) * 1e3)
-    return statistics.median(times)
-
-
 def run_query(
     db: Any, prom: Prometheus, q: dict[str, str], mode: str, end_s: int, span_s: int, step_s: int
 ) -> dict:
@@ -196,7 +82,7 @@ def run_query(
         start = end - span_s
         pdata, p_s = median_timed(lambda: prom.query_range(expr, start, end, step_s))
     row["prom_ms"] = p_s * 1e3
-    row["prom_eval_ms"] = _prom_engine_ms(prom, expr, mode, start, end, step_s)
+    row["prom_eval_ms"] = prom_engine_ms(prom, expr, mode, start, end, step_s)[1]
     if db is None:
         return {**row, "verdict": "signalfire n/a"}
     try:
@@ -207,13 +93,7 @@ def run_query(
     except Exception as err:  # a failing query is a row, not the end of the bench
         return {**row, "verdict": f"ERROR in signalfire {err.__class__.__name__}: {str(err)[:80]}"}
     row["sf_ms"] = s_s * 1e3
-    why = compare(pdata, sres.to_json())
-    verdict = "ok"
-    if why:
-        verdict = f"DIFFERENT: {why}"
-        if _SUBQUERY.search(expr):
-            verdict = f"documented change ({DOC_CHANGES['subquery']}): {why}"
-    return {**row, "verdict": verdict}
+    return {**row, "verdict": verdict(expr, pdata, sres.to_json())}
 
 
 def _ratio(row: dict, key: str) -> float:
@@ -264,12 +144,12 @@ def main(argv: list[str] | None = None) -> int:
             f"data: {ds.n_series:,} series x {ds.n_steps} steps = {ds.n_samples:,} samples", file=sys.stderr
         )
         if kept:
-            db = open_signalfire(out)
+            db = open_signalfire(out / "sf")
             print(f"reusing the stores in {out}: {kept['load']}", file=sys.stderr)
         else:
             prom_load = load_prometheus(ds, out)
             try:
-                db, sf_load = load_signalfire(ds, out)
+                db, sf_load = load_signalfire(ds, out / "sf")
             except Exception as err:  # report Prometheus's side even when signalfire cannot load yet
                 print(f"signalfire could not load the data: {err.__class__.__name__}: {err}", file=sys.stderr)
                 db, sf_load = None, math.nan
