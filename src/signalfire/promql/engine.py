@@ -332,15 +332,25 @@ def _shape(value: Value, ts: np.ndarray, instant: bool, delayed: bool) -> QueryR
         sm = StepMatrix(labels, sm.values, sm.present, None)
         if not instant:
             sm = merge_same_labels(sm)
-    rows = np.flatnonzero(sm.present.any(axis=1))
-    labels = [sm.labels[i] for i in rows.tolist()]
-    values, present = sm.values[rows], sm.present[rows]
+    # Rows are gathered once, in their final order; an instant vector whose rows are all
+    # present (the usual case) is passed on as it is.
+    keep = sm.present.any(axis=1)
+    rows: np.ndarray | None = None
+    if keep.all():
+        labels = list(sm.labels)
+    else:
+        rows = np.flatnonzero(keep)
+        labels = [sm.labels[i] for i in rows.tolist()]
     if instant:
         check_unique(labels)
-        return QueryResult("vector", labels, values, present, ts)
+        if rows is None:
+            return QueryResult("vector", labels, sm.values, sm.present, ts)
+        return QueryResult("vector", labels, sm.values[rows], sm.present[rows], ts)
     order = sorted(range(len(labels)), key=labels.__getitem__)
     idx = np.asarray(order, np.int64)
-    return QueryResult("matrix", [labels[i] for i in order], values[idx], present[idx], ts)
+    if rows is not None:
+        idx = rows[idx]
+    return QueryResult("matrix", [labels[i] for i in order], sm.values[idx], sm.present[idx], ts)
 
 
 def _matrix_of_windows(rw: RangeWindows, ts: np.ndarray, delayed: bool) -> QueryResult:

@@ -301,15 +301,23 @@ def group_reduce(ufunc: np.ufunc, ids: I64, G: int, rows: np.ndarray, fill: floa
     T = rows.shape[1]
     if S == 0:
         return np.full((G, T), fill, dtype=rows.dtype)
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
+    if G == 1:  # one group (no grouping labels): all rows, in order, as the sort would give
+        return np.asarray(ufunc.reduceat(rows, _FIRST_ROW, axis=0), dtype=rows.dtype)
+    if S < 2 or bool((ids[1:] >= ids[:-1]).all()):
+        sorted_ids, in_order = ids, rows  # already grouped: no sort, no copy of the rows
+    else:
+        order = np.argsort(ids, kind="stable")
+        sorted_ids, in_order = ids[order], rows[order]
     starts = np.searchsorted(sorted_ids, np.arange(G))
     has = starts < S
     has[has] &= sorted_ids[starts[has]] == np.flatnonzero(has)
     out = np.full((G, T), fill, dtype=rows.dtype)
     if has.any():
-        out[has] = ufunc.reduceat(rows[order], starts[has], axis=0)
+        out[has] = ufunc.reduceat(in_order, starts[has], axis=0)
     return out
+
+
+_FIRST_ROW = np.zeros(1, np.intp)
 
 
 def group_reduce_sum(ids: I64, G: int, values: F64, mask: Bool) -> F64:

@@ -223,3 +223,32 @@ def test_window_bounds_match_searching_for_whole_and_odd_ranges(series, t0, step
 def test_occurrence_counts_earlier_equal_keys(keys):
     got = ragged.occurrence(np.asarray(keys, np.int64)).tolist()
     assert got == [keys[:i].count(k) for i, k in enumerate(keys)]
+
+
+def _fold(ufunc: np.ufunc, rows: np.ndarray, T: int) -> np.ndarray:
+    """``rows`` (in their order) reduced along the series axis as one ``reduceat`` segment
+    (``ufunc.reduce`` may sum pairwise instead), -1 when there are none."""
+    return ufunc.reduceat(rows, [0], axis=0)[0] if len(rows) else np.full(T, -1.0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.integers(0, 3), max_size=12),
+    st.integers(1, 3),
+    st.booleans(),
+    st.sampled_from(["add", "fmax", "fmin"]),
+    st.integers(0, 2**32 - 1),
+)
+def test_group_reduce_matches_a_loop_over_groups(ids_list, T, grouped, op, seed):
+    """Every path of group_reduce (one group, rows already grouped, rows to sort, groups
+    without rows) gives, bit for bit, each group's rows reduced in their order."""
+    ufunc = getattr(np, op)
+    ids = np.asarray(sorted(ids_list) if grouped else ids_list, np.int64)
+    G = int(ids.max()) + 2 if len(ids) else 1  # the last group has no rows
+    rows = np.random.default_rng(seed).normal(0, 1e6, (len(ids), T))
+    rows[rows > 1e6] = np.nan
+    got = ragged.group_reduce(ufunc, ids, G, rows, -1.0)
+    want = np.stack([_fold(ufunc, rows[ids == g], T) for g in range(G)])
+    np.testing.assert_array_equal(got, want)
+    one = ragged.group_reduce(ufunc, np.zeros(len(ids), np.int64), 1, rows, -1.0)
+    np.testing.assert_array_equal(one, _fold(ufunc, rows, T)[None, :])
