@@ -62,6 +62,8 @@ def searchsorted_ragged_many(offsets: I64, ts: I64, searches: Sequence[tuple[I64
     T = qs[0].shape[-1] if qs else 0
     if S == 0 or T == 0:
         return [np.zeros((S, T), np.int64) for _ in qs]
+    if T == 1 and all(q.ndim == 1 for q in qs):
+        return [_search_one_time(offsets, ts, int(q[0]), side) for q, (_, side) in zip(qs, searches)]
     steps = [_grid_step(q) for q in qs]
     if all(st is not None for st in steps):
         row_key = np.repeat(np.arange(0, S * (T + 1), T + 1, dtype=np.int64), np.diff(offsets))
@@ -85,6 +87,19 @@ def searchsorted_ragged_many(offsets: I64, ts: I64, searches: Sequence[tuple[I64
         qk = (q - lo_b)[None, :] + shift if q.ndim == 1 else (q - lo_b) + shift
         out.append(np.searchsorted(keys, qk, side=side).astype(np.int64, copy=False))  # type: ignore[call-overload]
     return out
+
+
+def _search_one_time(offsets: I64, ts: I64, t: int, side: str) -> I64:
+    """:func:`searchsorted_ragged` of one time (an instant query): each series' insertion
+    point is its start plus how many of its samples sort before ``t``, from one comparison
+    and one running count over the samples, a handful of array operations at any size."""
+    before = np.less_equal(ts, t) if side == "right" else np.less(ts, t)
+    csum = np.zeros(len(ts) + 1, np.int64)
+    np.cumsum(before, out=csum[1:])
+    out: I64 = csum[offsets[1:]]
+    out -= csum[offsets[:-1]]
+    out += offsets[:-1]
+    return out[:, None]
 
 
 def _grid_step(q: I64) -> int | None:

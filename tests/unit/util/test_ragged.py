@@ -59,6 +59,25 @@ def test_searchsorted_on_a_grid_counts_like_binary_search(series, q0, step, T, s
         np.testing.assert_array_equal(got[i], np.searchsorted(ts[a:b], q, side=side) + a)
 
 
+@settings(max_examples=100, deadline=None)
+@given(_series, st.integers(-60, 60), st.sampled_from(["left", "right"]), st.booleans(), st.booleans())
+def test_searchsorted_of_one_time_counts_like_binary_search(series, t, side, extremes, several):
+    """An instant query's single time takes the counting path, alone or beside another
+    search; it must agree with searching, also at the int64 ends and on exact samples."""
+    if extremes:
+        series = [[MIN_TIME, *s, MAX_TIME] for s in series]
+        t = {-60: MIN_TIME, 60: MAX_TIME}.get(t, t)
+    offsets, ts = _ragged(series)
+    q = np.array([t], np.int64)
+    searches = [(q, side), (q - 7, "left")] if several else [(q, side)]
+    got = ragged.searchsorted_ragged_many(offsets, ts, searches)
+    for (qq, sd), g in zip(searches, got):
+        assert g.shape == (len(series), 1)
+        for i in range(len(series)):
+            a, b = offsets[i], offsets[i + 1]
+            np.testing.assert_array_equal(g[i], np.searchsorted(ts[a:b], qq, side=sd) + a)
+
+
 def test_searchsorted_ragged_huge_span_falls_back():
     offsets, ts = _ragged([[-(2**61), 0, 2**61], [5]])
     q = np.array([-(2**62), 1, 2**62], np.int64)
