@@ -16,6 +16,11 @@ import numpy as np
 
 from signalfire._types import F64, I64, MAX_TIME, Bool
 
+#: Up to this many samples × searches, one evaluation time is searched by counting
+#: (:func:`_search_one_time`): fewer array operations, but a pass over the samples per
+#: search, where the shifted-key search shares one key array; past it that search wins.
+ONE_TIME_MAX_WORK = 1 << 15
+
 #: Above this many series × distinct times the shifted-key trick could overflow int64;
 #: :func:`searchsorted_ragged` then falls back to one searchsorted per series.
 _INT64_SAFE = 2**62
@@ -62,7 +67,7 @@ def searchsorted_ragged_many(offsets: I64, ts: I64, searches: Sequence[tuple[I64
     T = qs[0].shape[-1] if qs else 0
     if S == 0 or T == 0:
         return [np.zeros((S, T), np.int64) for _ in qs]
-    if T == 1 and all(q.ndim == 1 for q in qs):
+    if T == 1 and len(ts) * len(qs) <= ONE_TIME_MAX_WORK and all(q.ndim == 1 for q in qs):
         return [_search_one_time(offsets, ts, int(q[0]), side) for q, (_, side) in zip(qs, searches)]
     steps = [_grid_step(q) for q in qs]
     if all(st is not None for st in steps):
@@ -90,9 +95,9 @@ def searchsorted_ragged_many(offsets: I64, ts: I64, searches: Sequence[tuple[I64
 
 
 def _search_one_time(offsets: I64, ts: I64, t: int, side: str) -> I64:
-    """:func:`searchsorted_ragged` of one time (an instant query): each series' insertion
-    point is its start plus how many of its samples sort before ``t``, from one comparison
-    and one running count over the samples, a handful of array operations at any size."""
+    """:func:`searchsorted_ragged` of one time (a small instant query): each series'
+    insertion point is its start plus how many of its samples sort before ``t``, from one
+    comparison and one running count over the samples, a handful of array operations."""
     before = np.less_equal(ts, t) if side == "right" else np.less(ts, t)
     csum = np.zeros(len(ts) + 1, np.int64)
     np.cumsum(before, out=csum[1:])

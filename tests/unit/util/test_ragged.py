@@ -60,10 +60,27 @@ def test_searchsorted_on_a_grid_counts_like_binary_search(series, q0, step, T, s
 
 
 @settings(max_examples=100, deadline=None)
-@given(_series, st.integers(-60, 60), st.sampled_from(["left", "right"]), st.booleans(), st.booleans())
-def test_searchsorted_of_one_time_counts_like_binary_search(series, t, side, extremes, several):
-    """An instant query's single time takes the counting path, alone or beside another
-    search; it must agree with searching, also at the int64 ends and on exact samples."""
+@given(
+    _series,
+    st.integers(-60, 60),
+    st.sampled_from(["left", "right"]),
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from([0, 10, ragged.ONE_TIME_MAX_WORK]),
+)
+def test_searchsorted_of_one_time_counts_like_binary_search(series, t, side, extremes, several, limit):
+    """A single time (an instant query) is counted up to ONE_TIME_MAX_WORK samples ×
+    searches and searched past it; both sides of the limit, alone or beside another search,
+    agree with searching each series, also at the int64 ends and on exact samples."""
+    old_limit = ragged.ONE_TIME_MAX_WORK
+    ragged.ONE_TIME_MAX_WORK = limit
+    try:
+        _check_one_time(series, t, side, extremes, several)
+    finally:
+        ragged.ONE_TIME_MAX_WORK = old_limit
+
+
+def _check_one_time(series: list[list[int]], t: int, side: str, extremes: bool, several: bool) -> None:
     if extremes:
         series = [[MIN_TIME, *s, MAX_TIME] for s in series]
         t = {-60: MIN_TIME, 60: MAX_TIME}.get(t, t)
