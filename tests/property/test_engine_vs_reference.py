@@ -9,10 +9,11 @@ Prometheus breaks ties arbitrarily.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,8 @@ from reference.promql_exprs import (
 )
 from signalfire._types import STALE_NAN
 from signalfire.labels import Labels
+from signalfire.promql import selectors as sel
+from signalfire.util import ragged
 
 NAMES = ("m", "n")
 RANGES_MS = (30_000, 60_000, 120_000, 300_000, 450_000)
@@ -295,6 +298,31 @@ def _compare(
 def test_engine_matches_reference(data: list[Series], expr: Expr, qr: tuple[int, int, int]) -> None:
     assume(not any(bug(data, expr) for bug in KNOWN_BUGS))
     check_against_reference(data, expr, *qr)
+
+
+@contextlib.contextmanager
+def _large_query_paths() -> Iterator[None]:
+    """The size limits of the engine's small-query paths set so that even this test's tiny
+    data takes the paths of large selections: instant-query bounds by the shifted-key
+    search, and an instant selection picked in batches of one series."""
+    saved = ragged.ONE_TIME_MAX_WORK, sel.BATCH_CELLS
+    ragged.ONE_TIME_MAX_WORK, sel.BATCH_CELLS = 0, 1
+    try:
+        yield
+    finally:
+        ragged.ONE_TIME_MAX_WORK, sel.BATCH_CELLS = saved
+
+
+@settings(SETTINGS, max_examples=max(5, (SETTINGS.max_examples or 50) // 3))
+@given(data=datasets(), expr=expressions(), qr=query_ranges())
+def test_engine_matches_reference_on_the_large_query_paths(
+    data: list[Series], expr: Expr, qr: tuple[int, int, int]
+) -> None:
+    """test_engine_matches_reference, whose small data take the small-query paths, on the
+    other side of their size limits."""
+    assume(not any(bug(data, expr) for bug in KNOWN_BUGS))
+    with _large_query_paths():
+        check_against_reference(data, expr, *qr)
 
 
 @SETTINGS

@@ -299,7 +299,9 @@ def _check_one_side(
 
 
 def _check_one_to_one(sigs: I64, present: Bool, G: int) -> None:
-    if len(sigs) and (ragged.group_count(sigs, G, present) > 1).any():
+    if not len(sigs) or np.bincount(sigs, minlength=G).max() < 2:
+        return  # one row per group (the usual case) cannot match twice at any step
+    if (ragged.group_count(sigs, G, present) > 1).any():
         raise QueryError(
             "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
         )

@@ -9,6 +9,7 @@ querier it opened before returning.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import threading
 import time
@@ -53,7 +54,9 @@ class EngineOptions:
     (``--enable-feature``), ``query_log_file`` (``query_log_file`` in the global config),
     ``default_eval_interval_ms`` (the subquery step when ``[d:]`` omits it), ``max_steps``
     (the most evaluation times of a query or of one subquery; refused with
-    :class:`~signalfire.errors.TooManyStepsError` before they are made, 0: no limit).
+    :class:`~signalfire.errors.TooManyStepsError` before they are made, 0: no limit),
+    ``parse_cache_size`` (how many parsed query texts the engine keeps, least recently used
+    first out, so a rule or a dashboard refresh does not parse again; 0: no cache).
     """
 
     lookback_delta_ms: int = 300_000
@@ -65,6 +68,18 @@ class EngineOptions:
     query_log_file: str | None = None
     default_eval_interval_ms: int = 60_000
     max_steps: int = 11_000_000
+    parse_cache_size: int = 1024
+
+
+#: Longest query text the parse cache keeps (characters); a longer one is parsed each time.
+MAX_CACHED_TEXT = 16_384
+
+
+def _parse_fresh(text: str, features: frozenset[str]) -> ast.Expr:
+    """A newly built tree for ``text``: the parser with ``features`` enabled."""
+    from signalfire.promql.parser import parse_expr
+
+    return parse_expr(text, features=features)
 
 
 class _Selector:
@@ -104,14 +119,29 @@ class Engine:
     def __init__(self, options: EngineOptions | None = None):
         self.options = options or EngineOptions()
         self._log_lock = threading.Lock()
+        #: Parsed trees by ``(text, features)``, bounded, least recently used out first
+        #: (``functools.lru_cache`` is thread-safe). Errors are not kept: a bad query is
+        #: parsed again each time, as its error must be raised each time. The trees are
+        #: shared between queries, so nothing may change them after the parse: the
+        #: evaluator only reads them, and :meth:`parse` hands callers their own tree.
+        self._parse_cached = functools.lru_cache(maxsize=max(0, self.options.parse_cache_size))(_parse_fresh)
 
     # ------------------------------------------------------------ public API
 
     def parse(self, expr: str) -> ast.Expr:
-        """Parse ``expr`` with this engine's enabled features (raises PromQLParseError)."""
-        from signalfire.promql.parser import parse_expr
+        """Parse ``expr`` with this engine's enabled features (raises PromQLParseError).
 
-        return parse_expr(expr, features=self.options.features)
+        Always a new tree, never the cached one the queries share, so the caller may change
+        it (:func:`~signalfire.promql.add_at_modifiers` does, in place).
+        """
+        return _parse_fresh(expr, self.options.features)
+
+    def _parsed(self, expr: str) -> ast.Expr:
+        """The shared, read-only tree of ``expr`` (see ``_parse_cached``); texts longer than
+        :data:`MAX_CACHED_TEXT` are parsed each time, so the bound on entries bounds memory."""
+        if len(expr) > MAX_CACHED_TEXT:
+            return _parse_fresh(expr, self.options.features)
+        return self._parse_cached(expr, self.options.features)
 
     def instant_query(
         self,
@@ -130,7 +160,7 @@ class Engine:
         ``lookback_delta`` parameter).
         """
         t0 = time.perf_counter()
-        node = self.parse(expr)
+        node = self._parsed(expr)
         parse_s = time.perf_counter() - t0
         return self._run(
             queryable, node, expr, int(t_ms), int(t_ms), 0, True, parse_s, cancel, lookback_delta_ms
@@ -155,7 +185,7 @@ class Engine:
         if end_ms < start_ms:
             raise QueryError("end timestamp must not be before start time")
         t0 = time.perf_counter()
-        node = self.parse(expr)
+        node = self._parsed(expr)
         parse_s = time.perf_counter() - t0
         return self._run(
             queryable,
@@ -302,15 +332,25 @@ def _shape(value: Value, ts: np.ndarray, instant: bool, delayed: bool) -> QueryR
         sm = StepMatrix(labels, sm.values, sm.present, None)
         if not instant:
             sm = merge_same_labels(sm)
-    rows = np.flatnonzero(sm.present.any(axis=1))
-    labels = [sm.labels[i] for i in rows.tolist()]
-    values, present = sm.values[rows], sm.present[rows]
+    # Rows are gathered once, in their final order; an instant vector whose rows are all
+    # present (the usual case) is passed on as it is.
+    keep = sm.present.any(axis=1)
+    rows: np.ndarray | None = None
+    if keep.all():
+        labels = list(sm.labels)
+    else:
+        rows = np.flatnonzero(keep)
+        labels = [sm.labels[i] for i in rows.tolist()]
     if instant:
         check_unique(labels)
-        return QueryResult("vector", labels, values, present, ts)
+        if rows is None:
+            return QueryResult("vector", labels, sm.values, sm.present, ts)
+        return QueryResult("vector", labels, sm.values[rows], sm.present[rows], ts)
     order = sorted(range(len(labels)), key=labels.__getitem__)
     idx = np.asarray(order, np.int64)
-    return QueryResult("matrix", [labels[i] for i in order], values[idx], present[idx], ts)
+    if rows is not None:
+        idx = rows[idx]
+    return QueryResult("matrix", [labels[i] for i in order], sm.values[idx], sm.present[idx], ts)
 
 
 def _matrix_of_windows(rw: RangeWindows, ts: np.ndarray, delayed: bool) -> QueryResult:

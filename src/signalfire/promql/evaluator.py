@@ -34,6 +34,9 @@ from signalfire.promql.values import (
 from signalfire.storage import SeriesSet
 from signalfire.storage.interface import SelectHints
 
+#: An evaluator's settings until :meth:`Evaluator.evaluate` takes the query's.
+_NO_SETTINGS = EvalSettings()
+
 #: ``(matchers, hints) -> SeriesSet`` over the query's storage.
 SelectFn = Callable[[Sequence[Matcher], SelectHints], SeriesSet]
 
@@ -43,14 +46,17 @@ class Evaluator:
 
     def __init__(self, select: SelectFn, limits: QueryLimits, stats: QueryStats):
         self.select_fn = select
-        self.settings = EvalSettings()
+        self.settings = _NO_SETTINGS
         self.limits = limits
         self.stats = stats
         self._top_ts: np.ndarray | None = None
         #: Name of the closest enclosing function or aggregation (Prometheus's hints.Func);
         #: "" under a binary operator.
         self._func = ""
-        self._invariant: set[int] = set()
+        self._root: ast.Expr | None = None
+        #: The step-invariant nodes of the tree, found on first need: only a node evaluated
+        #: at more than one step asks, so an instant query without subqueries never walks it.
+        self._invariant: set[int] | None = None
 
     # ------------------------------------------------------------ entry points
 
@@ -58,19 +64,24 @@ class Evaluator:
         """Evaluate the root node; numpy floating warnings are expected (1/0, NaN) and silenced."""
         self._top_ts = ctx.ts
         self.settings = ctx.settings
-        self._invariant = invariant_nodes(node)
+        self._root, self._invariant = node, None
         ctx.select = self._select_range
         with np.errstate(all="ignore"):
             return self.eval(node, ctx)
 
     def eval(self, node: ast.Expr, ctx: EvalContext) -> Value:
         self.limits.check_deadline()
-        if ctx.T > 1 and id(node) in self._invariant and worth_wrapping(node):
+        if len(ctx.ts) > 1 and self._is_invariant(node) and worth_wrapping(node):
             return self._eval_once(node, ctx)
         method = _DISPATCH.get(type(node))
         if method is None:
             raise QueryError(f"unhandled expression of type {type(node).__name__}")
         return method(self, node, ctx)
+
+    def _is_invariant(self, node: ast.Expr) -> bool:
+        if self._invariant is None:
+            self._invariant = invariant_nodes(self._root) if self._root is not None else set()
+        return id(node) in self._invariant
 
     def _eval_once(self, node: ast.Expr, ctx: EvalContext) -> Value:
         """A step-invariant subtree: evaluate at the first step only, then repeat the column.

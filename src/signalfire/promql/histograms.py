@@ -24,6 +24,7 @@ from signalfire.promql.values import EvalContext, StepMatrix
 #: Relative difference below which neighbouring bucket counts are treated as equal.
 SMALL_DELTA_TOLERANCE = 1e-12
 _MIN_NORMAL = 2.2250738585072014e-308
+_MAX_F64 = float(np.finfo(np.float64).max)
 
 MONOTONICITY_INFO = (
     "input to histogram_quantile needed to be fixed for monotonicity "
@@ -123,7 +124,7 @@ def _almost_equal(a: F64, b: F64, eps: float) -> Bool:
     with np.errstate(all="ignore"):
         abs_sum = np.abs(a) + np.abs(b)
         diff = np.abs(a - b)
-        res = diff < eps * np.minimum(abs_sum, np.finfo(np.float64).max)
+        res = diff < eps * np.minimum(abs_sum, _MAX_F64)
         near_zero = (a == 0) | (b == 0) | (abs_sum < _MIN_NORMAL)
         res &= ~near_zero
         res |= near_zero & (diff < eps * _MIN_NORMAL)
@@ -142,6 +143,31 @@ class FixedBuckets:
 def fix_monotonic(block: BucketBlock) -> FixedBuckets:
     """Remove decreases between successive present buckets (the envelope), silently
     flattening differences within the small-delta tolerance."""
+    return _fix_dense(block) or _fix_by_bucket(block)
+
+
+def _fix_dense(block: BucketBlock) -> FixedBuckets | None:
+    """:func:`fix_monotonic` for the usual block, every bucket present at every step and no
+    NaN count, in a few whole-block operations instead of a round per bucket: the envelope
+    is then the running maximum over the buckets, unless a count lies within the tolerance
+    of the envelope before it without equalling it (the repair would keep the envelope
+    there, not raise it), in which case None sends the block to the round per bucket."""
+    G, B, T = block.counts.shape
+    counts = block.counts
+    if B == 0 or not block.active.all() or np.isnan(counts).any():
+        return None
+    env = np.maximum.accumulate(counts, axis=1)
+    prev, cur = env[:, :-1, :], counts[:, 1:, :]
+    if (_almost_equal(prev, cur, SMALL_DELTA_TOLERANCE) & (cur != prev)).any():
+        return None
+    forced: Bool = np.asarray((cur < prev).any(axis=1))
+    n_active = np.full((G, T), B, np.int64)
+    last_upper = np.repeat(block.upper[:, B - 1 :], T, axis=1)
+    return FixedBuckets(env, forced, n_active, last_upper, env[:, B - 1, :].copy())
+
+
+def _fix_by_bucket(block: BucketBlock) -> FixedBuckets:
+    """:func:`fix_monotonic` one bucket at a time, for blocks with absent buckets or NaN."""
     G, B, T = block.counts.shape
     fixed = block.counts.copy()
     prev = np.full((G, T), np.nan)
@@ -169,9 +195,50 @@ def fix_monotonic(block: BucketBlock) -> FixedBuckets:
 
 def bucket_quantile(q: F64, block: BucketBlock, fb: FixedBuckets) -> tuple[F64, Bool, Bool]:
     """φ-quantile per (group, step); ``q`` is ``[T]``. Returns (values, present, forced)."""
-    G, B, T = block.counts.shape
+    G, _, T = block.counts.shape
     qq = np.broadcast_to(q[None, :], (G, T))
     rank = qq * fb.observations
+    with np.errstate(all="ignore"):
+        if block.active.all():
+            res = _quantile_dense(rank, block, fb)
+        else:
+            res = _quantile_by_bucket(rank, block, fb)
+    valid = (fb.last_upper == np.inf) & (fb.n_active >= 2) & (fb.observations != 0)
+    res = np.where(valid, res, np.nan)
+    forced = fb.forced & valid & ~np.isnan(qq) & (qq >= 0) & (qq <= 1)
+    res = np.where(qq < 0, -np.inf, np.where(qq > 1, np.inf, res))
+    res = np.where(np.isnan(qq), np.nan, res)
+    return res, fb.n_active >= 1, forced
+
+
+def _quantile_dense(rank: F64, block: BucketBlock, fb: FixedBuckets) -> F64:
+    """:func:`bucket_quantile`'s interpolation when every bucket is present at every step,
+    in whole-block operations: the first bucket below the top whose count reaches the rank
+    (a comparison and an ``argmax`` over the buckets), interpolated from the bucket before
+    it with the same arithmetic as :func:`_quantile_by_bucket`; a rank in the top bucket
+    gives the second-highest bound. (Blocks of under two buckets give NaN later.)"""
+    G, B, T = block.counts.shape
+    if B < 2:
+        return np.zeros((G, T))
+    c = fb.counts
+    hit = c[:, : B - 1, :] >= rank[:, None, :]
+    any_hit = hit.any(axis=1)
+    b = hit.argmax(axis=1)
+    gi = np.arange(G)[:, None]
+    ti = np.arange(T)[None, :]
+    pb = np.maximum(b - 1, 0)
+    u, cb = block.upper[gi, b], c[gi, b, ti]
+    pu, pc = block.upper[gi, pb], c[gi, pb, ti]
+    val_first = np.where(u <= 0, u, u * (rank / cb))
+    val_mid = pu + (u - pu) * ((rank - pc) / (cb - pc))
+    top = np.broadcast_to(block.upper[:, B - 2][:, None], (G, T))
+    return np.where(any_hit, np.where(b == 0, val_first, val_mid), top)
+
+
+def _quantile_by_bucket(rank: F64, block: BucketBlock, fb: FixedBuckets) -> F64:
+    """:func:`bucket_quantile`'s interpolation one bucket at a time, counting only the
+    buckets present at each step."""
+    G, B, T = block.counts.shape
     res = np.full((G, T), np.nan)
     done = np.zeros((G, T), np.bool_)
     prev_u = np.zeros((G, T))
@@ -196,12 +263,7 @@ def bucket_quantile(q: F64, block: BucketBlock, fb: FixedBuckets) -> tuple[F64, 
             prev_u = np.where(act, u, prev_u)
             prev_c = np.where(act, c, prev_c)
             k += act
-    valid = (fb.last_upper == np.inf) & (fb.n_active >= 2) & (fb.observations != 0)
-    res = np.where(valid, res, np.nan)
-    forced = fb.forced & valid & ~np.isnan(qq) & (qq >= 0) & (qq <= 1)
-    res = np.where(qq < 0, -np.inf, np.where(qq > 1, np.inf, res))
-    res = np.where(np.isnan(qq), np.nan, res)
-    return res, fb.n_active >= 1, forced
+    return res
 
 
 def bucket_fraction(lower: F64, upper: F64, block: BucketBlock) -> tuple[F64, Bool]:

@@ -66,7 +66,7 @@ def merge_same_labels(sm: StepMatrix) -> StepMatrix:
     set, and a second sample for the same label set at the same step is an error.
     """
     S = len(sm.labels)
-    if S < 2:
+    if S < 2 or len(set(sm.labels)) == S:  # the usual case, cheaper to rule out than to group
         return sm
     ids, uniq = ragged.group_ids(sm.labels)
     G = len(uniq)

@@ -131,8 +131,11 @@ def instant_vector(
             picked[a:b] = 0.0
             picked_ts[a:b] = 0
             continue
-        st = None if ss.st is None else ss.st[o0:o1]
-        sub = SeriesSet(ss.labels[a:b], ss.offsets[a : b + 1] - o0, ss.ts[o0:o1], ss.values[o0:o1], st=st)
+        if a == 0 and b == S:  # one batch (every small selection): the set itself
+            sub = ss
+        else:
+            st = None if ss.st is None else ss.st[o0:o1]
+            sub = SeriesSet(ss.labels[a:b], ss.offsets[a : b + 1] - o0, ss.ts[o0:o1], ss.values[o0:o1], st=st)
         _pick_into(sub, eval_ts, lookback_ms, use_st, smoothed, picked[a:b], picked_ts[a:b], present[a:b])
     rows = present.any(axis=1)
     if not rows.all():

@@ -16,6 +16,11 @@ import numpy as np
 
 from signalfire._types import F64, I64, MAX_TIME, Bool
 
+#: Up to this many samples × searches, one evaluation time is searched by counting
+#: (:func:`_search_one_time`): fewer array operations, but a pass over the samples per
+#: search, where the shifted-key search shares one key array; past it that search wins.
+ONE_TIME_MAX_WORK = 1 << 15
+
 #: Above this many series × distinct times the shifted-key trick could overflow int64;
 #: :func:`searchsorted_ragged` then falls back to one searchsorted per series.
 _INT64_SAFE = 2**62
@@ -62,6 +67,8 @@ def searchsorted_ragged_many(offsets: I64, ts: I64, searches: Sequence[tuple[I64
     T = qs[0].shape[-1] if qs else 0
     if S == 0 or T == 0:
         return [np.zeros((S, T), np.int64) for _ in qs]
+    if T == 1 and len(ts) * len(qs) <= ONE_TIME_MAX_WORK and all(q.ndim == 1 for q in qs):
+        return [_search_one_time(offsets, ts, int(q[0]), side) for q, (_, side) in zip(qs, searches)]
     steps = [_grid_step(q) for q in qs]
     if all(st is not None for st in steps):
         row_key = np.repeat(np.arange(0, S * (T + 1), T + 1, dtype=np.int64), np.diff(offsets))
@@ -85,6 +92,19 @@ def searchsorted_ragged_many(offsets: I64, ts: I64, searches: Sequence[tuple[I64
         qk = (q - lo_b)[None, :] + shift if q.ndim == 1 else (q - lo_b) + shift
         out.append(np.searchsorted(keys, qk, side=side).astype(np.int64, copy=False))  # type: ignore[call-overload]
     return out
+
+
+def _search_one_time(offsets: I64, ts: I64, t: int, side: str) -> I64:
+    """:func:`searchsorted_ragged` of one time (a small instant query): each series'
+    insertion point is its start plus how many of its samples sort before ``t``, from one
+    comparison and one running count over the samples, a handful of array operations."""
+    before = np.less_equal(ts, t) if side == "right" else np.less(ts, t)
+    csum = np.zeros(len(ts) + 1, np.int64)
+    np.cumsum(before, out=csum[1:])
+    out: I64 = csum[offsets[1:]]
+    out -= csum[offsets[:-1]]
+    out += offsets[:-1]
+    return out[:, None]
 
 
 def _grid_step(q: I64) -> int | None:
@@ -301,15 +321,23 @@ def group_reduce(ufunc: np.ufunc, ids: I64, G: int, rows: np.ndarray, fill: floa
     T = rows.shape[1]
     if S == 0:
         return np.full((G, T), fill, dtype=rows.dtype)
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
+    if G == 1:  # one group (no grouping labels): all rows, in order, as the sort would give
+        return np.asarray(ufunc.reduceat(rows, _FIRST_ROW, axis=0), dtype=rows.dtype)
+    if S < 2 or bool((ids[1:] >= ids[:-1]).all()):
+        sorted_ids, in_order = ids, rows  # already grouped: no sort, no copy of the rows
+    else:
+        order = np.argsort(ids, kind="stable")
+        sorted_ids, in_order = ids[order], rows[order]
     starts = np.searchsorted(sorted_ids, np.arange(G))
     has = starts < S
     has[has] &= sorted_ids[starts[has]] == np.flatnonzero(has)
     out = np.full((G, T), fill, dtype=rows.dtype)
     if has.any():
-        out[has] = ufunc.reduceat(rows[order], starts[has], axis=0)
+        out[has] = ufunc.reduceat(in_order, starts[has], axis=0)
     return out
+
+
+_FIRST_ROW = np.zeros(1, np.intp)
 
 
 def group_reduce_sum(ids: I64, G: int, values: F64, mask: Bool) -> F64:

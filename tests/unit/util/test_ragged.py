@@ -59,6 +59,42 @@ def test_searchsorted_on_a_grid_counts_like_binary_search(series, q0, step, T, s
         np.testing.assert_array_equal(got[i], np.searchsorted(ts[a:b], q, side=side) + a)
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    _series,
+    st.integers(-60, 60),
+    st.sampled_from(["left", "right"]),
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from([0, 10, ragged.ONE_TIME_MAX_WORK]),
+)
+def test_searchsorted_of_one_time_counts_like_binary_search(series, t, side, extremes, several, limit):
+    """A single time (an instant query) is counted up to ONE_TIME_MAX_WORK samples ×
+    searches and searched past it; both sides of the limit, alone or beside another search,
+    agree with searching each series, also at the int64 ends and on exact samples."""
+    old_limit = ragged.ONE_TIME_MAX_WORK
+    ragged.ONE_TIME_MAX_WORK = limit
+    try:
+        _check_one_time(series, t, side, extremes, several)
+    finally:
+        ragged.ONE_TIME_MAX_WORK = old_limit
+
+
+def _check_one_time(series: list[list[int]], t: int, side: str, extremes: bool, several: bool) -> None:
+    if extremes:
+        series = [[MIN_TIME, *s, MAX_TIME] for s in series]
+        t = {-60: MIN_TIME, 60: MAX_TIME}.get(t, t)
+    offsets, ts = _ragged(series)
+    q = np.array([t], np.int64)
+    searches = [(q, side), (q - 7, "left")] if several else [(q, side)]
+    got = ragged.searchsorted_ragged_many(offsets, ts, searches)
+    for (qq, sd), g in zip(searches, got):
+        assert g.shape == (len(series), 1)
+        for i in range(len(series)):
+            a, b = offsets[i], offsets[i + 1]
+            np.testing.assert_array_equal(g[i], np.searchsorted(ts[a:b], qq, side=sd) + a)
+
+
 def test_searchsorted_ragged_huge_span_falls_back():
     offsets, ts = _ragged([[-(2**61), 0, 2**61], [5]])
     q = np.array([-(2**62), 1, 2**62], np.int64)
@@ -223,3 +259,32 @@ def test_window_bounds_match_searching_for_whole_and_odd_ranges(series, t0, step
 def test_occurrence_counts_earlier_equal_keys(keys):
     got = ragged.occurrence(np.asarray(keys, np.int64)).tolist()
     assert got == [keys[:i].count(k) for i, k in enumerate(keys)]
+
+
+def _fold(ufunc: np.ufunc, rows: np.ndarray, T: int) -> np.ndarray:
+    """``rows`` (in their order) reduced along the series axis as one ``reduceat`` segment
+    (``ufunc.reduce`` may sum pairwise instead), -1 when there are none."""
+    return ufunc.reduceat(rows, [0], axis=0)[0] if len(rows) else np.full(T, -1.0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.integers(0, 3), max_size=12),
+    st.integers(1, 3),
+    st.booleans(),
+    st.sampled_from(["add", "fmax", "fmin"]),
+    st.integers(0, 2**32 - 1),
+)
+def test_group_reduce_matches_a_loop_over_groups(ids_list, T, grouped, op, seed):
+    """Every path of group_reduce (one group, rows already grouped, rows to sort, groups
+    without rows) gives, bit for bit, each group's rows reduced in their order."""
+    ufunc = getattr(np, op)
+    ids = np.asarray(sorted(ids_list) if grouped else ids_list, np.int64)
+    G = int(ids.max()) + 2 if len(ids) else 1  # the last group has no rows
+    rows = np.random.default_rng(seed).normal(0, 1e6, (len(ids), T))
+    rows[rows > 1e6] = np.nan
+    got = ragged.group_reduce(ufunc, ids, G, rows, -1.0)
+    want = np.stack([_fold(ufunc, rows[ids == g], T) for g in range(G)])
+    np.testing.assert_array_equal(got, want)
+    one = ragged.group_reduce(ufunc, np.zeros(len(ids), np.int64), 1, rows, -1.0)
+    np.testing.assert_array_equal(one, _fold(ufunc, rows, T)[None, :])
