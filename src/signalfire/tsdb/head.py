@@ -414,18 +414,11 @@ class Head(SlabPool):
         rank = order.astype(np.int64)
         plan = self.chunks.plan(sorted_refs, mint, maxt)
         slab: list[Piece] = []
-        pos = np.flatnonzero(self.n[sorted_refs] > 0)
-        if len(pos):
-            open_refs = sorted_refs[pos]
-            lo = self.slab_search(open_refs, np.full(len(pos), mint, np.int64))
-            hi = self.slab_search(open_refs, np.full(len(pos), maxt, np.int64), right=True)
-            lens = hi - lo
-            some = lens > 0
-            if some.any():
-                pos, open_refs, lo, lens = pos[some], open_refs[some], lo[some], lens[some]
-                idx = ragged_arange(self.start[open_refs] + lo, lens)
-                st = self.pool_st[idx] if self.pool_st is not None else None
-                slab.append(Piece(pos, lens, self.pool_ts[idx], self.pool_v[idx], st))
+        offsets, ts, v, st = self._slab_samples(sorted_refs, mint, maxt)
+        if len(ts):
+            lens = np.diff(offsets)
+            pos = np.flatnonzero(lens)
+            slab.append(Piece(pos, lens[pos], ts, v, st))
         pool_st = self.pool_st is not None
 
         def finish() -> Samples:
@@ -445,19 +438,20 @@ class Head(SlabPool):
             lo = self.slab_search(refs, np.full(len(refs), mint, np.int64))
             lens = self.slab_search(refs, np.full(len(refs), maxt, np.int64), right=True) - lo
             idx = ragged_arange(start + lo, lens)
+            ts = self.pool_ts[idx]
         else:
             idx = ragged_arange(start, n)
-            inside = self.pool_ts[idx] >= mint
-            inside &= self.pool_ts[idx] <= maxt
+            ts = self.pool_ts[idx]
+            inside = ts >= mint
+            inside &= ts <= maxt
+            lens = n
             if not inside.all():
-                idx = idx[inside]
+                idx, ts = idx[inside], ts[inside]
                 lens = np.bincount(segment_ids(n)[inside], minlength=len(refs)).astype(np.int64)
-            else:
-                lens = n
         offsets = np.zeros(len(refs) + 1, np.int64)
         np.cumsum(lens, out=offsets[1:])
         st = self.pool_st[idx] if self.pool_st is not None else None
-        return Samples(offsets, self.pool_ts[idx], self.pool_v[idx], st)
+        return Samples(offsets, ts, self.pool_v[idx], st)
 
     def in_range(self, refs: I64, mint: int, maxt: int) -> np.ndarray:
         """Whether each of ``refs`` (unique) has a sample in ``[mint, maxt]``, decoding as
