@@ -115,13 +115,16 @@ def _model_apply(model: dict[int, dict[int, float]], refs, ts, values) -> None:
 
 
 def _check(head: Head, model: dict[int, dict[int, float]], mint=MIN_TIME, maxt=MAX_TIME) -> None:
-    refs = head.live_refs()[::-1]  # any order: reads answer in the order asked
-    offsets, ts, values, _ = head.samples(refs, mint, maxt)
-    for i, r in enumerate(refs.tolist()):
-        a, b = offsets[i], offsets[i + 1]
-        want = sorted((t, v) for t, v in model.get(r, {}).items() if mint <= t <= maxt)
-        assert ts[a:b].tolist() == [t for t, _ in want], r
-        assert _bits(values[a:b]) == _bits(np.array([v for _, v in want], np.float64)), r
+    live = head.live_refs()
+    # Any order (reads answer in the order asked), and subsets spread over the groups.
+    for refs in (live[::-1], live[::3], live[1::7]):
+        offsets, ts, values, _ = head.samples(refs, mint, maxt)
+        for i, r in enumerate(refs.tolist()):
+            a, b = offsets[i], offsets[i + 1]
+            want = sorted((t, v) for t, v in model.get(r, {}).items() if mint <= t <= maxt)
+            assert ts[a:b].tolist() == [t for t, _ in want], r
+            assert _bits(values[a:b]) == _bits(np.array([v for _, v in want], np.float64)), r
+    refs = live
     assert head.num_samples == sum(len(m) for m in model.values())
     in_range = head.in_range(refs, mint, maxt).tolist()
     assert in_range == [any(mint <= t <= maxt for t in model.get(r, {})) for r in refs.tolist()]
@@ -279,6 +282,15 @@ def test_many_series_cut_into_several_groups_and_checkpoint_keeps_them():
     assert np.diff(offsets).tolist() == [20] * n
     want = np.tile(AWKWARD[np.arange(20) % len(AWKWARD)], n)
     assert _bits(values) == _bits(want)
+    # A few series spread over the groups (each group holds one or none of them), and
+    # a window cutting the groups: the plan looks up only those.
+    few = refs[[3, GROUP_SERIES + 1, 2 * GROUP_SERIES + 6, GROUP_SERIES - 1]]
+    for mint, maxt in [(MIN_TIME, MAX_TIME), (30_000, 160_000), (45_000, 45_000), (400_000, MAX_TIME)]:
+        offsets, ts, values, _ = head.samples(few, mint, maxt)
+        k = np.arange(20)[(np.arange(20) * 15_000 >= mint) & (np.arange(20) * 15_000 <= maxt)]
+        assert np.diff(offsets).tolist() == [len(k)] * len(few)
+        assert ts.tolist() == (np.tile(k, len(few)) * 15_000).tolist()
+        assert _bits(values) == _bits(np.tile(AWKWARD[k % len(AWKWARD)], len(few)))
     frames = list(capture(head))
     assert len(frames) > 1
     assert head.chunks.nbytes < head.chunks.num_samples * 16  # under the raw 16 B/sample
