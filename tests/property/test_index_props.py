@@ -97,3 +97,44 @@ def test_block_select_matches_reference(
                 assert q.label_names(ms) == want_names
             vals = sorted({ls.get("a") for ls, _, _ in data if ref.matches(ms, ls) and ls.has("a")})
             assert q.label_values("a", ms) == vals
+
+
+equal_matchers = st.tuples(st.sampled_from([*NAMES, "zz"]), st.sampled_from(VALUES)).map(
+    lambda t: Matcher(MatchType.EQUAL, *t)
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(label_sets, max_size=25).map(_unique),
+    st.sets(st.integers(0, 24), max_size=8),
+    st.lists(st.lists(equal_matchers | matchers, max_size=3), min_size=1, max_size=3),
+)
+def test_head_postings_match_reference_across_removals(
+    labels: list[Labels], dead: set[int], queries: list[list[Matcher]]
+) -> None:
+    """The head's postings answer sets of equality matchers from cached arrays and the
+    rest through ``select_postings``: both agree with the reference, also after series
+    are removed and added again (the cached arrays must follow)."""
+    from signalfire.tsdb.head_postings import HeadPostings
+
+    hp = HeadPostings()
+    for i, ls in enumerate(labels):
+        hp.add(i, ls)
+    live = set(range(len(labels)))
+    for step in range(3):
+        for ms in queries:
+            alive = np.array(sorted(live), np.int64)
+            got = hp.select(ms, lambda: alive).tolist()  # noqa: B023 (called right here)
+            want = [i for i in sorted(live) if ref.matches(ms, labels[i])]
+            assert sorted(got) == want, (step, ms)
+            if ms and all(m.type is MatchType.EQUAL and m.value for m in ms):
+                assert got == want  # the equality path answers in ref order
+        if step == 0:
+            gone = dead & live
+            hp.remove(gone, [labels[i] for i in sorted(gone)])
+            live -= gone
+        else:
+            for i in sorted(dead & set(range(len(labels))) - live):
+                hp.add(i, labels[i])
+                live.add(i)

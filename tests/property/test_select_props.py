@@ -38,7 +38,10 @@ appends = st.tuples(
     st.just("append"), st.lists(st.tuples(st.integers(0, 5), st.integers(0, 600)), min_size=1, max_size=40)
 )
 deletes = st.tuples(st.just("delete"), st.integers(0, 5), st.integers(0, 600), st.integers(0, 300))
-ops = st.lists(st.one_of(appends, deletes, st.just(("compact",)), st.just(("reopen",))), max_size=12)
+#: In-order scrapes of every series after the newest sample: cuts then hold the older
+#: samples and recent windows can lie after every cut sample.
+scrapes = st.tuples(st.just("scrape"), st.integers(1, 20))
+ops = st.lists(st.one_of(appends, scrapes, deletes, st.just(("compact",)), st.just(("reopen",))), max_size=12)
 matchers = st.lists(
     st.one_of(
         st.builds(lambda v: Matcher.equal("i", str(v)), st.integers(0, 6)),
@@ -54,6 +57,9 @@ matchers = st.lists(
 
 
 def _apply(db, model, op):
+    if op[0] == "scrape":
+        newest = max((max(m) for m in model.values() if m), default=0) // MIN
+        op = ("append", [(i, newest + k) for k in range(1, op[1] + 1) for i in range(len(LABELS))])
     if op[0] == "append":
         rows = op[1]
         with db.appender() as app:
@@ -73,21 +79,36 @@ def _apply(db, model, op):
     return db
 
 
+#: Head cuts (samples compressed, newest kept raw): the default, and small ones so that
+#: examples cut often, with no kept samples or more kept than cut, so windows end in the
+#: slabs alone or reach into cut groups.
+CUTS = [(32, None), (3, 0), (3, 5), (1, 2)]
+
+
 @settings(max_examples=40, deadline=None)
-@given(ops, st.lists(st.tuples(matchers, st.integers(-10, 610), st.integers(0, 700)), min_size=1, max_size=4))
-def test_select_matches_model(operations, queries):
+@given(
+    ops,
+    st.lists(st.tuples(matchers, st.integers(-10, 610), st.integers(0, 700)), min_size=1, max_size=4),
+    st.sampled_from(CUTS),
+)
+def test_select_matches_model(operations, queries, cut):
     with tempfile.TemporaryDirectory(dir=SHM) as path:
         model: dict[int, dict[int, float]] = {i: {} for i in range(len(LABELS))}
         db = open_db(path, OPTS)
+        db.head.set_chunk_samples(*cut)
         try:
             for op in operations:
                 if op[0] == "reopen":
                     db.close()
                     db = open_db(path, OPTS)
+                    db.head.set_chunk_samples(*cut)
                 else:
                     db = _apply(db, model, op)
             windows = [(ms, a * MIN, (a + span) * MIN) for ms, a, span in queries]
             windows.append(([Matcher.parse_type("=~", "i", ".+")], MIN_TIME, MAX_TIME))
+            newest = max((max(m) for m in model.values() if m), default=0)
+            for back in (0, 2 * MIN, 6 * MIN):  # recent windows, as instant queries read
+                windows.append(([Matcher.equal("g", "b")], newest - back, newest))
             for ms, mint, maxt in windows:
                 q = db.querier(mint, maxt)
                 ss = q.select(ms)

@@ -13,12 +13,20 @@ repacked when abandoned slabs outweigh live ones (the slab operations are in
 ``head_slabs``). Out-of-order samples (admitted by the out-of-order window) are appended
 too and the few series that received them are re-sorted.
 
-Cut samples: once a series holds ``chunk_samples`` samples in its slab, the batch that
-filled it cuts it, together with every other series it filled, into compressed groups
-(``head_chunks``; ``nc[ref]`` counts a series' cut samples) and empties the slab for reuse;
-small cuts are merged into ~120-sample chunks later. Reads (:meth:`Head.samples`) decode
-the groups a query needs and append the slab; an out-of-order sample older than a cut
-chunk stays in the slab, and reads sort such series.
+Cut samples: once a series holds ``chunk_samples + keep_samples`` samples in its slab, the
+batch that filled it cuts its oldest samples, together with every other series it filled,
+into compressed groups (``head_chunks``; ``nc[ref]`` counts a series' cut samples) and
+keeps the newest ``keep_samples`` in the slab; small cuts are merged into ~120-sample
+chunks later. Reads (:meth:`Head.samples`) decode the groups a query needs and append the
+slab; an out-of-order sample older than a cut chunk stays in the slab, and reads sort such
+series.
+
+Recent samples: because a cut keeps the newest ``keep_samples`` (32 by default: 8 minutes of
+15 s scrapes) raw, the window an instant query, a rule's lookback or a short range reads is
+in the slabs, and ``cut_maxt[ref]`` (the newest cut sample of each series, an upper
+bound) tells so without looking at the groups: such a read is a gather from the pool,
+with no plan, no decoding and no merge (Prometheus keeps its open head chunk for the same
+reason). Wider reads take the general path.
 
 Thread-safety: the head itself takes no locks; its users hold two it carries
 (docs/storage.md, "Locks and concurrency"). ``Head.lock`` is held around every mutation and
@@ -46,7 +54,7 @@ from signalfire.tsdb.head_pieces import Piece, Samples, decode_plan, merge_piece
 from signalfire.tsdb.head_postings import HeadPostings
 from signalfire.tsdb.head_slabs import SlabPool, round_cap
 from signalfire.tsdb.wal import records
-from signalfire.util.ragged import ragged_arange
+from signalfire.util.ragged import ragged_arange, segment_ids
 
 __all__ = ["Head", "HeadPostings", "SampleBatch", "Samples", "join_batches"]
 
@@ -75,10 +83,17 @@ def join_batches(batches: Sequence[SampleBatch]) -> SampleBatch:
     )
 
 
-#: Samples a slab holds before it is cut. Slabs are raw (16 B/sample), so a small slab
-#: keeps an active series' open memory small (512 B); the cut groups are merged later into
-#: ~120-sample chunks (``head_chunks.MERGE_SAMPLES``) that compress like Prometheus's.
+#: Samples a cut compresses. Slabs are raw (16 B/sample), so a small slab keeps an active
+#: series' open memory small (1 KB with the kept samples); the cut groups are merged later
+#: into ~120-sample chunks (``head_chunks.MERGE_SAMPLES``) that compress like Prometheus's.
 CHUNK_SAMPLES = 32
+
+#: A cut leaves the newest ``keep_samples`` raw in the slab (by default as many as it
+#: compresses), so a read of the last few minutes is a gather, not a decode: 32 cover a
+#: 5-minute lookback at scrape intervals down to 10 s, for 512 B more per active series.
+#: A read served from the slabs alone gathers every slab sample of its series and masks
+#: them by time while the longest slab holds at most this many; beyond, binary searches.
+_GATHER_MAX = 256
 
 
 class Head(SlabPool):
@@ -90,11 +105,11 @@ class Head(SlabPool):
         pool_size: int = 1 << 16,
         chunk_samples: int = CHUNK_SAMPLES,
         cache: ChunkCache | None = None,
+        keep_samples: int | None = None,
     ) -> None:
         self.chunk_range = chunk_range
-        #: A slab holding this many samples is cut into a compressed chunk.
-        self.chunk_samples = max(1, chunk_samples)
-        self._slab_cap = int(round_cap(np.array([self.chunk_samples], np.int64))[0])
+        self.chunk_samples = self.keep_samples = self._slab_cap = 0
+        self.set_chunk_samples(chunk_samples, keep_samples)
         self.chunks = HeadChunks(cache)
         self._registry_bytes = 0  # estimate for labels, postings, maps (see memory_bytes)
         #: Short sections: every mutation, and every read's picking.
@@ -117,6 +132,7 @@ class Head(SlabPool):
         self.cap = np.zeros(cap, np.int64)
         self.n = np.zeros(cap, np.int64)
         self.nc = np.zeros(cap, np.int64)  # samples in cut chunks
+        self.cut_maxt = np.full(cap, MIN_TIME, np.int64)  # newest cut sample (upper bound)
         self.last_t = np.full(cap, MIN_TIME, np.int64)
         self.last_v = np.zeros(cap, np.float64)
         self.pool_ts = np.empty(pool_size, np.int64)
@@ -178,6 +194,7 @@ class Head(SlabPool):
             ("cap", 0),
             ("n", 0),
             ("nc", 0),
+            ("cut_maxt", MIN_TIME),
             ("last_t", MIN_TIME),
             ("last_v", 0.0),
         ):
@@ -316,7 +333,7 @@ class Head(SlabPool):
         newer = self.pool_ts[tail] >= self.last_t[uref]  # else the newest sample is cut
         self.last_t[uref[newer]] = self.pool_ts[tail[newer]]
         self.last_v[uref[newer]] = self.pool_v[tail[newer]]
-        full = uref[self.n[uref] >= self.chunk_samples]
+        full = uref[self.n[uref] >= self.chunk_samples + self.keep_samples]
         if len(full):
             self._cut(full)
         tmin = int(t.min())
@@ -342,24 +359,37 @@ class Head(SlabPool):
 
     def _cut(self, refs: I64) -> None:
         """Compress the slabs of ``refs`` (sorted, unique) into head chunks, many series
-        at a time, and empty them; slabs grown beyond the usual size are given up."""
-        lens = self.n[refs]
-        idx = ragged_arange(self.start[refs], lens)
+        at a time, all but their newest ``keep_samples``, which move to the slab's front.
+        Slabs grown beyond the usual size shrink back to it (the rest is abandoned)."""
+        keep = self.keep_samples
+        start = self.start[refs]
+        lens = self.n[refs] - keep
+        idx = ragged_arange(start, lens)
         st = self.pool_st[idx] if self.pool_st is not None else None
         self.chunks.add(refs, lens, self.pool_ts[idx], self.pool_v[idx], st)
         self.nc[refs] += lens
-        self.n[refs] = 0
+        self.cut_maxt[refs] = np.maximum(self.cut_maxt[refs], self.pool_ts[start + lens - 1])
+        if keep:
+            src = ragged_arange(start + lens, np.full(len(refs), keep, np.int64))
+            dst = src - np.repeat(lens, keep)
+            for col in self._columns():
+                col[dst] = col[src]  # the right side is a copy: overlapping runs are safe
+        self.n[refs] = keep
         big = refs[self.cap[refs] > self._slab_cap]
         if len(big):
-            self.wasted += int(self.cap[big].sum())
-            self.cap[big] = 0
-        if self.wasted > self.pool_end // 4:  # cheap now: the slabs just cut are empty
+            small = self._slab_cap if keep else 0  # a slab holding kept samples stays
+            self.wasted += int(self.cap[big].sum()) - small * len(big)
+            self.cap[big] = small
+        if self.wasted > self.pool_end // 4:  # cheap now: the slabs just cut are small
             self.repack()
 
-    def set_chunk_samples(self, n: int) -> None:
-        """Change how many samples a slab holds before it is cut (tuning, benches)."""
+    def set_chunk_samples(self, n: int, keep: int | None = None) -> None:
+        """Change how many samples a cut compresses and how many newest ones it leaves in
+        the slab (``keep``, by default as many as a cut takes; tuning, benches, tests)."""
         self.chunk_samples = max(1, int(n))
-        self._slab_cap = int(round_cap(np.array([self.chunk_samples], np.int64))[0])
+        self.keep_samples = self.chunk_samples if keep is None else max(0, int(keep))
+        total = np.array([self.chunk_samples + self.keep_samples], np.int64)
+        self._slab_cap = int(round_cap(total)[0])
 
     def samples(self, refs: I64, mint: int, maxt: int) -> Samples:
         """Samples of ``refs`` (any order, unique) in ``[mint, maxt]``, copied, as ragged
@@ -371,24 +401,24 @@ class Head(SlabPool):
         """:meth:`samples` in two steps: this call (under the lock) copies the slabs and
         picks the chunk groups; the function it returns decodes and merges them, and may
         run after the lock is released (groups are immutable), so checkpoints and block
-        cuts do not hold appends up while they decode."""
+        cuts do not hold appends up while they decode.
+
+        When no series has a cut sample at or after ``mint`` (``cut_maxt``), as for the
+        recent window of an instant query, the samples are gathered from the slabs at
+        once, in the order of ``refs``: no plan, no decoding, no merge."""
+        if len(refs) and int(self.cut_maxt[refs].max()) < mint:
+            out = self._slab_samples(refs, mint, maxt)
+            return lambda: out
         order = np.argsort(refs, kind="stable")
         sorted_refs = refs[order]
         rank = order.astype(np.int64)
         plan = self.chunks.plan(sorted_refs, mint, maxt)
         slab: list[Piece] = []
-        pos = np.flatnonzero(self.n[sorted_refs] > 0)
-        if len(pos):
-            open_refs = sorted_refs[pos]
-            lo = self.slab_search(open_refs, np.full(len(pos), mint, np.int64))
-            hi = self.slab_search(open_refs, np.full(len(pos), maxt, np.int64), right=True)
-            lens = hi - lo
-            some = lens > 0
-            if some.any():
-                pos, open_refs, lo, lens = pos[some], open_refs[some], lo[some], lens[some]
-                idx = ragged_arange(self.start[open_refs] + lo, lens)
-                st = self.pool_st[idx] if self.pool_st is not None else None
-                slab.append(Piece(pos, lens, self.pool_ts[idx], self.pool_v[idx], st))
+        offsets, ts, v, st = self._slab_samples(sorted_refs, mint, maxt)
+        if len(ts):
+            lens = np.diff(offsets)
+            pos = np.flatnonzero(lens)
+            slab.append(Piece(pos, lens[pos], ts, v, st))
         pool_st = self.pool_st is not None
 
         def finish() -> Samples:
@@ -397,6 +427,31 @@ class Head(SlabPool):
             return merge_pieces(sorted_refs, rank, pieces, with_st)
 
         return finish
+
+    def _slab_samples(self, refs: I64, mint: int, maxt: int) -> Samples:
+        """Copies of the slab samples of ``refs`` in ``[mint, maxt]``, in the order of
+        ``refs``: short slabs are gathered whole and masked by time (a few array calls),
+        long ones (a large batch or a tuned cut size) cut by binary search."""
+        n = self.n[refs]
+        start = self.start[refs]
+        if len(n) and int(n.max()) > _GATHER_MAX:
+            lo = self.slab_search(refs, np.full(len(refs), mint, np.int64))
+            lens = self.slab_search(refs, np.full(len(refs), maxt, np.int64), right=True) - lo
+            idx = ragged_arange(start + lo, lens)
+            ts = self.pool_ts[idx]
+        else:
+            idx = ragged_arange(start, n)
+            ts = self.pool_ts[idx]
+            inside = ts >= mint
+            inside &= ts <= maxt
+            lens = n
+            if not inside.all():
+                idx, ts = idx[inside], ts[inside]
+                lens = np.bincount(segment_ids(n)[inside], minlength=len(refs)).astype(np.int64)
+        offsets = np.zeros(len(refs) + 1, np.int64)
+        np.cumsum(lens, out=offsets[1:])
+        st = self.pool_st[idx] if self.pool_st is not None else None
+        return Samples(offsets, ts, self.pool_v[idx], st)
 
     def in_range(self, refs: I64, mint: int, maxt: int) -> np.ndarray:
         """Whether each of ``refs`` (unique) has a sample in ``[mint, maxt]``, decoding as
@@ -478,6 +533,7 @@ class Head(SlabPool):
         """Take removed cut samples (one ref each) off ``nc``."""
         u, c = np.unique(gone, return_counts=True)
         self.nc[u] -= c
+        self.cut_maxt[u[self.nc[u] == 0]] = MIN_TIME
 
     def _refresh_last(self, refs: I64) -> None:
         """Recompute the newest sample of ``refs`` (sorted, unique) from slabs and chunks."""
@@ -554,6 +610,7 @@ class Head(SlabPool):
                 self.cap,
                 self.n,
                 self.nc,
+                self.cut_maxt,
                 self.last_t,
                 self.last_v,
             )

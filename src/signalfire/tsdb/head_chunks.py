@@ -49,7 +49,7 @@ class HeadChunks:
         self._closed = False
         self._serials = itertools.count()
         self._bounds: np.ndarray | None = None  # int64[G, 4]: mint, maxt, min ref, max ref
-        self._index: tuple[I64, I64, I64, I64] | None = None  # see _ref_index
+        self._index: tuple[I64, I64, I64, I64, int] | None = None  # see _ref_index
         self.num_samples = 0
         self.nbytes = 0
         self._series_chunks = 0
@@ -223,12 +223,12 @@ class HeadChunks:
         holds any, oldest cut first."""
         return decode_plan(self.plan(sorted_refs, mint, maxt), mint, maxt, self.decoded)
 
-    def _ref_index(self) -> tuple[I64, I64, I64, I64]:
-        """Every group's refs end to end (int64), where each group's slice starts
-        (int64[G+1]), each ref's first sample within its group's decoded arrays and
-        each ref's sample count.
-        Built once per change of the group list, so :meth:`plan` matches a query's refs
-        against all groups with one search instead of one per group."""
+    def _ref_index(self) -> tuple[I64, I64, I64, I64, int]:
+        """Every group's refs end to end as keys ``group * span + ref`` (int64, sorted:
+        groups in order, refs sorted within each), where each group's slice starts
+        (int64[G+1]), each ref's first sample within its group's decoded arrays, each
+        ref's sample count, and ``span`` (above every ref). Built once per change of the
+        group list, so :meth:`plan` finds a query's (group, ref) pairs with one search."""
         if self._index is None:
             G = len(self.groups)
             lens = np.array([len(g.refs) for g in self.groups], np.int64)
@@ -241,38 +241,50 @@ class HeadChunks:
                 refs = counts = np.empty(0, np.int64)
             starts = np.cumsum(counts) - counts
             starts -= np.repeat(starts[off[:-1][lens > 0]], lens[lens > 0])  # restart per group
-            self._index = (refs, off, starts, counts)
+            span = int(refs.max()) + 1 if len(refs) else 1
+            keys = np.repeat(np.arange(G, dtype=np.int64) * span, lens) + refs
+            self._index = (keys, off, starts, counts, span)
         return self._index
 
     def plan(self, sorted_refs: I64, mint: int, maxt: int) -> list[PlanEntry]:
         """The groups :meth:`pieces` would decode, each with its wanted series (see
         :data:`PlanEntry`). Cheap, and valid after the lock is released (groups are
-        immutable), so :func:`decode_plan` can run without it. The wanted series of all
-        groups are found by one search, so a metric spread thinly over many groups costs
-        a few slices per group here, not a round of numpy calls."""
-        cands = np.asarray(self.candidates(sorted_refs, mint, maxt), np.int64)
+        immutable), so :func:`decode_plan` can run without it.
+
+        Proportional to the series wanted, not to the size of the head: a group is a
+        candidate when its time range meets ``[mint, maxt]`` and a wanted ref lies within
+        its ref range (a binary search of its bounds in ``sorted_refs``); then every
+        (candidate, wanted ref in its range) pair is looked up at once among the groups'
+        keys, so a metric of a few series spread over a large head costs a few searches
+        per group it is in, not a search of every ref of those groups."""
+        if not self.groups or len(sorted_refs) == 0:
+            return []
+        b = self.bounds()
+        lo = np.searchsorted(sorted_refs, b[:, 2])
+        hi = np.searchsorted(sorted_refs, b[:, 3], side="right")
+        cands = np.flatnonzero((b[:, 1] >= mint) & (b[:, 0] <= maxt) & (hi > lo))
         if len(cands) == 0:
             return []
-        refs, off, starts, counts = self._ref_index()
+        keys, off, starts, counts, span = self._ref_index()
+        nq = hi[cands] - lo[cands]
+        qi = ragged_arange(lo[cands], nq)  # positions in sorted_refs, by candidate
+        qg = np.repeat(cands, nq)
+        q = qg * span + sorted_refs[qi]
+        at = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
+        found = keys[at] == q
+        qi, qg, at = qi[found], qg[found], at[found]
+        first = np.searchsorted(qg, cands)
+        nwant = np.searchsorted(qg, cands, side="right") - first
         lens = off[cands + 1] - off[cands]
-        # Only the candidate groups' refs are searched: a narrow query of a large head
-        # does not pay for every group.
-        at = np.arange(len(refs)) if len(cands) == len(self.groups) else ragged_arange(off[cands], lens)
-        r = refs[at]
-        pos = np.minimum(np.searchsorted(sorted_refs, r), len(sorted_refs) - 1)
-        w = np.flatnonzero(sorted_refs[pos] == r)  # wanted, in candidate order
-        local = np.zeros(len(cands) + 1, np.int64)
-        np.cumsum(lens, out=local[1:])
-        cut = np.searchsorted(w, local).tolist()  # each candidate's slice of w
-        nwant = np.diff(cut)
-        b = self.bounds()
         whole = ((b[cands, 0] >= mint) & (b[cands, 1] <= maxt) & (nwant == lens)).tolist()
-        pos_w, starts_w, counts_w = pos[w], starts[at[w]], counts[at[w]]
+        starts_w, counts_w = starts[at], counts[at]
+        cut = first.tolist()
+        ends = (first + nwant).tolist()
+        groups = self.groups
         out: list[PlanEntry] = []
         for k in np.flatnonzero(nwant).tolist():
-            x, y = cut[k], cut[k + 1]
-            g = self.groups[int(cands[k])]
-            out.append(PlanEntry(g, pos_w[x:y], starts_w[x:y], counts_w[x:y], whole[k]))
+            x, y = cut[k], ends[k]
+            out.append(PlanEntry(groups[int(cands[k])], qi[x:y], starts_w[x:y], counts_w[x:y], whole[k]))
         return out
 
     def series_in_range(self, sorted_refs: I64, mint: int, maxt: int) -> np.ndarray:

@@ -114,8 +114,10 @@ def db(tmp_path):  # type: ignore[no-untyped-def]
 def test_commits_proceed_while_a_select_decodes_head_chunks(db, monkeypatch):
     """A heavy select's decode runs after its view is taken: commits go on meanwhile, the
     select sees none of them, and groups merged away under it leave nothing in the cache."""
-    n_series, prefill, during = 400, 100, 40
-    for t in range(prefill):  # slabs cut at 32, 64, 96: young groups a later cut merges
+    n_series, prefill, during = 400, 100, 64
+    # Cuts of 32 samples (each leaving the newest 32 in the slab) at 64, 96, 128, 160: the
+    # young groups of the prefill are merged by a cut during the select.
+    for t in range(prefill):
         _commit(db, n_series, t * 1000)
     want = _select(db)
     assert db.head.chunks.groups and want.num_samples == n_series * prefill

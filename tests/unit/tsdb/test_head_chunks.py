@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Iterator
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -98,8 +99,12 @@ def test_regular_scrapes_compress_to_about_a_byte_per_sample():
 # ---------------------------------------------------------------- head vs model
 
 
-def _head(chunk_samples: int = 4, cache: ChunkCache | None = None, n: int = 5) -> tuple[Head, np.ndarray]:
-    head = Head(7_200_000, chunk_samples=chunk_samples, cache=cache)
+def _head(
+    chunk_samples: int = 4, cache: ChunkCache | None = None, n: int = 5, keep: int | None = 0
+) -> tuple[Head, np.ndarray]:
+    """A head whose cuts take ``chunk_samples`` and leave ``keep`` in the slab (0: cuts
+    empty the slab, so these tests count cut samples simply)."""
+    head = Head(7_200_000, chunk_samples=chunk_samples, cache=cache, keep_samples=keep)
     refs = head.get_or_create([Labels.from_strings("__name__", "m", "i", str(i)) for i in range(n)])
     return head, refs
 
@@ -110,13 +115,16 @@ def _model_apply(model: dict[int, dict[int, float]], refs, ts, values) -> None:
 
 
 def _check(head: Head, model: dict[int, dict[int, float]], mint=MIN_TIME, maxt=MAX_TIME) -> None:
-    refs = head.live_refs()
-    offsets, ts, values, _ = head.samples(refs, mint, maxt)
-    for i, r in enumerate(refs.tolist()):
-        a, b = offsets[i], offsets[i + 1]
-        want = sorted((t, v) for t, v in model.get(r, {}).items() if mint <= t <= maxt)
-        assert ts[a:b].tolist() == [t for t, _ in want], r
-        assert _bits(values[a:b]) == _bits(np.array([v for _, v in want], np.float64)), r
+    live = head.live_refs()
+    # Any order (reads answer in the order asked), and subsets spread over the groups.
+    for refs in (live[::-1], live[::3], live[1::7]):
+        offsets, ts, values, _ = head.samples(refs, mint, maxt)
+        for i, r in enumerate(refs.tolist()):
+            a, b = offsets[i], offsets[i + 1]
+            want = sorted((t, v) for t, v in model.get(r, {}).items() if mint <= t <= maxt)
+            assert ts[a:b].tolist() == [t for t, _ in want], r
+            assert _bits(values[a:b]) == _bits(np.array([v for _, v in want], np.float64)), r
+    refs = live
     assert head.num_samples == sum(len(m) for m in model.values())
     in_range = head.in_range(refs, mint, maxt).tolist()
     assert in_range == [any(mint <= t <= maxt for t in model.get(r, {})) for r in refs.tolist()]
@@ -140,17 +148,20 @@ op = st.one_of(
     st.sampled_from([2, 5, 120]),
     st.booleans(),
     st.sampled_from([5, 40]),
+    st.sampled_from([0, 2, None]),
 )
-def test_head_with_cuts_matches_model(ops, chunk_samples, merge_samples, cached, n_series):
+def test_head_with_cuts_matches_model(ops, chunk_samples, merge_samples, cached, n_series, keep):
     """With a decoded-chunk cache, every read fills it: deletes, truncations and merges
     must not leave a stale decoding behind. Forty series make groups where reads cut
-    more than a few series at once (the vectorised path), five the run-by-run one."""
+    more than a few series at once (the vectorised path), five the run-by-run one.
+    Cuts that keep recent samples in the slab (``keep``) or none: reads of recent
+    windows then come from the slabs alone, or from slabs and groups."""
     with _merge_at(merge_samples):
-        _run_model(ops, chunk_samples, ChunkCache() if cached else None, n_series)
+        _run_model(ops, chunk_samples, ChunkCache() if cached else None, n_series, keep)
 
 
-def _run_model(ops, chunk_samples, cache=None, n_series=5):
-    head, refs = _head(chunk_samples, cache, n_series)
+def _run_model(ops, chunk_samples, cache=None, n_series=5, keep=0):
+    head, refs = _head(chunk_samples, cache, n_series, keep)
     model: dict[int, dict[int, float]] = {}
     for o in ops:
         if o[0] == "apply":
@@ -172,6 +183,8 @@ def _run_model(ops, chunk_samples, cache=None, n_series=5):
                 for t in [t for t in m if t < o[1]]:
                     del m[t]
         _check(head, model)
+        for back in (0, 3, 30):  # recent windows: from the slabs alone, or reaching cuts
+            _check(head, model, head.max_time - back, head.max_time + back)
     _check(head, model, 100, 250)
     _check(head, model, 7, 9)
     newest = {r: max(m) for r, m in model.items() if m}
@@ -259,7 +272,7 @@ def test_classify_judges_out_of_order_duplicates_against_cut_chunks():
 
 
 def test_many_series_cut_into_several_groups_and_checkpoint_keeps_them():
-    head = Head(7_200_000, chunk_samples=8)
+    head = Head(7_200_000, chunk_samples=8, keep_samples=0)
     n = GROUP_SERIES * 2 + 7
     refs = head.get_or_create([Labels.from_strings("__name__", "m", "i", str(i)) for i in range(n)])
     for k in range(20):
@@ -269,6 +282,15 @@ def test_many_series_cut_into_several_groups_and_checkpoint_keeps_them():
     assert np.diff(offsets).tolist() == [20] * n
     want = np.tile(AWKWARD[np.arange(20) % len(AWKWARD)], n)
     assert _bits(values) == _bits(want)
+    # A few series spread over the groups (each group holds one or none of them), and
+    # a window cutting the groups: the plan looks up only those.
+    few = refs[[3, GROUP_SERIES + 1, 2 * GROUP_SERIES + 6, GROUP_SERIES - 1]]
+    for mint, maxt in [(MIN_TIME, MAX_TIME), (30_000, 160_000), (45_000, 45_000), (400_000, MAX_TIME)]:
+        offsets, ts, values, _ = head.samples(few, mint, maxt)
+        k = np.arange(20)[(np.arange(20) * 15_000 >= mint) & (np.arange(20) * 15_000 <= maxt)]
+        assert np.diff(offsets).tolist() == [len(k)] * len(few)
+        assert ts.tolist() == (np.tile(k, len(few)) * 15_000).tolist()
+        assert _bits(values) == _bits(np.tile(AWKWARD[k % len(AWKWARD)], len(few)))
     frames = list(capture(head))
     assert len(frames) > 1
     assert head.chunks.nbytes < head.chunks.num_samples * 16  # under the raw 16 B/sample
@@ -336,7 +358,7 @@ db_ops = st.lists(
 
 def _open(path):
     db = open_db(path, DB_OPTS)
-    db.head.set_chunk_samples(3)  # cut after three samples: nearly everything is cut
+    db.head.set_chunk_samples(3, 0)  # cut after three samples: nearly everything is cut
     return db
 
 
@@ -390,7 +412,7 @@ def _run_db(tmp_path_factory, operations):
 
 
 def test_young_groups_merge_into_full_size_chunks():
-    head = Head(7_200_000, chunk_samples=8)
+    head = Head(7_200_000, chunk_samples=8, keep_samples=0)
     n = 300
     refs = head.get_or_create([Labels.from_strings("__name__", "m", "i", str(i)) for i in range(n)])
     for k in range(300):
@@ -429,3 +451,42 @@ def test_memory_estimate_tracks_traced_allocations():
     est = head.stats()["memory_bytes"]
     assert 0.75 * traced < est < 1.25 * traced, (est, traced)
     assert head.stats()["chunk_samples"] + int(head.n.sum()) == 100 * n
+
+
+@pytest.mark.parametrize("keep", [0, 1, 4, 9])
+@pytest.mark.parametrize("ooo", [False, True])
+def test_recent_windows_read_from_slabs_alone_when_no_cut_sample_is_in_range(keep, ooo, monkeypatch):
+    """Regular scrapes of series with and without cuts: a window younger than every cut
+    sample of the series asked for is gathered from the slabs (the chunk plan is never
+    consulted); one reaching a cut sample plans. Both sides of that line, for every
+    window end, agree with the model, also when an out-of-order sample older than a cut
+    chunk sits in the slab (the slab path must not take it for a recent one)."""
+    head, refs = _head(4, None, 6, keep)
+    model: dict[int, dict[int, float]] = {}
+    for t in range(0, 300, 10):
+        r = head.revive(refs if t < 200 else refs[:3])  # series 3..5 stop: no cut after 200
+        ts = np.full(len(r), t, np.int64)
+        v = r.astype(np.float64) * 1000 + t
+        head.apply(r, ts, v)
+        _model_apply(model, r, ts, v)
+    if ooo:
+        r = head.revive(refs[:2])
+        head.apply(r, np.full(2, 15, np.int64), np.full(2, -1.5))
+        _model_apply(model, r, np.full(2, 15, np.int64), np.full(2, -1.5))
+    planned = []
+    real_plan = head.chunks.plan
+    monkeypatch.setattr(head.chunks, "plan", lambda *a: planned.append(a) or real_plan(*a))
+    newest_cut = head.cut_maxt[refs]
+    assert (head.nc[refs] > 0).all()
+    for mint in range(0, 300, 5):
+        for maxt in (mint, mint + 7, 290, MAX_TIME):
+            planned.clear()
+            _check(head, model, mint, maxt)
+            assert bool(planned) == bool(newest_cut.max() >= mint), (mint, maxt)
+    big = head.revive(refs[:1])  # one slab longer than the gather bound: binary searches
+    t = np.arange(300, 300 + 3 * 256, dtype=np.int64)
+    head.set_chunk_samples(10_000, 0)
+    head.apply(np.repeat(big, len(t)), t, t.astype(np.float64))
+    _model_apply(model, np.repeat(big, len(t)), t, t.astype(np.float64))
+    for mint, maxt in [(300, 400), (310, 1000), (1000, 2000), (0, MAX_TIME)]:
+        _check(head, model, mint, maxt)
