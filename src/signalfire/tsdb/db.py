@@ -259,41 +259,26 @@ class DB:
             out["num_blocks"] = len(blocks)
             out["wal_segment"] = self.wal.current_segment if self.wal else -1
             out["out_of_order_time_window"] = self._ooo_window
-            out.update(self._counters())
-            out["exact_duplicate_samples_total"] = self.head.counters.duplicate
+            c = self.head.counters
+            out["samples_appended_total"] = c.appended
+            out["out_of_order_samples_total"] = c.out_of_order
+            out["out_of_bounds_samples_total"] = c.out_of_bounds
+            out["too_old_samples_total"] = c.too_old
+            out["duplicate_samples_total"] = c.duplicate_conflict
+            out["exact_duplicate_samples_total"] = c.duplicate
+            out.update(self.replay_stats.counters())  # wal_repairs_total and what replay dropped
             out["compactions_failed_total"] = self.compaction_failures
         out["blocks_bytes"] = sum(b.size_bytes() for b in blocks)
         return out
 
-    def _counters(self) -> dict[str, int]:
-        """The head's sample counters and what WAL replay repaired or dropped, for
-        :meth:`stats` and :meth:`_figures` (the caller holds the lock)."""
-        c = self.head.counters
-        return {
-            "samples_appended_total": c.appended,
-            "out_of_order_samples_total": c.out_of_order,
-            "out_of_bounds_samples_total": c.out_of_bounds,
-            "too_old_samples_total": c.too_old,
-            "duplicate_samples_total": c.duplicate_conflict,
-            **self.replay_stats.counters(),  # wal_repairs_total and what replay dropped
-        }
-
     def _figures(self) -> dict[str, float]:
-        """What the self-metrics collector reads at each scrape (``tsdb/metrics.py``): head
-        figures and counters in one short look under the lock (numpy sums, no decoding),
-        then the block directory walks without it, so a scrape never stalls appenders on I/O."""
-        with self._lock:
-            out: dict[str, float] = dict(self.head.stats())
-            if not out["num_samples"]:
-                out["min_time"] = out["max_time"] = 0
-            blocks = list(self.blocks)
-            out["wal_segment"] = self.wal.current_segment if self.wal else -1
-            out["out_of_order_time_window_seconds"] = self._ooo_window / 1000
-            out.update(self._counters())
-        out["num_blocks"] = len(blocks)
-        # A block dropped meanwhile counts what is left of its folder (``dir_size`` skips
-        # files removed under it).
-        out["blocks_bytes"] = sum(b.size_bytes() for b in blocks)
+        """What the self-metrics collector reads at each scrape (``tsdb/metrics.py``):
+        :meth:`stats` (one short look under the lock, the directory walks after it), with
+        head times 0 while the head is empty and the out-of-order window in seconds."""
+        out: dict[str, float] = self.stats()
+        if not out["num_samples"]:
+            out["min_time"] = out["max_time"] = 0
+        out["out_of_order_time_window_seconds"] = out["out_of_order_time_window"] / 1000
         return out
 
     # ---------------------------------------------------------------- compaction
