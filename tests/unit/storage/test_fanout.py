@@ -264,6 +264,17 @@ def test_a_failed_secondary_is_not_asked_again_by_the_same_querier(stores) -> No
     assert broken.opened[0].closed
 
 
+def _use_every_method(fan: FanoutStorage) -> None:
+    """Open a querier, call each of its read methods, and close it whatever they raise."""
+    q = fan.querier(MIN_TIME, MAX_TIME)
+    try:
+        q.select([NAME])
+        q.label_names()
+        q.label_values("job")
+    finally:
+        q.close()
+
+
 @pytest.mark.parametrize("where", METHODS)
 def test_primary_failure_fails_the_call(stores, where: str) -> None:
     error = StorageError("primary is broken")
@@ -271,13 +282,7 @@ def test_primary_failure_fails_the_call(stores, where: str) -> None:
     secondary = Faulty(stores({"b": A0}, "s"))
     fan = FanoutStorage(primary, [secondary])
     with pytest.raises(StorageError, match="primary is broken"):
-        q = fan.querier(MIN_TIME, MAX_TIME)
-        try:
-            q.select([NAME])
-            q.label_names()
-            q.label_values("job")
-        finally:
-            q.close()
+        _use_every_method(fan)
     assert all(x.closed for x in primary.opened + secondary.opened)
 
 
@@ -288,13 +293,7 @@ def test_deadline_errors_of_a_secondary_propagate(stores, where: str, error: Exc
     secondary = Faulty(stores({"b": A0}, "s"), where, error)
     fan = FanoutStorage(primary, [secondary])
     with pytest.raises(type(error)):
-        q = fan.querier(MIN_TIME, MAX_TIME)
-        try:
-            q.select([NAME])
-            q.label_names()
-            q.label_values("job")
-        finally:
-            q.close()
+        _use_every_method(fan)
     assert all(x.closed for x in primary.opened + secondary.opened)
     assert len(primary.opened) == 1
 

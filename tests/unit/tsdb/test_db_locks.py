@@ -111,6 +111,18 @@ def db(tmp_path):  # type: ignore[no-untyped-def]
     d.close()
 
 
+@pytest.fixture
+def db_with_blocks(tmp_path):  # type: ignore[no-untyped-def]
+    """Five hours of 20 series, compacted: blocks on disk plus the head."""
+    d = open_db(tmp_path / "d", OPTS.with_changes(min_block_duration=2 * H, retention_ms=0))
+    for t in range(0, 5 * H, 10 * 60_000):
+        _commit(d, 20, t)
+    d.compact()
+    assert d.blocks
+    yield d
+    d.close()
+
+
 def test_commits_proceed_while_a_select_decodes_head_chunks(db, monkeypatch):
     """A heavy select's decode runs after its view is taken: commits go on meanwhile, the
     select sees none of them, and groups merged away under it leave nothing in the cache."""
@@ -138,16 +150,11 @@ def test_commits_proceed_while_a_select_decodes_head_chunks(db, monkeypatch):
     assert after.num_samples == n_series * (prefill + during)
 
 
-def test_commits_proceed_while_stats_walks_block_directories(tmp_path, monkeypatch):
-    opts = OPTS.with_changes(min_block_duration=2 * H, retention_ms=0)
-    with open_db(tmp_path / "d", opts) as db:
-        for t in range(0, 5 * H, 10 * 60_000):
-            _commit(db, 20, t)
-        db.compact()
-        assert db.blocks
-        gate = _gate(monkeypatch, Block, "size_bytes")
-        stats, _ = _meanwhile(gate, db.stats, lambda i: _commit(db, 20, 5 * H + i * 1000), 20)
-        assert stats["num_blocks"] == len(db.blocks) and stats["blocks_bytes"] > 0
+def test_commits_proceed_while_stats_walks_block_directories(db_with_blocks, monkeypatch):
+    db = db_with_blocks
+    gate = _gate(monkeypatch, Block, "size_bytes")
+    stats, _ = _meanwhile(gate, db.stats, lambda i: _commit(db, 20, 5 * H + i * 1000), 20)
+    assert stats["num_blocks"] == len(db.blocks) and stats["blocks_bytes"] > 0
 
 
 def test_selects_proceed_while_a_commit_writes_the_wal(db, monkeypatch):
@@ -160,18 +167,13 @@ def test_selects_proceed_while_a_commit_writes_the_wal(db, monkeypatch):
     assert _select(db).num_samples == 20
 
 
-def test_commits_proceed_while_a_snapshot_links_blocks(tmp_path, monkeypatch):
-    opts = OPTS.with_changes(min_block_duration=2 * H, retention_ms=0)
-    with open_db(tmp_path / "d", opts) as db:
-        for t in range(0, 5 * H, 10 * 60_000):
-            _commit(db, 20, t)
-        db.compact()
-        assert db.blocks
-        before = _select(db).num_samples
-        gate = _gate(monkeypatch, snapshot_mod, "_link_tree")
-        dest, _ = _meanwhile(
-            gate, lambda: db.snapshot(tmp_path / "snap"), lambda i: _commit(db, 20, 5 * H + i * 1000), 10
-        )
+def test_commits_proceed_while_a_snapshot_links_blocks(db_with_blocks, tmp_path, monkeypatch):
+    db = db_with_blocks
+    before = _select(db).num_samples
+    gate = _gate(monkeypatch, snapshot_mod, "_link_tree")
+    dest, _ = _meanwhile(
+        gate, lambda: db.snapshot(tmp_path / "snap"), lambda i: _commit(db, 20, 5 * H + i * 1000), 10
+    )
     with open_db(dest, OPTS) as snap:
         assert _select(snap).num_samples == before  # the view of before the commits
 
